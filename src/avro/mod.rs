@@ -1,0 +1,1 @@
+//! Avro (being written).

@@ -1,0 +1,143 @@
+//! The batch transaction: offsets compare-and-set, ledger rows and revisions, quarantine
+//! and outbox, committed together or not at all.
+
+use futures::future::BoxFuture;
+use sqlx::{PgConnection, PgPool};
+
+use super::dead_letter::{self, DeadLetter};
+use super::error::{DbFailure, describe};
+use super::offsets::{self, OffsetAdvance, TopicPartition};
+use super::post::{self, PostStats};
+use super::LineToPost;
+
+/// Everything one transaction writes.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Validated lines, in arrival order (several versions of one line allowed).
+    pub lines: Vec<LineToPost>,
+    /// Records refused by decoding or validation.
+    pub dead_letters: Vec<DeadLetter>,
+    /// The offset move of every partition the batch covers.
+    pub offsets: Vec<OffsetAdvance>,
+}
+
+/// What a committed batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Ledger effects.
+    pub post: PostStats,
+    /// Records dead-lettered (decode, validation and database refusals).
+    pub dead_letters: u64,
+    /// Of those, lines PostgreSQL itself refused (isolated by bisecting).
+    pub poisoned: u64,
+}
+
+/// The result of trying to commit a batch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Durable.
+    Committed(BatchStats),
+    /// Nothing written: these partitions' stored offsets moved (another instance took
+    /// them over); reload their offsets before going on.
+    Fenced(Vec<TopicPartition>),
+}
+
+/// Writes the batch in one transaction (see the module docs of [`crate::ledger`]).
+pub async fn commit_batch(
+    pool: &PgPool,
+    group: &str,
+    dlq_topic: &str,
+    batch: &Batch,
+) -> Result<CommitOutcome, DbFailure> {
+    let mut tx = pool.begin().await?;
+    // First, so the offsets rows are locked before anything else: a competing instance's
+    // transaction on the same partition waits here and then fails its compare-and-set.
+    let fenced = offsets::compare_and_set(&mut tx, group, &batch.offsets).await?;
+    if !fenced.is_empty() {
+        tx.rollback().await?;
+        return Ok(CommitOutcome::Fenced(fenced));
+    }
+    let groups = group_by_key(&batch.lines);
+    let (post_stats, poisoned) = post_isolating(&mut tx, &groups).await?;
+    let poisoned_count = poisoned.len() as u64;
+    if poisoned.is_empty() {
+        dead_letter::record(&mut tx, group, dlq_topic, &batch.dead_letters).await?;
+    } else {
+        let mut letters = batch.dead_letters.clone();
+        letters.extend(poisoned);
+        dead_letter::record(&mut tx, group, dlq_topic, &letters).await?;
+    }
+    tx.commit().await?;
+    Ok(CommitOutcome::Committed(BatchStats {
+        post: post_stats,
+        dead_letters: batch.dead_letters.len() as u64 + poisoned_count,
+        poisoned: poisoned_count,
+    }))
+}
+
+/// The lines grouped by key, groups in order of first appearance: a line's versions must
+/// stay together when the batch is split.
+fn group_by_key(lines: &[LineToPost]) -> Vec<Vec<&LineToPost>> {
+    let mut index = std::collections::HashMap::new();
+    let mut groups: Vec<Vec<&LineToPost>> = Vec::new();
+    for line in lines {
+        let slot = *index.entry(line.line.key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[slot].push(line);
+    }
+    groups
+}
+
+/// Posts the groups under a savepoint; when PostgreSQL refuses the data, splits the groups
+/// in halves until the refused line is alone, and returns it as a dead letter.
+fn post_isolating<'a>(
+    conn: &'a mut PgConnection,
+    groups: &'a [Vec<&'a LineToPost>],
+) -> BoxFuture<'a, Result<(PostStats, Vec<DeadLetter>), DbFailure>> {
+    Box::pin(async move {
+        if groups.is_empty() {
+            return Ok((PostStats::default(), Vec::new()));
+        }
+        let lines: Vec<&LineToPost> = groups.iter().flatten().copied().collect();
+        sqlx::raw_sql("SAVEPOINT post_lines").execute(&mut *conn).await?;
+        match post::post_lines(conn, &lines).await {
+            Ok(stats) => {
+                sqlx::raw_sql("RELEASE SAVEPOINT post_lines")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok((stats, Vec::new()))
+            }
+            Err(DbFailure::Poison(error)) => {
+                sqlx::raw_sql("ROLLBACK TO SAVEPOINT post_lines; RELEASE SAVEPOINT post_lines")
+                    .execute(&mut *conn)
+                    .await?;
+                if groups.len() == 1 {
+                    let reason = describe(&error);
+                    tracing::warn!(reason = %reason, lines = lines.len(), "ledger refused a line; dead-lettering it");
+                    return Ok((PostStats::default(), lines.iter().map(|l| refused(l, &reason)).collect()));
+                }
+                let (left, right) = groups.split_at(groups.len() / 2);
+                let (mut stats, mut letters) = post_isolating(conn, left).await?;
+                let (right_stats, right_letters) = post_isolating(conn, right).await?;
+                stats.add(right_stats);
+                letters.extend(right_letters);
+                Ok((stats, letters))
+            }
+            Err(other) => Err(other),
+        }
+    })
+}
+
+/// A dead letter for a line the database refused.
+fn refused(line: &LineToPost, reason: &str) -> DeadLetter {
+    DeadLetter {
+        source: line.source.clone(),
+        record: line.record.clone(),
+        stage: "ledger",
+        class: "database_rejected".to_string(),
+        reason: format!("the ledger database refused the line: {reason}"),
+        schema_ref: None,
+    }
+}

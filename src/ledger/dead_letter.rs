@@ -1,0 +1,179 @@
+//! Refused records: one quarantine row each and one outbox row that the relay publishes to
+//! the dead-letter topic — original key, value, headers and timestamp unchanged, plus
+//! headers that say why (the facts Kafka Connect's `__connect.errors.*` headers carry).
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+
+use super::{RecordBytes, SourceRecord};
+use super::error::DbFailure;
+
+/// Header names added to every dead letter.
+pub mod headers {
+    /// Stable id of the dead letter (same id however often the record is re-read).
+    pub const ID: &str = "royalty.dlq.id";
+    /// Pipeline stage that refused the record: `decode`, `validate` or `ledger`.
+    pub const STAGE: &str = "royalty.errors.stage";
+    /// Machine-readable error class, e.g. `unknown_fingerprint`, `isrc_format`.
+    pub const CLASS: &str = "royalty.errors.class";
+    /// Human-readable reason naming the field and the rule.
+    pub const REASON: &str = "royalty.errors.reason";
+    /// Topic the record was read from.
+    pub const TOPIC: &str = "royalty.errors.topic";
+    /// Partition the record was read from.
+    pub const PARTITION: &str = "royalty.errors.partition";
+    /// Offset of the record.
+    pub const OFFSET: &str = "royalty.errors.offset";
+    /// Writer schema (fingerprint or registry id), when the framing named one.
+    pub const SCHEMA: &str = "royalty.errors.schema";
+    /// Consumer group that refused it.
+    pub const GROUP: &str = "royalty.errors.group";
+    /// When it was refused (RFC 3339, UTC).
+    pub const TIME: &str = "royalty.errors.time";
+}
+
+/// A refused source record and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Where the record came from.
+    pub source: SourceRecord,
+    /// The original key, value and headers.
+    pub record: RecordBytes,
+    /// `decode`, `validate` or `ledger`.
+    pub stage: &'static str,
+    /// Machine-readable class.
+    pub class: String,
+    /// Human-readable reason.
+    pub reason: String,
+    /// Writer schema reference when known.
+    pub schema_ref: Option<String>,
+}
+
+impl DeadLetter {
+    /// The stable id: a hash of the source coordinates, so a record re-read after a crash
+    /// gets the same id and subscribers can drop repeats.
+    pub fn id(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(
+            format!(
+                "dl1|{}|{}|{}",
+                self.source.topic, self.source.partition, self.source.offset
+            )
+            .as_bytes(),
+        );
+        format!("dl-{}", &hex::encode(hasher.finalize())[..32])
+    }
+
+    /// The headers of the published dead letter: the originals, then ours.
+    pub fn outgoing_headers(&self, group: &str, refused_at: DateTime<Utc>) -> Vec<(String, Vec<u8>)> {
+        let mut out = self.record.headers.clone();
+        let mut add = |name: &str, value: String| out.push((name.to_string(), value.into_bytes()));
+        add(headers::ID, self.id());
+        add(headers::STAGE, self.stage.to_string());
+        add(headers::CLASS, self.class.clone());
+        add(headers::REASON, self.reason.clone());
+        add(headers::TOPIC, self.source.topic.to_string());
+        add(headers::PARTITION, self.source.partition.to_string());
+        add(headers::OFFSET, self.source.offset.to_string());
+        if let Some(schema) = &self.schema_ref {
+            add(headers::SCHEMA, schema.clone());
+        }
+        add(headers::GROUP, group.to_string());
+        add(headers::TIME, refused_at.to_rfc3339());
+        out
+    }
+}
+
+/// Writes one quarantine row and one outbox row per dead letter (re-reads are absorbed by
+/// the unique source coordinates and the stable id).
+pub async fn record(
+    conn: &mut PgConnection,
+    group: &str,
+    dlq_topic: &str,
+    letters: &[DeadLetter],
+) -> Result<(), DbFailure> {
+    if letters.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let ids: Vec<String> = letters.iter().map(DeadLetter::id).collect();
+    let topics: Vec<&str> = letters.iter().map(|d| &*d.source.topic).collect();
+    let partitions: Vec<i32> = letters.iter().map(|d| d.source.partition).collect();
+    let offsets: Vec<i64> = letters.iter().map(|d| d.source.offset).collect();
+    let timestamps: Vec<DateTime<Utc>> = letters.iter().map(|d| d.source.timestamp).collect();
+    let keys: Vec<Option<&[u8]>> = letters.iter().map(|d| d.record.key.as_deref()).collect();
+    let values: Vec<Option<&[u8]>> = letters.iter().map(|d| d.record.value.as_deref()).collect();
+    let stages: Vec<&str> = letters.iter().map(|d| d.stage).collect();
+    let classes: Vec<&str> = letters.iter().map(|d| d.class.as_str()).collect();
+    let reasons: Vec<&str> = letters.iter().map(|d| d.reason.as_str()).collect();
+    let schemas: Vec<Option<&str>> = letters.iter().map(|d| d.schema_ref.as_deref()).collect();
+    // Headers travel as JSON (name + hex value) per row: PostgreSQL has no ragged arrays.
+    let original_headers: Vec<serde_json::Value> = letters.iter().map(|d| headers_json(&d.record.headers)).collect();
+    let outgoing_headers: Vec<serde_json::Value> = letters
+        .iter()
+        .map(|d| headers_json(&d.outgoing_headers(group, now)))
+        .collect();
+
+    sqlx::query(
+        "INSERT INTO quarantine (source_topic, source_partition, source_offset, source_timestamp,
+                                 consumer_group, record_key, record_value, header_names,
+                                 header_values, error_stage, error_class, reason, schema_ref,
+                                 dead_letter_id)
+         SELECT i.topic, i.partition, i.off, i.ts, $1, i.k, i.v,
+                ARRAY(SELECT h->>0 FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
+                ARRAY(SELECT decode(h->>1, 'hex') FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
+                i.stage, i.class, i.reason, i.schema, i.id
+           FROM unnest($2::text[], $3::int[], $4::bigint[], $5::timestamptz[], $6::bytea[],
+                       $7::bytea[], $8::jsonb[], $9::text[], $10::text[], $11::text[],
+                       $12::text[], $13::text[])
+                AS i(topic, partition, off, ts, k, v, headers, stage, class, reason, schema, id)
+         ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING",
+    )
+    .bind(group)
+    .bind(&topics)
+    .bind(&partitions)
+    .bind(&offsets)
+    .bind(&timestamps)
+    .bind(&keys)
+    .bind(&values)
+    .bind(&original_headers)
+    .bind(&stages)
+    .bind(&classes)
+    .bind(&reasons)
+    .bind(&schemas)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
+
+    sqlx::query(
+        "INSERT INTO outbox (message_id, topic, message_key, payload, header_names,
+                             header_values, message_timestamp)
+         SELECT i.id, $1, i.k, i.v,
+                ARRAY(SELECT h->>0 FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
+                ARRAY(SELECT decode(h->>1, 'hex') FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
+                i.ts
+           FROM unnest($2::text[], $3::bytea[], $4::bytea[], $5::jsonb[], $6::timestamptz[])
+                AS i(id, k, v, headers, ts)
+         ON CONFLICT (message_id) DO NOTHING",
+    )
+    .bind(dlq_topic)
+    .bind(&ids)
+    .bind(&keys)
+    .bind(&values)
+    .bind(&outgoing_headers)
+    .bind(&timestamps)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Headers as a JSON array of `[name, hex(value)]` pairs.
+pub fn headers_json(headers: &[(String, Vec<u8>)]) -> serde_json::Value {
+    serde_json::Value::Array(
+        headers
+            .iter()
+            .map(|(name, value)| serde_json::json!([name, hex::encode(value)]))
+            .collect(),
+    )
+}

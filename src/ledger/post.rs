@@ -1,0 +1,414 @@
+//! Posting lines to `royalty_ledger`: new lines inserted, identical redeliveries skipped,
+//! restatements applied with their old and new values journaled in `ledger_revisions`.
+//!
+//! The versions of one line in a batch are folded in arrival order against the stored row
+//! (see [`fold`]), so a batch has exactly the effect of posting its records one by one,
+//! with three bulk statements instead of one per row.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, Row};
+
+use super::error::DbFailure;
+use super::{LineToPost, SourceRecord};
+use crate::domain::{LineKey, LineType, RoyaltyLine};
+
+/// Counts of what posting did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PostStats {
+    /// Lines seen for the first time.
+    pub inserted: u64,
+    /// Redeliveries identical to the stored line (skipped).
+    pub duplicates: u64,
+    /// Restatements applied to the row.
+    pub restated: u64,
+    /// Versions older than the stored one: journaled, not applied.
+    pub stale: u64,
+}
+
+impl PostStats {
+    /// Adds another batch's counts.
+    pub fn add(&mut self, other: PostStats) {
+        self.inserted += other.inserted;
+        self.duplicates += other.duplicates;
+        self.restated += other.restated;
+        self.stale += other.stale;
+    }
+}
+
+/// A ledger row: the line, the record that carried its current version, its version number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    /// Current values.
+    pub line: RoyaltyLine,
+    /// Record of the version the row holds.
+    pub source: SourceRecord,
+    /// 1 + applied restatements.
+    pub version: i32,
+}
+
+/// One journal entry of `ledger_revisions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    /// Whether the row took the new values (false: the version was older than the row's).
+    pub applied: bool,
+    /// Names of the fields that differ.
+    pub changed_fields: Vec<&'static str>,
+    /// Values before.
+    pub old: RoyaltyLine,
+    /// Values of the incoming version (unknown fields filled from the row).
+    pub new: RoyaltyLine,
+    /// The record that carried the incoming version.
+    pub source: SourceRecord,
+}
+
+/// The effect of one line's versions on its row.
+#[derive(Debug, Default)]
+pub struct Folded {
+    /// The row to write, if anything changed (or it is new).
+    pub row: Option<LedgerRow>,
+    /// Whether the row does not exist yet.
+    pub is_new: bool,
+    /// Journal entries, in order.
+    pub revisions: Vec<Revision>,
+    /// What happened.
+    pub stats: PostStats,
+}
+
+/// Folds the versions of one line (same key, arrival order) into the stored row.
+pub fn fold(stored: Option<LedgerRow>, versions: &[&LineToPost]) -> Folded {
+    let mut folded = Folded {
+        is_new: stored.is_none(),
+        ..Folded::default()
+    };
+    let mut current = stored;
+    let mut dirty = false;
+    for version in versions {
+        let Some(row) = current.as_mut() else {
+            current = Some(LedgerRow {
+                line: version.line.clone(),
+                source: version.source.clone(),
+                version: 1,
+            });
+            folded.stats.inserted += 1;
+            dirty = true;
+            continue;
+        };
+        let incoming = merge_unknown(&version.line, &row.line);
+        let changed = changed_fields(&row.line, &incoming);
+        if changed.is_empty() {
+            folded.stats.duplicates += 1;
+            continue;
+        }
+        let applied = version.source.timestamp >= row.source.timestamp;
+        folded.revisions.push(Revision {
+            applied,
+            changed_fields: changed,
+            old: row.line.clone(),
+            new: incoming.clone(),
+            source: version.source.clone(),
+        });
+        if applied {
+            row.line = incoming;
+            row.source = version.source.clone();
+            row.version += 1;
+            folded.stats.restated += 1;
+            dirty = true;
+        } else {
+            folded.stats.stale += 1;
+        }
+    }
+    if dirty {
+        folded.row = current;
+    }
+    folded
+}
+
+/// The incoming version with what its writer did not know taken from the stored line: a
+/// field the writer's schema lacks is unknown, not a change. The display spelling of the
+/// DSP (the key uses it lower-cased) stays as first stored.
+fn merge_unknown(incoming: &RoyaltyLine, stored: &RoyaltyLine) -> RoyaltyLine {
+    let keep = |new: &Option<String>, old: &Option<String>| new.clone().or_else(|| old.clone());
+    RoyaltyLine {
+        dsp_name: stored.dsp_name.clone(),
+        territory: keep(&incoming.territory, &stored.territory),
+        usage_type: keep(&incoming.usage_type, &stored.usage_type),
+        label: keep(&incoming.label, &stored.label),
+        artist: keep(&incoming.artist, &stored.artist),
+        report_id: keep(&incoming.report_id, &stored.report_id),
+        ..incoming.clone()
+    }
+}
+
+/// The value fields that differ (the report id is not a value: a resend in another report
+/// is still a duplicate).
+pub fn changed_fields(old: &RoyaltyLine, new: &RoyaltyLine) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |name: &'static str, same: bool| {
+        if !same {
+            changed.push(name);
+        }
+    };
+    check("isrc", old.isrc == new.isrc);
+    check("upc", old.upc == new.upc);
+    check("stream_count", old.stream_count == new.stream_count);
+    check("royalty_amount", old.royalty_amount == new.royalty_amount);
+    check("currency", old.currency == new.currency);
+    check("territory", old.territory == new.territory);
+    check("usage_type", old.usage_type == new.usage_type);
+    check("line_type", old.line_type == new.line_type);
+    check("label", old.label == new.label);
+    check("artist", old.artist == new.artist);
+    changed
+}
+
+/// The values of a line as JSON for the journal (amount as an exact decimal string).
+pub fn values_json(line: &RoyaltyLine) -> serde_json::Value {
+    serde_json::json!({
+        "isrc": line.isrc,
+        "upc": line.upc,
+        "stream_count": line.stream_count,
+        "royalty_amount": line.royalty_amount.to_string(),
+        "currency": line.currency,
+        "territory": line.territory,
+        "usage_type": line.usage_type,
+        "line_type": line.line_type.as_str(),
+        "label": line.label,
+        "artist": line.artist,
+        "report_id": line.report_id,
+    })
+}
+
+/// Posts the lines of one batch (several versions of a key allowed) inside the caller's
+/// transaction.
+pub async fn post_lines(conn: &mut PgConnection, lines: &[&LineToPost]) -> Result<PostStats, DbFailure> {
+    let mut by_key: HashMap<LineKey, Vec<&LineToPost>> = HashMap::new();
+    let mut order: Vec<LineKey> = Vec::new();
+    for &line in lines {
+        let versions = by_key.entry(line.line.key).or_default();
+        if versions.is_empty() {
+            order.push(line.line.key);
+        }
+        versions.push(line);
+    }
+    let mut stored = load_rows(conn, &order).await?;
+
+    let mut stats = PostStats::default();
+    let mut inserts = Vec::new();
+    let mut updates = Vec::new();
+    let mut revisions = Vec::new();
+    for key in &order {
+        let versions = by_key.get(key).map(Vec::as_slice).unwrap_or_default();
+        let folded = fold(stored.remove(key), versions);
+        stats.add(folded.stats);
+        revisions.extend(folded.revisions.into_iter().map(|r| (*key, r)));
+        match (folded.row, folded.is_new) {
+            (Some(row), true) => inserts.push(row),
+            (Some(row), false) => updates.push(row),
+            (None, _) => {}
+        }
+    }
+    write_rows(conn, &inserts, WriteMode::Insert).await?;
+    write_rows(conn, &updates, WriteMode::Update).await?;
+    write_revisions(conn, &revisions).await?;
+    Ok(stats)
+}
+
+/// Reads and locks the stored rows of the given keys.
+async fn load_rows(conn: &mut PgConnection, keys: &[LineKey]) -> Result<HashMap<LineKey, LedgerRow>, DbFailure> {
+    let key_bytes: Vec<&[u8]> = keys.iter().map(|k| &k.0[..]).collect();
+    let rows = sqlx::query(
+        "SELECT line_key, dsp_name, report_period, transaction_id, isrc, upc, stream_count,
+                royalty_amount, currency, territory, usage_type, line_type, label, artist,
+                report_id, source_topic, source_partition, source_offset, source_timestamp,
+                version
+           FROM royalty_ledger WHERE line_key = ANY($1::bytea[])
+            FOR UPDATE",
+    )
+    .bind(&key_bytes)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let raw_key: Vec<u8> = row.try_get("line_key")?;
+        let Some(key) = LineKey::from_slice(&raw_key) else {
+            continue;
+        };
+        let line_type: String = row.try_get("line_type")?;
+        let topic: String = row.try_get("source_topic")?;
+        let line = RoyaltyLine {
+            key,
+            isrc: row.try_get("isrc")?,
+            upc: row.try_get("upc")?,
+            dsp_name: row.try_get("dsp_name")?,
+            report_period: row.try_get::<NaiveDate, _>("report_period")?,
+            transaction_id: row.try_get("transaction_id")?,
+            stream_count: row.try_get("stream_count")?,
+            royalty_amount: row.try_get::<Decimal, _>("royalty_amount")?,
+            currency: row.try_get("currency")?,
+            territory: row.try_get("territory")?,
+            usage_type: row.try_get("usage_type")?,
+            line_type: match line_type.as_str() {
+                "return" => LineType::Return,
+                "adjustment" => LineType::Adjustment,
+                _ => LineType::Sale,
+            },
+            label: row.try_get("label")?,
+            artist: row.try_get("artist")?,
+            report_id: row.try_get("report_id")?,
+        };
+        let source = SourceRecord {
+            topic: topic.into(),
+            partition: row.try_get("source_partition")?,
+            offset: row.try_get("source_offset")?,
+            timestamp: row.try_get::<DateTime<Utc>, _>("source_timestamp")?,
+        };
+        out.insert(
+            key,
+            LedgerRow {
+                line,
+                source,
+                version: row.try_get("version")?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WriteMode {
+    Insert,
+    Update,
+}
+
+/// Inserts new rows or overwrites changed ones, one statement for all of them.
+async fn write_rows(conn: &mut PgConnection, rows: &[LedgerRow], mode: WriteMode) -> Result<(), DbFailure> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&[u8]> = rows.iter().map(|r| &r.line.key.0[..]).collect();
+    let dsps: Vec<&str> = rows.iter().map(|r| r.line.dsp_name.as_str()).collect();
+    let periods: Vec<NaiveDate> = rows.iter().map(|r| r.line.report_period).collect();
+    let txns: Vec<&str> = rows.iter().map(|r| r.line.transaction_id.as_str()).collect();
+    let isrcs: Vec<&str> = rows.iter().map(|r| r.line.isrc.as_str()).collect();
+    let upcs: Vec<&str> = rows.iter().map(|r| r.line.upc.as_str()).collect();
+    let counts: Vec<i64> = rows.iter().map(|r| r.line.stream_count).collect();
+    let amounts: Vec<Decimal> = rows.iter().map(|r| r.line.royalty_amount).collect();
+    let currencies: Vec<&str> = rows.iter().map(|r| r.line.currency.as_str()).collect();
+    let territories: Vec<Option<&str>> = rows.iter().map(|r| r.line.territory.as_deref()).collect();
+    let usages: Vec<Option<&str>> = rows.iter().map(|r| r.line.usage_type.as_deref()).collect();
+    let types: Vec<&str> = rows.iter().map(|r| r.line.line_type.as_str()).collect();
+    let labels: Vec<Option<&str>> = rows.iter().map(|r| r.line.label.as_deref()).collect();
+    let artists: Vec<Option<&str>> = rows.iter().map(|r| r.line.artist.as_deref()).collect();
+    let reports: Vec<Option<&str>> = rows.iter().map(|r| r.line.report_id.as_deref()).collect();
+    let topics: Vec<&str> = rows.iter().map(|r| &*r.source.topic).collect();
+    let partitions: Vec<i32> = rows.iter().map(|r| r.source.partition).collect();
+    let offsets: Vec<i64> = rows.iter().map(|r| r.source.offset).collect();
+    let timestamps: Vec<DateTime<Utc>> = rows.iter().map(|r| r.source.timestamp).collect();
+    let versions: Vec<i32> = rows.iter().map(|r| r.version).collect();
+
+    const INPUT: &str = "unnest($1::bytea[], $2::text[], $3::date[], $4::text[], $5::text[],
+                $6::text[], $7::bigint[], $8::numeric[], $9::text[], $10::text[], $11::text[],
+                $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::int[],
+                $18::bigint[], $19::timestamptz[], $20::int[])
+             AS i(line_key, dsp_name, report_period, transaction_id, isrc, upc, stream_count,
+                  royalty_amount, currency, territory, usage_type, line_type, label, artist,
+                  report_id, source_topic, source_partition, source_offset, source_timestamp,
+                  version)";
+    let sql = match mode {
+        WriteMode::Insert => format!(
+            "INSERT INTO royalty_ledger (line_key, dsp_name, report_period, transaction_id,
+                    isrc, upc, stream_count, royalty_amount, currency, territory, usage_type,
+                    line_type, label, artist, report_id, source_topic, source_partition,
+                    source_offset, source_timestamp, version)
+             SELECT i.* FROM {INPUT}"
+        ),
+        WriteMode::Update => format!(
+            "UPDATE royalty_ledger l
+                SET isrc = i.isrc, upc = i.upc, stream_count = i.stream_count,
+                    royalty_amount = i.royalty_amount, currency = i.currency,
+                    territory = i.territory, usage_type = i.usage_type,
+                    line_type = i.line_type, label = i.label, artist = i.artist,
+                    report_id = i.report_id, source_topic = i.source_topic,
+                    source_partition = i.source_partition, source_offset = i.source_offset,
+                    source_timestamp = i.source_timestamp, version = i.version,
+                    updated_at = now()
+               FROM {INPUT}
+              WHERE l.line_key = i.line_key"
+        ),
+    };
+    sqlx::query(&sql)
+        .bind(&keys)
+        .bind(&dsps)
+        .bind(&periods)
+        .bind(&txns)
+        .bind(&isrcs)
+        .bind(&upcs)
+        .bind(&counts)
+        .bind(&amounts)
+        .bind(&currencies)
+        .bind(&territories)
+        .bind(&usages)
+        .bind(&types)
+        .bind(&labels)
+        .bind(&artists)
+        .bind(&reports)
+        .bind(&topics)
+        .bind(&partitions)
+        .bind(&offsets)
+        .bind(&timestamps)
+        .bind(&versions)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Appends journal entries (a re-read of the same source record is absorbed).
+async fn write_revisions(conn: &mut PgConnection, revisions: &[(LineKey, Revision)]) -> Result<(), DbFailure> {
+    if revisions.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&[u8]> = revisions.iter().map(|(k, _)| &k.0[..]).collect();
+    let applied: Vec<bool> = revisions.iter().map(|(_, r)| r.applied).collect();
+    let changed: Vec<String> = revisions.iter().map(|(_, r)| r.changed_fields.join(",")).collect();
+    let old: Vec<serde_json::Value> = revisions.iter().map(|(_, r)| values_json(&r.old)).collect();
+    let new: Vec<serde_json::Value> = revisions.iter().map(|(_, r)| values_json(&r.new)).collect();
+    let old_amounts: Vec<Decimal> = revisions.iter().map(|(_, r)| r.old.royalty_amount).collect();
+    let new_amounts: Vec<Decimal> = revisions.iter().map(|(_, r)| r.new.royalty_amount).collect();
+    let old_counts: Vec<i64> = revisions.iter().map(|(_, r)| r.old.stream_count).collect();
+    let new_counts: Vec<i64> = revisions.iter().map(|(_, r)| r.new.stream_count).collect();
+    let topics: Vec<&str> = revisions.iter().map(|(_, r)| &*r.source.topic).collect();
+    let partitions: Vec<i32> = revisions.iter().map(|(_, r)| r.source.partition).collect();
+    let offsets: Vec<i64> = revisions.iter().map(|(_, r)| r.source.offset).collect();
+    let timestamps: Vec<DateTime<Utc>> = revisions.iter().map(|(_, r)| r.source.timestamp).collect();
+    sqlx::query(
+        "INSERT INTO ledger_revisions (line_key, applied, changed_fields, old_values, new_values,
+                old_royalty_amount, new_royalty_amount, old_stream_count, new_stream_count,
+                source_topic, source_partition, source_offset, source_timestamp)
+         SELECT i.k, i.applied, string_to_array(i.changed, ','), i.old, i.new, i.oa, i.na,
+                i.oc, i.nc, i.topic, i.partition, i.off, i.ts
+           FROM unnest($1::bytea[], $2::bool[], $3::text[], $4::jsonb[], $5::jsonb[],
+                       $6::numeric[], $7::numeric[], $8::bigint[], $9::bigint[], $10::text[],
+                       $11::int[], $12::bigint[], $13::timestamptz[])
+                AS i(k, applied, changed, old, new, oa, na, oc, nc, topic, partition, off, ts)
+         ON CONFLICT (line_key, source_topic, source_partition, source_offset) DO NOTHING",
+    )
+    .bind(&keys)
+    .bind(&applied)
+    .bind(&changed)
+    .bind(&old)
+    .bind(&new)
+    .bind(&old_amounts)
+    .bind(&new_amounts)
+    .bind(&old_counts)
+    .bind(&new_counts)
+    .bind(&topics)
+    .bind(&partitions)
+    .bind(&offsets)
+    .bind(&timestamps)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

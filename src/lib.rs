@@ -1,0 +1,17 @@
+//! royalty-ingest: an exactly-once stream processor that turns DSP royalty report lines
+//! from Kafka into a PostgreSQL ledger.
+//!
+//! Data flows one way: [`pipeline::source`] (Kafka) → [`avro`] (decode) → [`domain`]
+//! (validate, key) → [`ledger`] (one transaction per batch, offsets included) →
+//! [`publish`] (outbox relay to the dead-letter and alert topics).
+
+pub mod avro;
+pub mod config;
+pub mod domain;
+pub mod kafka;
+pub mod ledger;
+pub mod observe;
+pub mod pipeline;
+pub mod publish;
+pub mod retry;
+pub mod shutdown;

@@ -1,0 +1,61 @@
+//! The `royalty-ingest` command line: parses arguments, sets up logging and hands over to
+//! the library.
+
+use clap::{Parser, Subcommand};
+use royalty_ingest::config::{DatabaseArgs, RunArgs};
+use royalty_ingest::ledger::db;
+use royalty_ingest::{observe, pipeline, shutdown};
+
+/// Exactly-once ingestion of DSP royalty report lines from Kafka into a PostgreSQL ledger.
+///
+/// Start the local services first (scripts/services up); every option has an environment
+/// variable, shown in each command's --help.
+#[derive(Debug, Parser)]
+#[command(name = "royalty-ingest", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Consume royalty lines and post each distinct line exactly once into the ledger.
+    ///
+    /// Reads the raw topics as a member of a consumer group, decodes Avro (single-object
+    /// encoding, or the Confluent wire format with --registry-url), validates ISRC, UPC,
+    /// currency, period and amounts, and writes each batch with its Kafka offsets in one
+    /// PostgreSQL transaction. Refused records go to the dead-letter topic with the reason.
+    /// Stops cleanly on SIGTERM/Ctrl-C.
+    Run(Box<RunArgs>),
+    /// Apply the ledger's database migrations (run does this too).
+    Migrate(DatabaseArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    observe::init_tracing();
+    let cli = Cli::parse();
+    match execute(cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => {
+            let stop = shutdown::on_signals();
+            pipeline::run(*args, stop).await?;
+            Ok(())
+        }
+        Command::Migrate(args) => {
+            let pool = db::connect(&args.database_url, 1).await?;
+            db::migrate(&pool).await?;
+            println!("migrations applied to {}", db::redact(&args.database_url));
+            Ok(())
+        }
+    }
+}

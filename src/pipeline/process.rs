@@ -1,0 +1,73 @@
+//! Records → decode → validate → key: every record of a batch becomes either a line to
+//! post or a dead letter with the stage, class and reason that refused it.
+
+use crate::avro::LineDecoder;
+use crate::domain::validate;
+use crate::ledger::{Batch, DeadLetter, LineToPost, OffsetAdvance};
+
+use super::source::SourceMessage;
+
+/// Why a batch could not be built: the schema registry is unreachable (retry later; never
+/// dead-letter a record because a dependency was briefly down).
+#[derive(Debug, thiserror::Error)]
+#[error("schema registry unavailable: {0}")]
+pub struct RetryLater(pub String);
+
+/// Builds the batch for the given records and offset moves.
+pub async fn build_batch(
+    decoder: &LineDecoder,
+    records: &[SourceMessage],
+    offsets: Vec<OffsetAdvance>,
+) -> Result<Batch, RetryLater> {
+    let mut batch = Batch {
+        lines: Vec::with_capacity(records.len()),
+        dead_letters: Vec::new(),
+        offsets,
+    };
+    for message in records {
+        let refuse = |stage: &'static str, class: String, reason: String, schema_ref: Option<String>| DeadLetter {
+            source: message.source.clone(),
+            record: message.record.clone(),
+            stage,
+            class,
+            reason,
+            schema_ref,
+        };
+        let Some(payload) = message.record.value.as_deref() else {
+            batch.dead_letters.push(refuse(
+                "decode",
+                "empty_value".into(),
+                "the record has no value (a tombstone is not a royalty line)".into(),
+                None,
+            ));
+            continue;
+        };
+        let decoded = match decoder.decode(payload).await {
+            Ok(decoded) => decoded,
+            Err(err) if err.is_retryable() => return Err(RetryLater(err.to_string())),
+            Err(err) => {
+                batch.dead_letters.push(refuse(
+                    "decode",
+                    err.class().to_string(),
+                    err.to_string(),
+                    err.schema_ref(),
+                ));
+                continue;
+            }
+        };
+        match validate(&decoded.line) {
+            Ok(line) => batch.lines.push(LineToPost {
+                line,
+                source: message.source.clone(),
+                record: message.record.clone(),
+            }),
+            Err(rejection) => batch.dead_letters.push(refuse(
+                "validate",
+                rejection.first_rule().to_string(),
+                rejection.to_string(),
+                Some(decoded.schema.to_string()),
+            )),
+        }
+    }
+    Ok(batch)
+}

@@ -1,0 +1,263 @@
+//! The run loop: gathers records into batches (size or linger time), commits each batch in
+//! one transaction, and reacts to assignments, revocations, fences and outages.
+//!
+//! Invariant: a partition's stored offset only moves in the transaction that wrote every
+//! record below it. Fenced → reload and drop what the other instance already handled;
+//! database down → retry the same batch with backoff, reading nothing new meanwhile.
+
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::avro::LineDecoder;
+use crate::config::RunArgs;
+use crate::ledger::{self, CommitOutcome, DbFailure, offsets};
+use crate::observe::Metrics;
+use crate::retry::Backoff;
+
+use super::positions::Positions;
+use super::process::build_batch;
+use super::source::{SourceEvent, SourceMessage};
+
+/// Totals of one run, for the final log line and the tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunTotals {
+    /// Records read and taken into batches.
+    pub records: u64,
+    /// Batches committed.
+    pub batches: u64,
+    /// What the ledger did.
+    pub stats: ledger::BatchStats,
+}
+
+/// Everything the loop needs.
+pub struct BatchLoop<'a> {
+    /// Settings.
+    pub args: &'a RunArgs,
+    /// The ledger.
+    pub pool: PgPool,
+    /// Decoder for every framing.
+    pub decoder: &'a LineDecoder,
+    /// Metrics.
+    pub metrics: &'a Metrics,
+    /// Wakes the outbox relay after a commit that wrote dead letters.
+    pub outbox: &'a Notify,
+    /// Stops the loop.
+    pub shutdown: CancellationToken,
+}
+
+/// How the loop ended.
+enum Flush {
+    Done,
+    ShutdownDuringRetry,
+}
+
+impl BatchLoop<'_> {
+    /// Runs until shutdown, idle exit or a fatal error.
+    pub async fn run(&self, mut events: mpsc::Receiver<SourceEvent>) -> anyhow::Result<RunTotals> {
+        let mut positions = Positions::default();
+        let mut pending: Vec<SourceMessage> = Vec::with_capacity(self.args.batch_size);
+        let mut totals = RunTotals::default();
+        let mut batch_started = Instant::now();
+        let mut last_activity = Instant::now();
+        let idle_limit = self.args.exit_when_idle_ms.map(Duration::from_millis);
+        let linger = self.args.linger();
+        loop {
+            let linger_deadline = tokio::time::Instant::from_std(batch_started + linger);
+            let idle_tick = tokio::time::sleep(Duration::from_millis(100));
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => break,
+                event = events.recv() => {
+                    let Some(event) = event else {
+                        anyhow::bail!("the Kafka consumer thread stopped unexpectedly");
+                    };
+                    last_activity = Instant::now();
+                    match event {
+                        SourceEvent::Assigned(list) => {
+                            for (tp, stored) in list {
+                                positions.assign(tp, stored);
+                            }
+                        }
+                        SourceEvent::Record(message) => {
+                            if positions.accept(&message) {
+                                if pending.is_empty() {
+                                    batch_started = Instant::now();
+                                }
+                                pending.push(message);
+                                if pending.len() >= self.args.batch_size
+                                    && let Flush::ShutdownDuringRetry = self.flush(&mut positions, &mut pending, &mut totals).await? {
+                                        break;
+                                    }
+                            }
+                        }
+                        SourceEvent::CaughtUp(list) => positions.caught_up(&list),
+                        SourceEvent::Revoked { partitions, done } => {
+                            // Settle what is buffered (the records of the revoked partitions
+                            // included) while this instance still owns them.
+                            let outcome = self.flush(&mut positions, &mut pending, &mut totals).await?;
+                            for tp in &partitions {
+                                positions.revoke(tp);
+                            }
+                            pending.retain(|m| positions.owns(&m.tp()));
+                            let _ = done.send(());
+                            if let Flush::ShutdownDuringRetry = outcome {
+                                break;
+                            }
+                        }
+                        SourceEvent::Fatal(message) => {
+                            self.flush(&mut positions, &mut pending, &mut totals).await?;
+                            anyhow::bail!(message);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(linger_deadline), if !pending.is_empty() => {
+                    if let Flush::ShutdownDuringRetry = self.flush(&mut positions, &mut pending, &mut totals).await? {
+                        break;
+                    }
+                }
+                _ = idle_tick, if idle_limit.is_some() => {
+                    if let Some(limit) = idle_limit
+                        && pending.is_empty()
+                        && positions.all_caught_up()
+                        && last_activity.elapsed() >= limit
+                    {
+                        tracing::info!("every partition caught up and idle; exiting (--exit-when-idle-ms)");
+                        break;
+                    }
+                }
+            }
+        }
+        if !pending.is_empty() && !self.shutdown.is_cancelled() {
+            self.flush(&mut positions, &mut pending, &mut totals).await?;
+        } else if !pending.is_empty() {
+            // Stopping: finish the batch in hand if the database answers at once; otherwise
+            // abandon it (nothing of it was acknowledged, the next run reads it again).
+            let outcome = self.try_commit_once(&mut positions, &mut pending, &mut totals).await;
+            if let Err(err) = outcome {
+                tracing::warn!(error = %err, records = pending.len(), "abandoning the batch in hand on shutdown");
+            }
+        }
+        Ok(totals)
+    }
+
+    /// Commits the pending records, retrying through outages and fences until they are
+    /// durable (or shutdown is asked for during a retry: then nothing is acknowledged).
+    async fn flush(
+        &self,
+        positions: &mut Positions,
+        pending: &mut Vec<SourceMessage>,
+        totals: &mut RunTotals,
+    ) -> anyhow::Result<Flush> {
+        let mut backoff = Backoff::default();
+        while !pending.is_empty() {
+            match self.commit_pending(positions, pending, totals).await {
+                Ok(()) => {}
+                Err(Failure::Retry(reason)) => {
+                    let wait = backoff.next_delay();
+                    self.metrics.record_retry(&reason, wait, backoff.attempts());
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => {
+                            tracing::warn!(records = pending.len(), "stopping during a retry; the batch is left for the next run");
+                            pending.clear();
+                            return Ok(Flush::ShutdownDuringRetry);
+                        }
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                Err(Failure::Fatal(err)) => return Err(err),
+            }
+        }
+        Ok(Flush::Done)
+    }
+
+    /// One attempt, used at shutdown.
+    async fn try_commit_once(
+        &self,
+        positions: &mut Positions,
+        pending: &mut Vec<SourceMessage>,
+        totals: &mut RunTotals,
+    ) -> anyhow::Result<()> {
+        for _ in 0..3 {
+            match self.commit_pending(positions, pending, totals).await {
+                Ok(()) if pending.is_empty() => return Ok(()),
+                Ok(()) => continue,
+                Err(Failure::Retry(reason)) => anyhow::bail!(reason),
+                Err(Failure::Fatal(err)) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds and commits a batch of the pending records. On success `pending` is empty;
+    /// after a fence it holds what is still this instance's to write.
+    async fn commit_pending(
+        &self,
+        positions: &mut Positions,
+        pending: &mut Vec<SourceMessage>,
+        totals: &mut RunTotals,
+    ) -> Result<(), Failure> {
+        let started = Instant::now();
+        let advances = positions.advances(pending.iter());
+        let batch = build_batch(self.decoder, pending, advances.clone())
+            .await
+            .map_err(|err| Failure::Retry(err.to_string()))?;
+        let outcome = ledger::commit_batch(&self.pool, &self.args.group, &self.args.dlq_topic, &batch).await;
+        match outcome {
+            Ok(CommitOutcome::Committed(stats)) => {
+                positions.committed(&advances);
+                totals.records += pending.len() as u64;
+                totals.batches += 1;
+                totals.stats.post.add(stats.post);
+                totals.stats.dead_letters += stats.dead_letters;
+                totals.stats.poisoned += stats.poisoned;
+                self.metrics
+                    .record_batch_committed(pending.len(), &stats, &batch.dead_letters, started.elapsed());
+                if stats.dead_letters > 0 {
+                    self.outbox.notify_one();
+                }
+                pending.clear();
+                Ok(())
+            }
+            Ok(CommitOutcome::Fenced(partitions)) => {
+                let stored = offsets::load(&self.pool, &self.args.group, &partitions)
+                    .await
+                    .map_err(Failure::from_db)?;
+                for tp in &partitions {
+                    let now = stored.get(tp).copied();
+                    let floor = positions.fenced(tp, now);
+                    pending.retain(|m| {
+                        m.tp() != *tp || (positions.owns(tp) && floor.is_none_or(|f| m.source.offset >= f))
+                    });
+                }
+                self.metrics.record_fenced(&partitions);
+                Ok(())
+            }
+            Err(err) => Err(Failure::from_db(err)),
+        }
+    }
+}
+
+/// Why an attempt failed.
+enum Failure {
+    Retry(String),
+    Fatal(anyhow::Error),
+}
+
+impl Failure {
+    fn from_db(err: DbFailure) -> Self {
+        match err {
+            DbFailure::Retryable(_) => Failure::Retry(err.to_string()),
+            other => Failure::Fatal(anyhow::Error::new(other).context("the ledger database refused the batch")),
+        }
+    }
+}
+
+impl SourceMessage {
+    /// The record's topic-partition.
+    pub fn tp(&self) -> crate::ledger::TopicPartition {
+        crate::ledger::TopicPartition::new(self.source.topic.clone(), self.source.partition)
+    }
+}

@@ -1,0 +1,391 @@
+//! The Kafka side of the pipeline: a `BaseConsumer` polled on a dedicated thread, whose
+//! rebalance callback takes start offsets from `consumer_offsets` (never from Kafka) and
+//! hands every event to the async side over one bounded channel, in order.
+//!
+//! Why a thread: librdkafka runs the rebalance callback synchronously inside `poll`. On its
+//! own thread the callback may block on PostgreSQL (through the runtime handle; this thread
+//! is not a tokio worker) and on the async side's acknowledgement of a revocation.
+//! Why one channel: a partition's `Assigned` event, its records and its `Revoked` event
+//! reach the batcher in the order they happened.
+
+use std::collections::HashMap;
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{TimeZone, Utc};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{RunArgs, StartPolicy};
+use crate::kafka::client_config;
+use crate::ledger::{RecordBytes, SourceRecord, TopicPartition, offsets};
+
+/// How long a revocation waits for the batch in flight to commit before it lets the
+/// partitions go anyway (the offsets compare-and-set keeps an abandoned batch harmless).
+const REVOKE_DEADLINE: Duration = Duration::from_secs(20);
+
+/// What the consumer thread tells the batcher.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// Partitions now owned, with the `next_offset` stored for each (None: no row).
+    Assigned(Vec<(TopicPartition, Option<i64>)>),
+    /// A record.
+    Record(SourceMessage),
+    /// These partitions have no more records for now (used by `--exit-when-idle-ms`).
+    CaughtUp(Vec<TopicPartition>),
+    /// Partitions taken away: commit what is buffered for them, forget them, then
+    /// acknowledge.
+    Revoked {
+        /// The partitions.
+        partitions: Vec<TopicPartition>,
+        /// Acknowledgement the callback waits for.
+        done: std_mpsc::SyncSender<()>,
+    },
+    /// The consumer cannot go on (out-of-range offset without permission to skip, ...).
+    Fatal(String),
+}
+
+/// A record, owned.
+#[derive(Debug)]
+pub struct SourceMessage {
+    /// Coordinates and timestamp.
+    pub source: SourceRecord,
+    /// Key, value and headers.
+    pub record: RecordBytes,
+}
+
+/// The rebalance context: loads start offsets from PostgreSQL and forwards events.
+struct RebalanceContext {
+    pool: PgPool,
+    group: String,
+    runtime: tokio::runtime::Handle,
+    events: mpsc::Sender<SourceEvent>,
+    start: StartPolicy,
+    shutdown: CancellationToken,
+    /// Start offset given to each owned partition, to name the partition when the broker
+    /// says an offset is out of range.
+    started_at: Mutex<HashMap<TopicPartition, Option<i64>>>,
+}
+
+impl ClientContext for RebalanceContext {}
+
+impl ConsumerContext for RebalanceContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaErrorCode, tpl: &mut TopicPartitionList) {
+        let cooperative = consumer.rebalance_protocol() == rdkafka::consumer::RebalanceProtocol::Cooperative;
+        match err {
+            RDKafkaErrorCode::AssignPartitions => self.assign(consumer, tpl, cooperative),
+            RDKafkaErrorCode::RevokePartitions => self.revoke(consumer, tpl, cooperative),
+            other => {
+                tracing::error!(error = %other, "rebalance failed; dropping the assignment");
+                let _ = consumer.unassign();
+            }
+        }
+    }
+
+    // `rebalance` is overridden as a whole; these hooks are unused.
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {}
+}
+
+impl RebalanceContext {
+    fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList, cooperative: bool) {
+        let partitions: Vec<TopicPartition> = tpl
+            .elements()
+            .iter()
+            .map(|e| TopicPartition::new(e.topic(), e.partition()))
+            .collect();
+        let stored = self.load_offsets(&partitions);
+        let mut assigned = Vec::with_capacity(partitions.len());
+        let mut with_offsets = TopicPartitionList::new();
+        for tp in &partitions {
+            let next = stored.get(tp).copied();
+            let offset = match (next, self.start) {
+                (Some(n), _) => Offset::Offset(n),
+                (None, StartPolicy::Earliest) => Offset::Beginning,
+                (None, StartPolicy::Latest) => Offset::End,
+            };
+            if let Err(err) = with_offsets.add_partition_offset(&tp.topic, tp.partition, offset) {
+                tracing::error!(partition = %tp, error = %err, "cannot set start offset");
+            }
+            assigned.push((tp.clone(), next));
+        }
+        if let Ok(mut started) = self.started_at.lock() {
+            started.extend(assigned.iter().cloned());
+        }
+        tracing::info!(partitions = ?assigned, cooperative, "partitions assigned; starting from stored offsets");
+        // Before assigning: the batcher must know the expected offsets before any record
+        // of these partitions can reach it.
+        if self.events.blocking_send(SourceEvent::Assigned(assigned)).is_err() {
+            return;
+        }
+        let result = if cooperative {
+            consumer.incremental_assign(&with_offsets)
+        } else {
+            consumer.assign(&with_offsets)
+        };
+        if let Err(err) = result {
+            let _ = self
+                .events
+                .blocking_send(SourceEvent::Fatal(format!("assigning partitions failed: {err}")));
+        }
+    }
+
+    fn revoke(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList, cooperative: bool) {
+        let partitions: Vec<TopicPartition> = tpl
+            .elements()
+            .iter()
+            .map(|e| TopicPartition::new(e.topic(), e.partition()))
+            .collect();
+        tracing::info!(partitions = ?partitions, "partitions revoked; settling the batch in flight");
+        let (done, acked) = std_mpsc::sync_channel(1);
+        if self
+            .events
+            .blocking_send(SourceEvent::Revoked { partitions: partitions.clone(), done })
+            .is_ok()
+            && acked.recv_timeout(REVOKE_DEADLINE).is_err()
+        {
+            tracing::warn!("batch in flight not settled within the revoke deadline; letting partitions go");
+        }
+        if let Ok(mut started) = self.started_at.lock() {
+            for tp in &partitions {
+                started.remove(tp);
+            }
+        }
+        let result = if cooperative {
+            consumer.incremental_unassign(tpl)
+        } else {
+            consumer.unassign()
+        };
+        if let Err(err) = result {
+            tracing::error!(error = %err, "unassign failed");
+        }
+    }
+
+    /// Stored offsets, retried until PostgreSQL answers (the group waits meanwhile) or the
+    /// run stops.
+    fn load_offsets(&self, partitions: &[TopicPartition]) -> HashMap<TopicPartition, i64> {
+        let mut backoff = crate::retry::Backoff::default();
+        loop {
+            match self
+                .runtime
+                .block_on(offsets::load(&self.pool, &self.group, partitions))
+            {
+                Ok(stored) => return stored,
+                Err(err) => {
+                    if self.shutdown.is_cancelled() {
+                        return HashMap::new();
+                    }
+                    let wait = backoff.next_delay();
+                    tracing::warn!(error = %err, retry_in = ?wait, "cannot read stored offsets; retrying");
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+}
+
+/// The running consumer thread.
+pub struct Source {
+    thread: Option<std::thread::JoinHandle<()>>,
+    stop: CancellationToken,
+}
+
+impl Source {
+    /// Subscribes and starts polling on a dedicated thread; events arrive on the returned
+    /// receiver.
+    pub fn start(
+        args: &RunArgs,
+        pool: PgPool,
+        channel_capacity: usize,
+    ) -> anyhow::Result<(Source, mpsc::Receiver<SourceEvent>)> {
+        let (events, receiver) = mpsc::channel(channel_capacity);
+        let stop = CancellationToken::new();
+        let context = RebalanceContext {
+            pool,
+            group: args.group.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            events: events.clone(),
+            start: args.start,
+            shutdown: stop.clone(),
+            started_at: Mutex::new(HashMap::new()),
+        };
+        let mut config = client_config(&args.kafka);
+        config
+            .set("group.id", &args.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            // A stored offset the broker no longer has must never be silently replaced.
+            .set("auto.offset.reset", "error")
+            .set("enable.partition.eof", "true")
+            .set("session.timeout.ms", args.session_timeout_ms.to_string())
+            .set("heartbeat.interval.ms", (args.session_timeout_ms / 4).max(100).to_string())
+            .set("partition.assignment.strategy", &args.assignor);
+        if let Some(id) = &args.instance_id {
+            config.set("group.instance.id", id);
+        }
+        for (key, value) in &args.kafka.properties {
+            config.set(key, value);
+        }
+        let consumer: BaseConsumer<RebalanceContext> = config
+            .create_with_context(context)
+            .context("failed to create Kafka consumer")?;
+        let topics: Vec<&str> = args.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .with_context(|| format!("failed to subscribe to {topics:?}"))?;
+        let allow_skip = args.allow_offset_skip;
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("kafka-poll".into())
+            .spawn(move || poll_loop(consumer, events, thread_stop, allow_skip))
+            .context("failed to start the consumer thread")?;
+        Ok((
+            Source {
+                thread: Some(thread),
+                stop,
+            },
+            receiver,
+        ))
+    }
+
+    /// Stops polling and closes the consumer (leaving the group).
+    pub fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn poll_loop(
+    consumer: BaseConsumer<RebalanceContext>,
+    events: mpsc::Sender<SourceEvent>,
+    stop: CancellationToken,
+    allow_skip: bool,
+) {
+    while !stop.is_cancelled() {
+        let event = match consumer.poll(Duration::from_millis(100)) {
+            None => continue,
+            Some(Ok(message)) => SourceEvent::Record(owned(&message)),
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                // librdkafka names only the partition number: mark every owned partition
+                // with that number (an over-approximation only `--exit-when-idle-ms` uses,
+                // together with a quiet period).
+                let owned: Vec<TopicPartition> = consumer
+                    .assignment()
+                    .map(|tpl| {
+                        tpl.elements()
+                            .iter()
+                            .filter(|e| e.partition() == partition)
+                            .map(|e| TopicPartition::new(e.topic(), e.partition()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if owned.is_empty() {
+                    continue;
+                }
+                SourceEvent::CaughtUp(owned)
+            }
+            Some(Err(err)) if is_offset_out_of_range(&err) => match out_of_range(&consumer, allow_skip) {
+                Ok(()) => continue,
+                Err(message) => SourceEvent::Fatal(message),
+            },
+            Some(Err(err)) => {
+                // Transport errors are retried by librdkafka itself; log and go on.
+                tracing::warn!(error = %err, "kafka consumer error");
+                continue;
+            }
+        };
+        if events.blocking_send(event).is_err() {
+            break;
+        }
+    }
+    // Dropping the consumer closes it: it leaves the group (the revoke callback runs and
+    // finds the batcher gone, which is fine: nothing uncommitted is acknowledged).
+    drop(consumer);
+}
+
+fn is_offset_out_of_range(err: &KafkaError) -> bool {
+    matches!(
+        err.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::AutoOffsetReset) | Some(RDKafkaErrorCode::OffsetOutOfRange)
+    )
+}
+
+/// A stored offset outside what the broker holds: name it and stop, or (when the operator
+/// allowed it) skip to the oldest record the broker has.
+fn out_of_range(consumer: &BaseConsumer<RebalanceContext>, allow_skip: bool) -> Result<(), String> {
+    let started: Vec<(TopicPartition, Option<i64>)> = match consumer.context().started_at.lock() {
+        Ok(map) => map.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        Err(_) => Vec::new(),
+    };
+    let mut problems = Vec::new();
+    for (tp, start) in started {
+        let Some(start) = start else { continue };
+        let Ok((low, high)) = consumer.fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(10)) else {
+            continue;
+        };
+        if start < low || start > high {
+            problems.push(format!(
+                "{tp}: stored next_offset {start} is outside the broker's range {low}..{high}"
+            ));
+            if allow_skip {
+                tracing::warn!(partition = %tp, stored = start, low, high, "skipping to the oldest available record (--allow-offset-skip)");
+                if let Err(err) = consumer.seek(&tp.topic, tp.partition, Offset::Offset(low), Duration::from_secs(10)) {
+                    tracing::error!(partition = %tp, error = %err, "seek failed");
+                }
+            }
+        }
+    }
+    if allow_skip {
+        return Ok(());
+    }
+    if problems.is_empty() {
+        problems.push("the broker reported an out-of-range offset for an assigned partition".into());
+    }
+    Err(format!(
+        "{}; records were deleted (retention) before they were ingested. Investigate, then rerun with --allow-offset-skip to continue from the oldest available record",
+        problems.join("; ")
+    ))
+}
+
+fn owned(message: &BorrowedMessage<'_>) -> SourceMessage {
+    let timestamp = message
+        .timestamp()
+        .to_millis()
+        .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+        .unwrap_or_else(Utc::now);
+    let headers = message
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    SourceMessage {
+        source: SourceRecord {
+            topic: Arc::from(message.topic()),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp,
+        },
+        record: RecordBytes {
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers,
+        },
+    }
+}

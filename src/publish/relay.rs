@@ -1,0 +1,169 @@
+//! The outbox relay: publishes rows of `outbox` (dead letters, drift alerts) with an
+//! idempotent producer and stamps them published. Rows are claimed with
+//! `FOR UPDATE SKIP LOCKED`, so several instances can relay side by side. A crash between
+//! the send and the stamp repeats a publication (subscribers drop it by its stable id
+//! header); nothing is ever lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::{PgPool, Row};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::KafkaArgs;
+use crate::kafka::idempotent_producer_config;
+use crate::observe::Metrics;
+use crate::retry::Backoff;
+
+/// Most rows published per claim.
+const CLAIM_SIZE: i64 = 500;
+/// How often the relay looks for rows when nobody woke it (other instances' rows).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// The relay's producer and database.
+pub struct Relay {
+    pool: PgPool,
+    producer: FutureProducer,
+    metrics: Arc<Metrics>,
+}
+
+impl Relay {
+    /// An idempotent producer (`acks=all`) over the given database.
+    pub fn new(kafka: &KafkaArgs, pool: PgPool, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let producer = idempotent_producer_config(kafka)
+            .create()
+            .context("failed to create the outbox producer")?;
+        Ok(Self {
+            pool,
+            producer,
+            metrics,
+        })
+    }
+
+    /// Publishes until `shutdown`, woken by `wake` after commits that wrote outbox rows.
+    pub async fn run(&self, wake: Arc<Notify>, shutdown: CancellationToken) {
+        let mut backoff = Backoff::default();
+        loop {
+            match self.publish_claim().await {
+                Ok(0) => {
+                    backoff.reset();
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                    }
+                }
+                Ok(_) => backoff.reset(),
+                Err(err) => {
+                    let wait = backoff.next_delay();
+                    tracing::warn!(error = %format!("{err:#}"), retry_in = ?wait, "outbox relay failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes everything pending now (used before a batch job exits).
+    pub async fn drain(&self) -> anyhow::Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = self.publish_claim().await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+        }
+    }
+
+    /// Claims up to [`CLAIM_SIZE`] unpublished rows, publishes them and marks them, in one
+    /// transaction. Returns how many were published.
+    pub async fn publish_claim(&self) -> anyhow::Result<u64> {
+        let mut tx = self.pool.begin().await.context("outbox: cannot begin")?;
+        let rows = sqlx::query(
+            "SELECT outbox_id, message_id, topic, message_key, payload, header_names,
+                    header_values, message_timestamp
+               FROM outbox WHERE published_at IS NULL
+              ORDER BY outbox_id LIMIT $1
+                FOR UPDATE SKIP LOCKED",
+        )
+        .bind(CLAIM_SIZE)
+        .fetch_all(&mut *tx)
+        .await
+        .context("outbox: cannot claim rows")?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut messages = Vec::with_capacity(rows.len());
+        for row in &rows {
+            messages.push(OutboxMessage {
+                id: row.try_get("outbox_id")?,
+                message_id: row.try_get("message_id")?,
+                topic: row.try_get("topic")?,
+                key: row.try_get("message_key")?,
+                payload: row.try_get("payload")?,
+                header_names: row.try_get("header_names")?,
+                header_values: row.try_get("header_values")?,
+                timestamp: row.try_get("message_timestamp")?,
+            });
+        }
+        let sends = messages.iter().map(|m| self.send(m));
+        for (message, result) in messages.iter().zip(join_all(sends).await) {
+            result.with_context(|| format!("outbox: publishing {} to {} failed", message.message_id, message.topic))?;
+        }
+        let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE outbox_id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await
+            .context("outbox: cannot mark rows published")?;
+        tx.commit().await.context("outbox: cannot commit")?;
+        self.metrics.record_outbox_published(&messages.iter().map(|m| m.topic.as_str()).collect::<Vec<_>>());
+        Ok(messages.len() as u64)
+    }
+
+    async fn send(&self, message: &OutboxMessage) -> anyhow::Result<()> {
+        let mut headers = OwnedHeaders::new_with_capacity(message.header_names.len());
+        for (name, value) in message.header_names.iter().zip(&message.header_values) {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value.as_slice()),
+            });
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&message.topic).headers(headers);
+        if let Some(key) = &message.key {
+            record = record.key(key.as_slice());
+        }
+        if let Some(payload) = &message.payload {
+            record = record.payload(payload.as_slice());
+        }
+        if let Some(ts) = message.timestamp {
+            record = record.timestamp(ts.timestamp_millis());
+        }
+        self.producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+            .map_err(|(err, _)| anyhow::Error::new(err))
+    }
+}
+
+/// One claimed row.
+struct OutboxMessage {
+    id: i64,
+    message_id: String,
+    topic: String,
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+    header_names: Vec<String>,
+    header_values: Vec<Vec<u8>>,
+    timestamp: Option<DateTime<Utc>>,
+}

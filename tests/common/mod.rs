@@ -1,0 +1,191 @@
+//! Shared plumbing of the integration tests: a fresh database and fresh topics per test on
+//! the real PostgreSQL server and Kafka broker that `scripts/services up` starts.
+#![allow(dead_code)]
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use royalty_ingest::config::KafkaArgs;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+/// The broker the services script starts (or `KAFKA_BROKERS`).
+pub fn brokers() -> String {
+    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+/// Kafka settings for the library's own functions.
+pub fn kafka_args() -> KafkaArgs {
+    KafkaArgs {
+        brokers: brokers(),
+        properties: Vec::new(),
+    }
+}
+
+/// The admin database URL (the services script's `royalty` database).
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://royalty:royalty@127.0.0.1:5432/royalty".to_string())
+}
+
+/// A short random suffix for topic and database names.
+pub fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    format!("{:012x}", hasher.finish() & 0xffff_ffff_ffff)
+}
+
+/// A new empty database with the migrations applied; returns its URL and a pool.
+pub async fn fresh_database_on(admin: &str) -> (String, PgPool) {
+    let name = format!("ri_test_{}", unique_suffix());
+    let admin_pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(admin)
+        .await
+        .expect("connect to PostgreSQL (run scripts/services up)");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin_pool)
+        .await
+        .expect("create test database");
+    admin_pool.close().await;
+    let mut url = url::Url::parse(admin).expect("admin url");
+    url.set_path(&format!("/{name}"));
+    let url = url.to_string();
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await
+        .expect("connect to test database");
+    royalty_ingest::ledger::db::migrate(&pool).await.expect("migrations");
+    (url, pool)
+}
+
+/// A new database on the shared server.
+pub async fn fresh_database() -> (String, PgPool) {
+    fresh_database_on(&admin_url()).await
+}
+
+/// Creates a topic with a random name.
+pub async fn fresh_topic(prefix: &str, partitions: i32) -> String {
+    let name = format!("{prefix}.{}", unique_suffix());
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin client");
+    let results = admin
+        .create_topics(
+            [&NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("create topic (is the broker up? scripts/services up)");
+    for result in results {
+        result.expect("topic created");
+    }
+    name
+}
+
+/// A plain producer.
+pub fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer")
+}
+
+/// Sends one record and waits for the broker's acknowledgement.
+pub async fn send(producer: &FutureProducer, topic: &str, key: &[u8], value: &[u8]) {
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(value),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("record acknowledged");
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct ReadRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub timestamp: Option<i64>,
+}
+
+impl ReadRecord {
+    /// The value of the first header with that name, as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// Reads a topic from the beginning until `expected` records arrived or `timeout` passed.
+pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadRecord> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", format!("test-reader-{}", unique_suffix()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = std::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < expected && std::time::Instant::now() < deadline {
+        if let Some(result) = consumer.poll(Duration::from_millis(200)) {
+            let message = result.expect("consume");
+            out.push(ReadRecord {
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key().map(<[u8]>::to_vec),
+                value: message.payload().map(<[u8]>::to_vec),
+                headers: message
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                timestamp: message.timestamp().to_millis(),
+            });
+        }
+    }
+    out
+}
+
+/// Polls `check` until it returns true or `timeout` passes (a condition to await, never a
+/// fixed sleep).
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
