@@ -14,4 +14,5 @@ pub mod observe;
 pub mod pipeline;
 pub mod publish;
 pub mod retry;
+pub mod sample;
 pub mod shutdown;

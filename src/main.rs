@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use royalty_ingest::config::{DatabaseArgs, RunArgs};
 use royalty_ingest::ledger::db;
+use royalty_ingest::publish::sample::{SampleArgs, publish_sample};
 use royalty_ingest::{observe, pipeline, shutdown};
 
 /// Exactly-once ingestion of DSP royalty report lines from Kafka into a PostgreSQL ledger.
@@ -27,6 +28,9 @@ enum Command {
     /// PostgreSQL transaction. Refused records go to the dead-letter topic with the reason.
     /// Stops cleanly on SIGTERM/Ctrl-C.
     Run(Box<RunArgs>),
+    /// Publish realistic synthetic royalty lines (with redeliveries, restatements and
+    /// invalid lines) to the raw topic, keyed by line identity.
+    Sample(SampleArgs),
     /// Apply the ledger's database migrations (run does this too).
     Migrate(DatabaseArgs),
 }
@@ -51,6 +55,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             pipeline::run(*args, stop).await?;
             Ok(())
         }
+        Command::Sample(args) => publish_sample(&args).await,
         Command::Migrate(args) => {
             let pool = db::connect(&args.database_url, 1).await?;
             db::migrate(&pool).await?;

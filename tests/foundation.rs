@@ -88,7 +88,7 @@ async fn ledger_keeps_a_13_decimal_amount_exactly() {
 }
 
 #[tokio::test]
-async fn migrations_refuse_a_float_like_amount_scale_and_a_bad_isrc() {
+async fn ledger_columns_are_exact_numeric_and_refuse_a_raw_isrc() {
     let (_, pool) = common::fresh_database().await;
     let bad_isrc = sqlx::query(
         "INSERT INTO royalty_ledger (line_key, dsp_name, report_period, transaction_id, isrc, upc,

@@ -19,7 +19,9 @@ Writes tests/golden/avro_vectors.json:
                             little-endian as they follow C3 01 on the wire,
       "single_object_header_hex": "c301" + fingerprint_le_hex,
       "datums": [{"name": .., "hex": <schemaless_writer bytes>, "expected": <DecodedLine
-                  as JSON, amount as a decimal string with the writer's 13 places>}]}]}
+                  as JSON, amount as a decimal string with the writer's 13 places>}]}],
+   "extra_canonical": [{"schema": .., "canonical_form": .., "fingerprint_u64": ..}]}
+  (extra_canonical: schemas beyond ours that exercise the rest of the canonical form)
 """
 
 import io
@@ -113,6 +115,44 @@ LINES = [
 ]
 
 
+# Schemas beyond ours, to test the canonicaliser on what the royalty schemas do not use:
+# namespace inheritance, references, enums, fixed, maps, logical types on fixed, object
+# forms of primitives, doc/alias/default/order stripping, explicit full names.
+EXTRA_SCHEMAS = [
+    "string",
+    {"type": "long", "logicalType": "timestamp-millis"},
+    {
+        "type": "record",
+        "name": "Outer",
+        "namespace": "a.b",
+        "doc": "nested types",
+        "aliases": ["Old"],
+        "fields": [
+            {"name": "inner", "type": {"type": "record", "name": "Inner", "fields": [
+                {"name": "x", "type": {"type": "int"}, "default": 0, "order": "descending"},
+            ]}},
+            {"name": "again", "type": "Inner"},
+            {"name": "qualified", "type": "a.b.Inner"},
+            {"name": "kind", "type": {"type": "enum", "name": "Kind", "namespace": "x.y",
+                                      "symbols": ["SALE", "RETURN"], "default": "SALE"}},
+            {"name": "kinds", "type": {"type": "array", "items": "x.y.Kind"}},
+            {"name": "money", "type": {"type": "fixed", "name": "Money", "size": 16,
+                                       "logicalType": "decimal", "precision": 38,
+                                       "scale": 2}},
+            {"name": "tags", "type": {"type": "map", "values": ["null", "string", "Money"]},
+             "default": {}},
+            {"name": "id", "type": {"type": "string", "logicalType": "uuid"}},
+            {"name": "other", "type": {"type": "record", "name": "c.d.Other", "fields": [
+                {"name": "back", "type": ["null", "a.b.Outer"], "default": None},
+                {"name": "local", "type": {"type": "enum", "name": "Local",
+                                           "symbols": ["A"]}},
+            ]}},
+            {"name": "local_again", "type": "c.d.Local"},
+        ],
+    },
+]
+
+
 def schema_fields(schema):
     return {f["name"] for f in schema["fields"]}
 
@@ -173,6 +213,15 @@ def main():
                     "expected": expected_for(fields, line),
                 })
         out["schemas"].append(entry)
+    out["extra_canonical"] = []
+    for raw in EXTRA_SCHEMAS:
+        pcf = to_parsing_canonical_form(raw)
+        fp_le_hex = fingerprint(pcf, "CRC-64-AVRO")
+        out["extra_canonical"].append({
+            "schema": raw,
+            "canonical_form": pcf,
+            "fingerprint_u64": "0x%016x" % int.from_bytes(bytes.fromhex(fp_le_hex), "little"),
+        })
     with open(OUT, "w", encoding="utf-8") as fh:
         json.dump(out, fh, indent=2, ensure_ascii=False)
         fh.write("\n")

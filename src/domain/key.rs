@@ -1,7 +1,7 @@
 //! The line identity key (idempotency key).
 //!
-//! Contract: a royalty line is the sale a DSP reported, identified by DSP + report period
-//! + transaction id. [`LineKey::for_line`] is SHA-256 over the UTF-8 bytes of
+//! Contract: a royalty line is the sale a DSP reported, identified by DSP, report period
+//! and transaction id. [`LineKey::for_line`] is SHA-256 over the UTF-8 bytes of
 //! `rk1|{dsp}|{period}|{transaction_id}` with the DSP name trimmed and lower-cased, the
 //! period as `YYYY-MM-DD` and the transaction id trimmed. `rk1` versions the formula:
 //! changing any part of it changes every key, so a new formula needs a new prefix and a

@@ -7,6 +7,9 @@ use std::fmt;
 
 use serde::Serialize;
 
+/// What [`Rejection::first_rule`] answers for a rejection without violations.
+pub const UNSPECIFIED_RULE: &str = "unspecified";
+
 /// One broken rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
@@ -32,9 +35,10 @@ impl Rejection {
         self.to_string()
     }
 
-    /// Rule of the first violation (e.g. as a metrics label).
-    pub fn first_rule(&self) -> Option<&'static str> {
-        self.violations.first().map(|v| v.rule)
+    /// Rule of the first violation (e.g. as a metrics label or dead-letter reason);
+    /// [`UNSPECIFIED_RULE`] for a hand-built rejection without violations.
+    pub fn first_rule(&self) -> &'static str {
+        self.violations.first().map_or(UNSPECIFIED_RULE, |v| v.rule)
     }
 
     /// True when some violation has this rule name.
@@ -98,10 +102,11 @@ mod tests {
             r#"isrc: isrc_format (got "XX-1"); upc: gs1_check_digit (got "731453000000")"#;
         assert_eq!(r.summary(), expected);
         assert_eq!(r.to_string(), expected);
-        assert_eq!(r.first_rule(), Some("isrc_format"));
+        assert_eq!(r.first_rule(), "isrc_format");
         assert!(r.has_rule("gs1_check_digit"));
         assert!(!r.has_rule("required"));
-        assert_eq!(Rejection { violations: vec![] }.first_rule(), None);
+        let empty = Rejection { violations: vec![] };
+        assert_eq!(empty.first_rule(), UNSPECIFIED_RULE);
     }
 
     #[test]

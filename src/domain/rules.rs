@@ -143,7 +143,7 @@ impl Checker {
                 format!("got {raw}: must be below 10^25 in absolute value"),
             );
         }
-        if amount < Decimal::ZERO && line_type == Some(LineType::Sale) {
+        if amount < Decimal::ZERO && line_type.is_some_and(|t| !t.allows_negative()) {
             self.push(FIELD, RULE_NEGATIVE_ON_SALE, format!("got {raw} on a sale"));
         }
         amount
@@ -154,8 +154,9 @@ impl Checker {
 mod tests {
     use super::*;
 
+    /// Exact parse: `str::parse` would silently round past 28 significant digits.
     fn dec(s: &str) -> Decimal {
-        s.parse().unwrap()
+        Decimal::from_str_exact(s).unwrap()
     }
 
     fn found(c: &Checker) -> Vec<(&'static str, &'static str)> {
@@ -188,9 +189,9 @@ mod tests {
             ("", RULE_REQUIRED),
             (" \t", RULE_REQUIRED),
             ("T\u{7}1", RULE_CONTROL),
-            ("T\01", RULE_CONTROL),
+            ("T\u{0}1", RULE_CONTROL),
             ("T\n1", RULE_CONTROL),
-            ("\u{85}x", RULE_CONTROL),
+            ("x\u{85}y", RULE_CONTROL),
         ] {
             let mut c = Checker::default();
             assert_eq!(c.required_text("transaction_id", raw), None, "{raw:?}");
@@ -261,7 +262,7 @@ mod tests {
     fn amount_scale_and_range() {
         let check = |s: &str| {
             let mut c = Checker::default();
-            let amount = c.amount(dec(s), Some(LineType::Sale)).to_string();
+            let amount = c.amount(dec(s), Some(LineType::Return)).to_string();
             (amount, c.violations.first().map(|v| v.rule))
         };
         let ok = |s: &str, out: &str| assert_eq!(check(s), (out.to_owned(), None), "{s}");
@@ -269,14 +270,26 @@ mod tests {
         // Trailing zeros beyond 13 places lose nothing: accepted, trimmed to 13.
         ok("1.50000000000000000", "1.5000000000000");
         ok("-0.00", "0.00");
+        // Decimal holds at most 28-29 significant digits, fewer than NUMERIC(38,13).
         ok(
-            "9999999999999999999999999.9999999999999",
-            "9999999999999999999999999.9999999999999",
+            "9999999999999999999999999.999",
+            "9999999999999999999999999.999",
         );
+        ok(
+            "-999999999999999.9999999999999",
+            "-999999999999999.9999999999999",
+        );
+        ok("1.0000000000000000000000000000", "1.0000000000000");
+        assert!(Decimal::from_str_exact("9999999999999999999999999.9999999999999").is_err());
         assert_eq!(AMOUNT_LIMIT, dec("10000000000000000000000000"));
         let rule = |s: &str| check(s).1;
         assert_eq!(rule("0.00000000000001"), Some(RULE_AMOUNT_SCALE));
+        assert_eq!(rule("-1.00000000000001"), Some(RULE_AMOUNT_SCALE));
         assert_eq!(rule("10000000000000000000000000"), Some(RULE_AMOUNT_RANGE));
+        assert_eq!(
+            rule("-10000000000000000000000000.5"),
+            Some(RULE_AMOUNT_RANGE)
+        );
         assert_eq!(
             rule("79228162514264337593543950335"),
             Some(RULE_AMOUNT_RANGE)

@@ -26,6 +26,9 @@ pub struct PostStats {
     pub restated: u64,
     /// Versions older than the stored one: journaled, not applied.
     pub stale: u64,
+    /// Redeliveries that only filled in fields the stored version did not know (a v3 copy
+    /// of a line first seen in v1): the row learns them; not a restatement.
+    pub enriched: u64,
 }
 
 impl PostStats {
@@ -35,6 +38,7 @@ impl PostStats {
         self.duplicates += other.duplicates;
         self.restated += other.restated;
         self.stale += other.stale;
+        self.enriched += other.enriched;
     }
 }
 
@@ -99,7 +103,13 @@ pub fn fold(stored: Option<LedgerRow>, versions: &[&LineToPost]) -> Folded {
         let incoming = merge_unknown(&version.line, &row.line);
         let changed = changed_fields(&row.line, &incoming);
         if changed.is_empty() {
-            folded.stats.duplicates += 1;
+            if learns_unknown(&row.line, &incoming) {
+                row.line = incoming;
+                folded.stats.enriched += 1;
+                dirty = true;
+            } else {
+                folded.stats.duplicates += 1;
+            }
             continue;
         }
         let applied = version.source.timestamp >= row.source.timestamp;
@@ -142,8 +152,18 @@ fn merge_unknown(incoming: &RoyaltyLine, stored: &RoyaltyLine) -> RoyaltyLine {
     }
 }
 
+/// Whether `new` knows an optional field `old` did not (unknown → known is not a change).
+fn learns_unknown(old: &RoyaltyLine, new: &RoyaltyLine) -> bool {
+    let learns = |o: &Option<String>, n: &Option<String>| o.is_none() && n.is_some();
+    learns(&old.territory, &new.territory)
+        || learns(&old.usage_type, &new.usage_type)
+        || learns(&old.label, &new.label)
+        || learns(&old.artist, &new.artist)
+        || learns(&old.report_id, &new.report_id)
+}
+
 /// The value fields that differ (the report id is not a value: a resend in another report
-/// is still a duplicate).
+/// is still a duplicate). An optional field the old version did not know is not a change.
 pub fn changed_fields(old: &RoyaltyLine, new: &RoyaltyLine) -> Vec<&'static str> {
     let mut changed = Vec::new();
     let mut check = |name: &'static str, same: bool| {
@@ -151,16 +171,17 @@ pub fn changed_fields(old: &RoyaltyLine, new: &RoyaltyLine) -> Vec<&'static str>
             changed.push(name);
         }
     };
+    let same_known = |o: &Option<String>, n: &Option<String>| o.is_none() || o == n;
     check("isrc", old.isrc == new.isrc);
     check("upc", old.upc == new.upc);
     check("stream_count", old.stream_count == new.stream_count);
     check("royalty_amount", old.royalty_amount == new.royalty_amount);
     check("currency", old.currency == new.currency);
-    check("territory", old.territory == new.territory);
-    check("usage_type", old.usage_type == new.usage_type);
+    check("territory", same_known(&old.territory, &new.territory));
+    check("usage_type", same_known(&old.usage_type, &new.usage_type));
     check("line_type", old.line_type == new.line_type);
-    check("label", old.label == new.label);
-    check("artist", old.artist == new.artist);
+    check("label", same_known(&old.label, &new.label));
+    check("artist", same_known(&old.artist, &new.artist));
     changed
 }
 
@@ -277,6 +298,20 @@ async fn load_rows(conn: &mut PgConnection, keys: &[LineKey]) -> Result<HashMap<
     Ok(out)
 }
 
+/// The ledger rows of a statement as one `unnest` of column arrays ($1..$20).
+macro_rules! ledger_rows_input {
+    () => {
+        "unnest($1::bytea[], $2::text[], $3::date[], $4::text[], $5::text[],
+                $6::text[], $7::bigint[], $8::numeric[], $9::text[], $10::text[], $11::text[],
+                $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::int[],
+                $18::bigint[], $19::timestamptz[], $20::int[])
+             AS i(line_key, dsp_name, report_period, transaction_id, isrc, upc, stream_count,
+                  royalty_amount, currency, territory, usage_type, line_type, label, artist,
+                  report_id, source_topic, source_partition, source_offset, source_timestamp,
+                  version)"
+    };
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum WriteMode {
     Insert,
@@ -309,23 +344,16 @@ async fn write_rows(conn: &mut PgConnection, rows: &[LedgerRow], mode: WriteMode
     let timestamps: Vec<DateTime<Utc>> = rows.iter().map(|r| r.source.timestamp).collect();
     let versions: Vec<i32> = rows.iter().map(|r| r.version).collect();
 
-    const INPUT: &str = "unnest($1::bytea[], $2::text[], $3::date[], $4::text[], $5::text[],
-                $6::text[], $7::bigint[], $8::numeric[], $9::text[], $10::text[], $11::text[],
-                $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::int[],
-                $18::bigint[], $19::timestamptz[], $20::int[])
-             AS i(line_key, dsp_name, report_period, transaction_id, isrc, upc, stream_count,
-                  royalty_amount, currency, territory, usage_type, line_type, label, artist,
-                  report_id, source_topic, source_partition, source_offset, source_timestamp,
-                  version)";
     let sql = match mode {
-        WriteMode::Insert => format!(
+        WriteMode::Insert => concat!(
             "INSERT INTO royalty_ledger (line_key, dsp_name, report_period, transaction_id,
                     isrc, upc, stream_count, royalty_amount, currency, territory, usage_type,
                     line_type, label, artist, report_id, source_topic, source_partition,
                     source_offset, source_timestamp, version)
-             SELECT i.* FROM {INPUT}"
+             SELECT i.* FROM ",
+            ledger_rows_input!()
         ),
-        WriteMode::Update => format!(
+        WriteMode::Update => concat!(
             "UPDATE royalty_ledger l
                 SET isrc = i.isrc, upc = i.upc, stream_count = i.stream_count,
                     royalty_amount = i.royalty_amount, currency = i.currency,
@@ -335,11 +363,12 @@ async fn write_rows(conn: &mut PgConnection, rows: &[LedgerRow], mode: WriteMode
                     source_partition = i.source_partition, source_offset = i.source_offset,
                     source_timestamp = i.source_timestamp, version = i.version,
                     updated_at = now()
-               FROM {INPUT}
-              WHERE l.line_key = i.line_key"
+               FROM ",
+            ledger_rows_input!(),
+            " WHERE l.line_key = i.line_key"
         ),
     };
-    sqlx::query(&sql)
+    sqlx::query(sql)
         .bind(&keys)
         .bind(&dsps)
         .bind(&periods)

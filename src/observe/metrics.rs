@@ -32,7 +32,7 @@ impl Metrics {
         let lines = IntCounterVec::new(
             Opts::new(
                 "royalty_ledger_lines_total",
-                "Ledger effect of valid lines: inserted, duplicate, restated, stale",
+                "Ledger effect of valid lines: inserted, duplicate, enriched, restated, stale",
             ),
             &["outcome"],
         )?;
@@ -93,6 +93,7 @@ impl Metrics {
         self.lines.with_label_values(&["duplicate"]).inc_by(stats.post.duplicates);
         self.lines.with_label_values(&["restated"]).inc_by(stats.post.restated);
         self.lines.with_label_values(&["stale"]).inc_by(stats.post.stale);
+        self.lines.with_label_values(&["enriched"]).inc_by(stats.post.enriched);
         for letter in refused {
             self.dead_letters
                 .with_label_values(&[letter.stage, letter.class.as_str()])

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{TimeZone, Utc};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -77,13 +78,13 @@ struct RebalanceContext {
 impl ClientContext for RebalanceContext {}
 
 impl ConsumerContext for RebalanceContext {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaErrorCode, tpl: &mut TopicPartitionList) {
-        let cooperative = consumer.rebalance_protocol() == rdkafka::consumer::RebalanceProtocol::Cooperative;
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         match err {
-            RDKafkaErrorCode::AssignPartitions => self.assign(consumer, tpl, cooperative),
-            RDKafkaErrorCode::RevokePartitions => self.revoke(consumer, tpl, cooperative),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(consumer, tpl, cooperative),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.revoke(consumer, tpl, cooperative),
             other => {
-                tracing::error!(error = %other, "rebalance failed; dropping the assignment");
+                tracing::error!(error = ?other, "rebalance failed; dropping the assignment");
                 let _ = consumer.unassign();
             }
         }

@@ -1,5 +1,6 @@
-//! Everything that writes to Kafka: the outbox relay.
+//! Everything that writes to Kafka: the outbox relay and the sample publisher.
 
 pub mod relay;
+pub mod sample;
 
 pub use relay::Relay;

@@ -52,7 +52,8 @@ pub async fn fresh_database_on(admin: &str) -> (String, PgPool) {
         .connect(admin)
         .await
         .expect("connect to PostgreSQL (run scripts/services up)");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
+    // The name is generated here (hex suffix), never input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&admin_pool)
         .await
         .expect("create test database");
@@ -140,6 +141,15 @@ impl ReadRecord {
 
 /// Reads a topic from the beginning until `expected` records arrived or `timeout` passed.
 pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadRecord> {
+    read_topic_until(topic, timeout, |records| records.len() >= expected)
+}
+
+/// Reads a topic from the beginning until `done` says so or `timeout` passed.
+pub fn read_topic_until(
+    topic: &str,
+    timeout: Duration,
+    mut done: impl FnMut(&[ReadRecord]) -> bool,
+) -> Vec<ReadRecord> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("group.id", format!("test-reader-{}", unique_suffix()))
@@ -150,7 +160,7 @@ pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadRe
     consumer.subscribe(&[topic]).expect("subscribe");
     let deadline = std::time::Instant::now() + timeout;
     let mut out = Vec::new();
-    while out.len() < expected && std::time::Instant::now() < deadline {
+    while !done(&out) && std::time::Instant::now() < deadline {
         if let Some(result) = consumer.poll(Duration::from_millis(200)) {
             let message = result.expect("consume");
             out.push(ReadRecord {

@@ -1,0 +1,176 @@
+//! The master catalog's entries: what a label says is true of an ISRC from a business date
+//! on, read from a CSV file or a `catalog.updates` record and checked like royalty lines.
+
+use std::io::Read;
+
+use chrono::NaiveDate;
+
+use crate::domain::gtin::validate_gtin;
+use crate::domain::isrc::normalize_isrc;
+use crate::domain::rules::parse_period;
+
+/// What the catalog says of one ISRC from `valid_from` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogEntry {
+    /// Normalised ISRC.
+    pub isrc: String,
+    /// UPCs/EANs of the releases carrying the track, validated, sorted, distinct.
+    pub upcs: Vec<String>,
+    /// Track title.
+    pub title: Option<String>,
+    /// Display artist.
+    pub display_artist: Option<String>,
+    /// Label.
+    pub label: Option<String>,
+    /// ISWC of the underlying work.
+    pub iswc: Option<String>,
+    /// Business date the entry takes effect.
+    pub valid_from: NaiveDate,
+}
+
+impl CatalogEntry {
+    /// Whether two entries say the same thing (dates aside).
+    pub fn same_content(&self, other: &CatalogEntry) -> bool {
+        self.isrc == other.isrc
+            && self.upcs == other.upcs
+            && self.title == other.title
+            && self.display_artist == other.display_artist
+            && self.label == other.label
+            && self.iswc == other.iswc
+    }
+}
+
+/// A stored catalog version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogVersion {
+    /// Row id (what ledger rows and drift events point to).
+    pub version_id: i64,
+    /// Content.
+    pub entry: CatalogEntry,
+    /// End of validity (exclusive), None while current.
+    pub valid_to: Option<NaiveDate>,
+}
+
+/// The fields of an entry as received, before checking.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct RawCatalogEntry {
+    /// ISRC as sent.
+    pub isrc: String,
+    /// One or more UPCs separated by `|`.
+    #[serde(alias = "upcs")]
+    pub upc: String,
+    /// Title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Display artist.
+    #[serde(default, alias = "artist")]
+    pub display_artist: Option<String>,
+    /// Label.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// ISWC.
+    #[serde(default)]
+    pub iswc: Option<String>,
+    /// ISO date the entry takes effect.
+    pub valid_from: String,
+}
+
+/// Checks and normalises an entry; the error names the field and the rule.
+pub fn check_entry(raw: &RawCatalogEntry) -> Result<CatalogEntry, String> {
+    let isrc = normalize_isrc(&raw.isrc).map_err(|rule| format!("isrc: {rule} (got {:?})", raw.isrc))?;
+    let mut upcs = Vec::new();
+    for upc in raw.upc.split('|').map(str::trim).filter(|u| !u.is_empty()) {
+        upcs.push(validate_gtin(upc).map_err(|rule| format!("upc: {rule} (got {upc:?})"))?);
+    }
+    if upcs.is_empty() {
+        return Err("upc: required (at least one UPC/EAN)".to_string());
+    }
+    upcs.sort();
+    upcs.dedup();
+    let valid_from = parse_period(raw.valid_from.trim())
+        .ok_or_else(|| format!("valid_from: iso_date (got {:?})", raw.valid_from))?;
+    let text = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    for (field, value) in [
+        ("title", &raw.title),
+        ("display_artist", &raw.display_artist),
+        ("label", &raw.label),
+        ("iswc", &raw.iswc),
+    ] {
+        if value.as_deref().is_some_and(|v| v.contains('\0') || v.chars().count() > 512) {
+            return Err(format!("{field}: text (NUL character or longer than 512)"));
+        }
+    }
+    Ok(CatalogEntry {
+        isrc,
+        upcs,
+        title: text(&raw.title),
+        display_artist: text(&raw.display_artist),
+        label: text(&raw.label),
+        iswc: text(&raw.iswc),
+        valid_from,
+    })
+}
+
+/// A CSV row that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRow {
+    /// 1-based line number in the file (the header is line 1).
+    pub line: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// Reads a catalog CSV with a header row (`isrc,upc,title,display_artist,label,iswc,
+/// valid_from`; `upc` may hold several codes separated by `|`). Good rows are returned with
+/// their line numbers; bad rows are reported, never silently dropped.
+pub fn read_csv(input: impl Read) -> Result<(Vec<(u64, CatalogEntry)>, Vec<BadRow>), csv::Error> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(input);
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for (index, record) in reader.deserialize::<RawCatalogEntry>().enumerate() {
+        let line = index as u64 + 2;
+        match record {
+            Ok(raw) => match check_entry(&raw) {
+                Ok(entry) => good.push((line, entry)),
+                Err(reason) => bad.push(BadRow { line, reason }),
+            },
+            Err(err) if err.is_io_error() => return Err(err),
+            Err(err) => bad.push(BadRow {
+                line: err.position().map_or(line, |p| p.line()),
+                reason: format!("unreadable row: {err}"),
+            }),
+        }
+    }
+    Ok((good, bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_are_checked_and_bad_ones_reported_with_line_numbers() {
+        let csv = "isrc,upc,title,display_artist,label,iswc,valid_from\n\
+                   us-rc1-76-07839,036000291452|6291041500213,Song,Mira Kade,Harbor,,2026-01-01\n\
+                   XX1,036000291452,Bad,Someone,Label,,2026-01-01\n\
+                   GBQZA2400001,731453000000,Bad UPC,Someone,Label,,2026-01-01\n\
+                   GBQZA2400002,036000291452,Bad date,Someone,Label,,2026-13-01\n";
+        let (good, bad) = read_csv(csv.as_bytes()).expect("readable");
+        assert_eq!(good.len(), 1);
+        assert_eq!(good[0].0, 2);
+        assert_eq!(good[0].1.isrc, "USRC17607839");
+        assert_eq!(good[0].1.upcs, vec!["036000291452", "6291041500213"]);
+        assert_eq!(good[0].1.iswc, None);
+        let lines: Vec<u64> = bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, vec![3, 4, 5]);
+        assert!(bad[0].reason.starts_with("isrc:"));
+        assert!(bad[1].reason.contains("gs1_check_digit"));
+        assert!(bad[2].reason.starts_with("valid_from:"));
+    }
+}

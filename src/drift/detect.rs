@@ -1,0 +1,197 @@
+//! Drift detection, pure: a royalty line compared with the catalog version current at its
+//! report period, and a catalog update compared with the version it replaces.
+
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+
+use crate::domain::RoyaltyLine;
+
+use super::catalog::{CatalogEntry, CatalogVersion};
+
+/// What disagrees with the master catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DriftKind {
+    /// The line's UPC is not among the catalog's UPCs for its ISRC.
+    UpcMismatch,
+    /// The line's label differs from the catalog's.
+    LabelMismatch,
+    /// The line's artist differs from the catalog's display artist.
+    ArtistMismatch,
+    /// The catalog has no entry for the line's ISRC (only once a catalog is loaded).
+    UnknownIsrc,
+    /// A catalog update changed an ISRC's UPCs.
+    CatalogUpcChanged,
+    /// A catalog update changed an ISRC's label.
+    CatalogLabelChanged,
+    /// A catalog update changed an ISRC's display artist.
+    CatalogArtistChanged,
+}
+
+impl DriftKind {
+    /// The stable name used in tables, headers and alerts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::UpcMismatch => "upc_mismatch",
+            DriftKind::LabelMismatch => "label_mismatch",
+            DriftKind::ArtistMismatch => "artist_mismatch",
+            DriftKind::UnknownIsrc => "unknown_isrc",
+            DriftKind::CatalogUpcChanged => "catalog_upc_changed",
+            DriftKind::CatalogLabelChanged => "catalog_label_changed",
+            DriftKind::CatalogArtistChanged => "catalog_artist_changed",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(name: &str) -> Option<DriftKind> {
+        ALL_KINDS.iter().copied().find(|k| k.as_str() == name)
+    }
+}
+
+/// Every kind, for help texts and parsing.
+pub const ALL_KINDS: [DriftKind; 7] = [
+    DriftKind::UpcMismatch,
+    DriftKind::LabelMismatch,
+    DriftKind::ArtistMismatch,
+    DriftKind::UnknownIsrc,
+    DriftKind::CatalogUpcChanged,
+    DriftKind::CatalogLabelChanged,
+    DriftKind::CatalogArtistChanged,
+];
+
+/// One observation of drift.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    /// The track.
+    pub isrc: String,
+    /// What disagrees.
+    pub kind: DriftKind,
+    /// What the catalog says (None for an unknown ISRC).
+    pub expected: Option<String>,
+    /// What the line or update says.
+    pub received: Option<String>,
+    /// The catalog version compared against.
+    pub catalog_version_id: Option<i64>,
+    /// DSP of the line (`catalog` for catalog updates).
+    pub dsp_name: String,
+    /// Report the line came from.
+    pub report_id: Option<String>,
+    /// Report period of the line (valid-from date of a catalog update).
+    pub period: Option<NaiveDate>,
+    /// Transaction id of the line.
+    pub transaction_id: Option<String>,
+    /// Where it was seen: `topic[partition]@offset` or `file:line`.
+    pub source: String,
+}
+
+impl Drift {
+    /// The stable id of the distinct drift (ISRC, kind, expected, received, catalog
+    /// version): every line showing the same disagreement maps to one alert.
+    pub fn id(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(
+            format!(
+                "drift1|{}|{}|{}|{}|{}",
+                self.isrc,
+                self.kind.as_str(),
+                self.expected.as_deref().unwrap_or(""),
+                self.received.as_deref().unwrap_or(""),
+                self.catalog_version_id.map(|v| v.to_string()).unwrap_or_default()
+            )
+            .as_bytes(),
+        );
+        format!("drift-{}", &hex::encode(hasher.finalize())[..32])
+    }
+}
+
+/// Text compared the way a person would: case and runs of whitespace do not matter.
+fn same_text(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    norm(a) == norm(b)
+}
+
+/// Compares a posted line with the catalog version current at its period. `catalog_loaded`
+/// says whether any catalog exists at all (before that, every ISRC would be "unknown").
+pub fn detect_line(
+    line: &RoyaltyLine,
+    version: Option<&CatalogVersion>,
+    catalog_loaded: bool,
+    alert_unknown_isrc: bool,
+    source: &str,
+) -> Vec<Drift> {
+    let drift = |kind, expected: Option<String>, received: Option<String>| Drift {
+        isrc: line.isrc.clone(),
+        kind,
+        expected,
+        received,
+        catalog_version_id: version.map(|v| v.version_id),
+        dsp_name: line.dsp_name.clone(),
+        report_id: line.report_id.clone(),
+        period: Some(line.report_period),
+        transaction_id: Some(line.transaction_id.clone()),
+        source: source.to_string(),
+    };
+    let Some(version) = version else {
+        return if catalog_loaded && alert_unknown_isrc {
+            vec![drift(DriftKind::UnknownIsrc, None, None)]
+        } else {
+            Vec::new()
+        };
+    };
+    let mut found = Vec::new();
+    let entry = &version.entry;
+    if !entry.upcs.iter().any(|u| *u == line.upc) {
+        found.push(drift(DriftKind::UpcMismatch, Some(entry.upcs.join("|")), Some(line.upc.clone())));
+    }
+    if let (Some(expected), Some(received)) = (&entry.label, &line.label)
+        && !same_text(expected, received)
+    {
+        found.push(drift(DriftKind::LabelMismatch, Some(expected.clone()), Some(received.clone())));
+    }
+    if let (Some(expected), Some(received)) = (&entry.display_artist, &line.artist)
+        && !same_text(expected, received)
+    {
+        found.push(drift(DriftKind::ArtistMismatch, Some(expected.clone()), Some(received.clone())));
+    }
+    found
+}
+
+/// Compares a catalog update with the version it supersedes: a changed UPC set, label or
+/// display artist is itself drift (royalties already paid were attributed to the old one).
+pub fn detect_update(old: &CatalogVersion, new: &CatalogEntry, source: &str) -> Vec<Drift> {
+    let drift = |kind, expected: String, received: String| Drift {
+        isrc: new.isrc.clone(),
+        kind,
+        expected: Some(expected),
+        received: Some(received),
+        catalog_version_id: Some(old.version_id),
+        dsp_name: "catalog".to_string(),
+        report_id: None,
+        period: Some(new.valid_from),
+        transaction_id: None,
+        source: source.to_string(),
+    };
+    let mut found = Vec::new();
+    if old.entry.upcs != new.upcs {
+        found.push(drift(DriftKind::CatalogUpcChanged, old.entry.upcs.join("|"), new.upcs.join("|")));
+    }
+    let changed = |a: &Option<String>, b: &Option<String>| match (a, b) {
+        (Some(a), Some(b)) => !same_text(a, b),
+        (None, None) => false,
+        _ => true,
+    };
+    if changed(&old.entry.label, &new.label) {
+        found.push(drift(
+            DriftKind::CatalogLabelChanged,
+            old.entry.label.clone().unwrap_or_default(),
+            new.label.clone().unwrap_or_default(),
+        ));
+    }
+    if changed(&old.entry.display_artist, &new.display_artist) {
+        found.push(drift(
+            DriftKind::CatalogArtistChanged,
+            old.entry.display_artist.clone().unwrap_or_default(),
+            new.display_artist.clone().unwrap_or_default(),
+        ));
+    }
+    found
+}

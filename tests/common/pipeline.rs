@@ -1,0 +1,185 @@
+//! Helpers for tests that run the ingestion pipeline: settings pointing at a test's own
+//! topics and database, encoding lines, publishing them, and reading the ledger back.
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rdkafka::producer::FutureProducer;
+use royalty_ingest::avro::{SchemaStore, encode_single_object};
+use royalty_ingest::config::{DatabaseArgs, RunArgs, StartPolicy};
+use royalty_ingest::domain::DecodedLine;
+use royalty_ingest::pipeline::RunTotals;
+use royalty_ingest::sample::{SampleRng, record_key, valid_line};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::kafka_args;
+
+/// Full name of the royalty-line record in every schema version.
+pub const LINE_SCHEMA: &str = "io.royaltyingest.RoyaltyLine";
+
+/// Settings for an in-process run over the test's topics and database that exits once
+/// caught up.
+pub fn run_args(topic: &str, dlq: &str, database_url: &str, group: &str) -> RunArgs {
+    RunArgs {
+        kafka: kafka_args(),
+        database: DatabaseArgs {
+            database_url: database_url.to_string(),
+        },
+        group: group.to_string(),
+        topics: vec![topic.to_string()],
+        dlq_topic: dlq.to_string(),
+        batch_size: 500,
+        linger_ms: 50,
+        start: StartPolicy::Earliest,
+        allow_offset_skip: false,
+        schemas_dir: None,
+        registry_url: None,
+        metrics_addr: None,
+        session_timeout_ms: 6_000,
+        assignor: "range,roundrobin".to_string(),
+        instance_id: None,
+        exit_when_idle_ms: Some(1_500),
+        no_create_topics: true,
+        topic_partitions: 1,
+    }
+}
+
+/// Runs the pipeline in-process until it is caught up and idle.
+pub async fn run_until_idle(args: RunArgs) -> RunTotals {
+    royalty_ingest::pipeline::run(args, CancellationToken::new())
+        .await
+        .expect("pipeline run")
+}
+
+/// Encodes a line in single-object encoding with schema version `version`.
+pub fn encode(version: u32, line: &DecodedLine) -> Vec<u8> {
+    let store = SchemaStore::builtin().expect("built-in schemas");
+    let schema = store
+        .by_name_version(LINE_SCHEMA, version)
+        .expect("schema version exists");
+    encode_single_object(&schema, line).expect("encode line")
+}
+
+/// `count` distinct valid lines (distinct transaction ids from `first_txn`).
+pub fn distinct_lines(seed: u64, first_txn: u64, count: usize) -> Vec<DecodedLine> {
+    let mut rng = SampleRng::new(seed);
+    (0..count as u64).map(|i| valid_line(&mut rng, first_txn + i)).collect()
+}
+
+/// Publishes lines keyed by identity, each encoded with `version`.
+pub async fn publish(producer: &FutureProducer, topic: &str, version: u32, lines: &[DecodedLine]) {
+    for line in lines {
+        super::send(producer, topic, record_key(line).as_bytes(), &encode(version, line)).await;
+    }
+}
+
+/// Row count, sum of stream counts and sum of amounts in the ledger.
+pub async fn ledger_totals(pool: &PgPool) -> (i64, i64, Decimal) {
+    sqlx::query_as::<_, (i64, Option<Decimal>, Option<Decimal>)>(
+        "SELECT count(*), sum(stream_count)::numeric, sum(royalty_amount) FROM royalty_ledger",
+    )
+    .fetch_one(pool)
+    .await
+    .map(|(n, streams, amount)| {
+        (
+            n,
+            streams.map(|s| s.try_into().unwrap_or(-1)).unwrap_or(0),
+            amount.unwrap_or_default(),
+        )
+    })
+    .expect("ledger totals")
+}
+
+/// What the lines should add up to.
+pub fn expected_totals(lines: &[DecodedLine]) -> (i64, i64, Decimal) {
+    (
+        lines.len() as i64,
+        lines.iter().map(|l| l.stream_count).sum(),
+        lines.iter().map(|l| l.royalty_amount).sum(),
+    )
+}
+
+/// Number of ledger rows.
+pub async fn ledger_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM royalty_ledger")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(-1)
+}
+
+/// Starts `royalty-ingest run` as a child process with the given extra arguments.
+pub fn spawn_run(args: &[&str], database_url: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+        .arg("run")
+        .args(args)
+        .env("KAFKA_BROKERS", super::brokers())
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start royalty-ingest run")
+}
+
+/// Kills a child with SIGKILL (no chance to clean up) and reaps it.
+pub fn kill_hard(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits for a child to exit by itself, up to `timeout`.
+pub async fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("child status") {
+            return status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "child did not exit in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Publishes keyed records, many in flight at once, each acknowledged by the broker.
+pub async fn publish_records(producer: &FutureProducer, topic: &str, records: &[(String, Vec<u8>)]) {
+    use rdkafka::producer::FutureRecord;
+    for chunk in records.chunks(500) {
+        let sends = chunk.iter().map(|(key, value)| {
+            producer.send(
+                FutureRecord::to(topic).key(key.as_bytes()).payload(value.as_slice()),
+                Duration::from_secs(60),
+            )
+        });
+        for result in futures::future::join_all(sends).await {
+            result.map_err(|(e, _)| e).expect("record acknowledged");
+        }
+    }
+}
+
+/// A mixed stream: `valid` distinct lines, `redeliveries` copies of earlier ones (in other
+/// schema versions) and `invalid` garbage records, interleaved. Returns the records and the
+/// distinct valid lines they should produce.
+pub fn mixed_stream(seed: u64, valid: usize, redeliveries: usize, invalid: usize) -> (Vec<(String, Vec<u8>)>, Vec<DecodedLine>) {
+    let lines = distinct_lines(seed, 1, valid);
+    let mut rng = SampleRng::new(seed ^ 0xABCD);
+    let mut records: Vec<(String, Vec<u8>)> = lines
+        .iter()
+        .map(|l| (record_key(l), encode(1 + rng.below(3) as u32, l)))
+        .collect();
+    for i in 0..redeliveries {
+        let line = &lines[rng.below(valid as u64) as usize];
+        let at = (rng.below(records.len() as u64) as usize).max(1);
+        // After the original: a redelivery never precedes what it repeats.
+        let original = records.iter().position(|(k, _)| *k == record_key(line)).unwrap_or(0);
+        let at = at.max(original + 1).min(records.len());
+        records.insert(at, (record_key(line), encode(1 + (i % 3) as u32, line)));
+    }
+    for i in 0..invalid {
+        let at = rng.below(records.len() as u64) as usize;
+        records.insert(at, (format!("garbage-{i}"), format!("not avro {i}").into_bytes()));
+    }
+    (records, lines)
+}

@@ -1,0 +1,249 @@
+//! Ingestion end to end on the real broker and database: redeliveries absorbed, schema
+//! versions converging on one row, restatements journaled, invalid records dead-lettered
+//! and quarantined with the valid lines around them ingested.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use common::pipeline::{
+    distinct_lines, encode, expected_totals, ledger_totals, publish, run_args, run_until_idle,
+};
+use royalty_ingest::domain::DecodedLine;
+use royalty_ingest::ledger::dead_letter::headers;
+use royalty_ingest::sample::record_key;
+use rust_decimal::Decimal;
+use sqlx::Row;
+
+#[tokio::test]
+async fn the_same_lines_delivered_three_times_interleaved_are_booked_once() {
+    let topic = common::fresh_topic("it.raw", 3).await;
+    let dlq = common::fresh_topic("it.dlq", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    let lines = distinct_lines(11, 1, 1_000);
+    let producer = common::producer();
+    // Three deliveries, interleaved: each line's copies are spread through the stream and
+    // arrive in different schema versions.
+    for round in 0..3u32 {
+        let mut order: Vec<&DecodedLine> = lines.iter().collect();
+        if round == 1 {
+            order.reverse();
+        }
+        if round == 2 {
+            order.sort_by_key(|l| record_key(l).len() % 7);
+        }
+        for line in order {
+            common::send(&producer, &topic, record_key(line).as_bytes(), &encode(round + 1, line)).await;
+        }
+    }
+
+    let totals = run_until_idle(run_args(&topic, &dlq, &url, "it-triple")).await;
+
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
+    assert_eq!(totals.stats.post.inserted, 1_000);
+    // Later copies in newer schema versions fill in fields v1 lacked: enrichment, not change.
+    assert_eq!(totals.stats.post.duplicates + totals.stats.post.enriched, 2_000);
+    assert_eq!(totals.stats.post.restated, 0);
+    let revisions: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_revisions")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(revisions, 0, "identical redeliveries are not restatements");
+}
+
+#[tokio::test]
+async fn v1_and_v2_encodings_of_the_same_sales_give_one_row_per_sale() {
+    let topic = common::fresh_topic("it.raw", 1).await;
+    let dlq = common::fresh_topic("it.dlq", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    let lines = distinct_lines(12, 1, 50);
+    let producer = common::producer();
+    publish(&producer, &topic, 1, &lines).await;
+    publish(&producer, &topic, 2, &lines).await;
+
+    run_until_idle(run_args(&topic, &dlq, &url, "it-versions")).await;
+
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
+    // The v2 copy carries territory and usage type the v1 copy lacked: the row learns them.
+    let with_territory: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM royalty_ledger WHERE territory IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(with_territory, 50);
+    let revisions: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_revisions")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(revisions, 0, "a field first learned is not a restatement");
+}
+
+#[tokio::test]
+async fn a_restated_amount_updates_the_row_and_journals_one_revision() {
+    let topic = common::fresh_topic("it.raw", 1).await;
+    let dlq = common::fresh_topic("it.dlq", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    let lines = distinct_lines(13, 1, 10);
+    let producer = common::producer();
+    publish(&producer, &topic, 3, &lines).await;
+    let mut restated = lines[4].clone();
+    let old_amount = restated.royalty_amount;
+    restated.royalty_amount = Decimal::new(12_345_678_901_234_567, 13);
+    publish(&producer, &topic, 3, std::slice::from_ref(&restated)).await;
+
+    run_until_idle(run_args(&topic, &dlq, &url, "it-restate")).await;
+
+    let mut expected = lines.clone();
+    expected[4] = restated.clone();
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&expected));
+    let row = sqlx::query(
+        "SELECT r.applied, r.changed_fields, r.old_royalty_amount, r.new_royalty_amount,
+                l.royalty_amount, l.version
+           FROM ledger_revisions r JOIN royalty_ledger l USING (line_key)",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("revisions");
+    assert_eq!(row.len(), 1, "exactly one revision");
+    let row = &row[0];
+    assert!(row.get::<bool, _>("applied"));
+    assert_eq!(row.get::<Vec<String>, _>("changed_fields"), vec!["royalty_amount"]);
+    assert_eq!(row.get::<Decimal, _>("old_royalty_amount"), old_amount);
+    assert_eq!(row.get::<Decimal, _>("new_royalty_amount"), restated.royalty_amount);
+    assert_eq!(row.get::<Decimal, _>("royalty_amount"), restated.royalty_amount);
+    assert_eq!(row.get::<i32, _>("version"), 2);
+}
+
+#[tokio::test]
+async fn a_corrected_upc_restates_the_line_instead_of_booking_it_twice() {
+    let topic = common::fresh_topic("it.raw", 1).await;
+    let dlq = common::fresh_topic("it.dlq", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    let lines = distinct_lines(14, 1, 3);
+    let producer = common::producer();
+    publish(&producer, &topic, 3, &lines).await;
+    run_until_idle(run_args(&topic, &dlq, &url, "it-upc")).await;
+
+    let mut corrected = lines[1].clone();
+    corrected.upc = royalty_ingest::sample::upc_for(987_654);
+    publish(&producer, &topic, 3, std::slice::from_ref(&corrected)).await;
+    run_until_idle(run_args(&topic, &dlq, &url, "it-upc")).await;
+
+    let mut expected = lines.clone();
+    expected[1] = corrected.clone();
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&expected));
+    let upc: String = sqlx::query_scalar("SELECT upc FROM royalty_ledger WHERE transaction_id = $1")
+        .bind(&corrected.transaction_id)
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    assert_eq!(upc, corrected.upc);
+    let revisions = sqlx::query("SELECT changed_fields, old_values->>'upc' AS old_upc FROM ledger_revisions")
+        .fetch_all(&pool)
+        .await
+        .expect("revisions");
+    assert_eq!(revisions.len(), 1);
+    assert_eq!(revisions[0].get::<Vec<String>, _>("changed_fields"), vec!["upc"]);
+    assert_eq!(revisions[0].get::<String, _>("old_upc"), lines[1].upc);
+}
+
+#[tokio::test]
+async fn invalid_records_are_dead_lettered_with_reasons_and_quarantined_once() {
+    let topic = common::fresh_topic("it.raw", 1).await;
+    let dlq = common::fresh_topic("it.dlq", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    let good = distinct_lines(15, 1, 6);
+    let base = distinct_lines(16, 100, 1).remove(0);
+    let valid_v3 = encode(3, &base);
+
+    let mut bad_isrc = base.clone();
+    bad_isrc.transaction_id = "BAD-ISRC".into();
+    bad_isrc.isrc = "aa-xyz-012-3456".into();
+    let mut bad_upc = base.clone();
+    bad_upc.transaction_id = "BAD-UPC".into();
+    bad_upc.upc = "731453000000".into();
+    let mut bad_currency = base.clone();
+    bad_currency.transaction_id = "BAD-CUR".into();
+    bad_currency.currency = "XYZ".into();
+    let mut negative_count = base.clone();
+    negative_count.transaction_id = "NEG-COUNT".into();
+    negative_count.stream_count = -3;
+    let mut unknown_fingerprint = valid_v3.clone();
+    unknown_fingerprint[2..10].copy_from_slice(&0x1122_3344_5566_7788u64.to_le_bytes());
+
+    // (value, expected stage, expected class)
+    let invalid: Vec<(Vec<u8>, &str, &str)> = vec![
+        (b"\xde\xad\xbe\xef not avro".to_vec(), "decode", "unknown_framing"),
+        (valid_v3[..valid_v3.len() - 3].to_vec(), "decode", "truncated"),
+        (unknown_fingerprint, "decode", "unknown_fingerprint"),
+        (encode(3, &bad_isrc), "validate", "isrc_hyphens"),
+        (encode(3, &bad_upc), "validate", "gs1_check_digit"),
+        (encode(3, &bad_currency), "validate", "iso4217_code"),
+        (encode(3, &negative_count), "validate", "negative_count"),
+    ];
+    let producer = common::producer();
+    // Valid lines around and between the invalid ones.
+    for (i, (value, _, _)) in invalid.iter().enumerate() {
+        let line = &good[i % good.len()];
+        common::send(&producer, &topic, record_key(line).as_bytes(), &encode(3, line)).await;
+        common::send(&producer, &topic, format!("bad-{i}").as_bytes(), value).await;
+    }
+
+    run_until_idle(run_args(&topic, &dlq, &url, "it-invalid")).await;
+
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&good));
+    let quarantined = sqlx::query(
+        "SELECT source_offset, error_stage, error_class, reason, record_value, dead_letter_id
+           FROM quarantine ORDER BY source_offset",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("quarantine");
+    assert_eq!(quarantined.len(), invalid.len(), "one quarantine row per refused record");
+
+    let letters = common::read_topic(&dlq, invalid.len(), Duration::from_secs(60));
+    assert_eq!(letters.len(), invalid.len(), "every refused record is in the DLQ");
+    let by_key: HashMap<String, &common::ReadRecord> = letters
+        .iter()
+        .map(|r| (String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned(), r))
+        .collect();
+    let mut ids = HashSet::new();
+    for (i, (value, stage, class)) in invalid.iter().enumerate() {
+        let letter = by_key.get(&format!("bad-{i}")).expect("dead letter for each bad record");
+        assert_eq!(letter.value.as_deref(), Some(value.as_slice()), "original bytes unchanged");
+        assert_eq!(letter.header(headers::STAGE).as_deref(), Some(*stage), "stage of bad-{i}");
+        assert_eq!(letter.header(headers::CLASS).as_deref(), Some(*class), "class of bad-{i}");
+        assert_eq!(letter.header(headers::TOPIC).as_deref(), Some(topic.as_str()));
+        assert_eq!(letter.header(headers::PARTITION).as_deref(), Some("0"));
+        let offset: i64 = letter.header(headers::OFFSET).and_then(|o| o.parse().ok()).expect("offset header");
+        assert_eq!(offset, 2 * i as i64 + 1, "offset names the refused record");
+        let reason = letter.header(headers::REASON).unwrap_or_default();
+        assert!(!reason.is_empty());
+        assert!(letter.header(headers::TIME).is_some());
+        assert!(letter.header(headers::GROUP).as_deref() == Some("it-invalid"));
+        let id = letter.header(headers::ID).expect("stable id");
+        let row = quarantined
+            .iter()
+            .find(|q| q.get::<i64, _>("source_offset") == offset)
+            .expect("quarantine row for the offset");
+        assert_eq!(row.get::<String, _>("dead_letter_id"), id);
+        assert_eq!(row.get::<String, _>("error_class"), *class);
+        assert!(ids.insert(id), "ids are distinct");
+    }
+    for class in ["isrc_hyphens", "gs1_check_digit", "iso4217_code", "negative_count"] {
+        let letter = letters
+            .iter()
+            .find(|l| l.header(headers::CLASS).as_deref() == Some(class))
+            .expect("letter");
+        assert!(letter.header(headers::SCHEMA).is_some(), "schema named for {class}");
+        let reason = letter.header(headers::REASON).unwrap_or_default();
+        let field = match class {
+            "isrc_hyphens" => "isrc",
+            "gs1_check_digit" => "upc",
+            "iso4217_code" => "currency",
+            _ => "stream_count",
+        };
+        assert!(reason.contains(field), "reason {reason:?} names the field {field}");
+    }
+}

@@ -1,0 +1,90 @@
+//! Two instances in one consumer group over a 4-partition topic; one is SIGKILLed mid-stream
+//! and restarted. Partitions move twice; the ledger stays exact. Once with the eager
+//! assignor, once with cooperative-sticky. Both instances then stop on SIGTERM with exit 0.
+
+mod common;
+
+use std::time::Duration;
+
+use common::pipeline::{
+    expected_totals, kill_hard, ledger_count, ledger_totals, mixed_stream, publish_records,
+    spawn_run, wait_exit,
+};
+
+async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
+    let topic = common::fresh_topic("it.rebalance.raw", 4).await;
+    let dlq = common::fresh_topic("it.rebalance.dlq", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    let (records, lines) = mixed_stream(31, 8_000, 300, 0);
+    let group = format!("it-rebalance-{}", common::unique_suffix());
+    let args = [
+        "--topics", &topic, "--dlq-topic", &dlq, "--group", &group, "--batch-size", "200",
+        "--linger-ms", "20", "--metrics-addr", "", "--no-create-topics",
+        "--session-timeout-ms", "3000", "--assignor", assignor,
+    ];
+    let mut first = spawn_run(&args, &url);
+    let mut second = spawn_run(&args, &url);
+
+    let producer = common::producer();
+    let streaming = {
+        let topic = topic.clone();
+        tokio::spawn(async move { publish_records(&producer, &topic, &records).await })
+    };
+    common::wait_until(Duration::from_secs(180), "a quarter of the lines ingested", || {
+        let pool = pool.clone();
+        async move { ledger_count(&pool).await >= 2_000 }
+    })
+    .await;
+    kill_hard(&mut first);
+    common::wait_until(Duration::from_secs(180), "progress without the killed instance", || {
+        let pool = pool.clone();
+        async move { ledger_count(&pool).await >= 4_000 }
+    })
+    .await;
+    let mut restarted = spawn_run(&args, &url);
+    streaming.await.expect("producer task");
+
+    let expected = expected_totals(&lines);
+    common::wait_until(Duration::from_secs(240), "every line ingested", || {
+        let pool = pool.clone();
+        async move { ledger_count(&pool).await >= expected.0 }
+    })
+    .await;
+    for child in [&mut second, &mut restarted] {
+        // std::process::Child::kill only sends SIGKILL; kill(1) sends SIGTERM.
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("send SIGTERM");
+        assert!(status.success());
+    }
+    for child in [&mut second, &mut restarted] {
+        let status = wait_exit(child, Duration::from_secs(60)).await;
+        assert!(status.success(), "SIGTERM stops an instance cleanly: {status}");
+    }
+
+    assert_eq!(ledger_totals(&pool).await, expected, "ledger exact");
+    let revisions: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_revisions")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(revisions, 0);
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_offsets WHERE consumer_group = $1",
+    )
+    .bind(&group)
+    .fetch_one(&pool)
+    .await
+    .expect("offsets");
+    assert_eq!(stored, 8_300, "stored offsets cover every record exactly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eager_assignor_two_instances_one_killed_and_restarted() {
+    two_instances_survive_a_kill_and_restart("range,roundrobin").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_sticky_two_instances_one_killed_and_restarted() {
+    two_instances_survive_a_kill_and_restart("cooperative-sticky").await;
+}
