@@ -2,6 +2,8 @@
 //! the real PostgreSQL server and Kafka broker that `scripts/services up` starts.
 #![allow(dead_code)]
 
+pub mod pipeline;
+
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
