@@ -75,7 +75,15 @@ struct RebalanceContext {
     started_at: Mutex<HashMap<TopicPartition, Option<i64>>>,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // End of partition is reported through poll as well; it is not an error here.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            return;
+        }
+        tracing::warn!(error = %error, reason, "kafka client error");
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
