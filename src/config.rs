@@ -12,7 +12,11 @@ use clap::{Args, ValueEnum};
 #[derive(Debug, Clone, Args)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers.
-    #[arg(long = "brokers", env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long = "brokers",
+        env = "KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
     pub brokers: String,
 
     /// Extra librdkafka property for every client, `key=value` (repeatable), e.g.
@@ -140,9 +144,10 @@ impl RunArgs {
     pub fn metrics_socket(&self) -> anyhow::Result<Option<SocketAddr>> {
         match self.metrics_addr.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
-            Some(addr) => addr.parse().map(Some).map_err(|err| {
-                anyhow::anyhow!("--metrics-addr {addr:?} is not host:port ({err})")
-            }),
+            Some(addr) => addr
+                .parse()
+                .map(Some)
+                .map_err(|err| anyhow::anyhow!("--metrics-addr {addr:?} is not host:port ({err})")),
         }
     }
 }

@@ -39,7 +39,11 @@ pub fn idempotent_producer_config(kafka: &KafkaArgs) -> ClientConfig {
 
 /// Creates each topic that does not exist yet (replication 1 on a single broker,
 /// otherwise the broker default). Existing topics are left as they are.
-pub async fn ensure_topics(kafka: &KafkaArgs, topics: &[&str], partitions: i32) -> anyhow::Result<()> {
+pub async fn ensure_topics(
+    kafka: &KafkaArgs,
+    topics: &[&str],
+    partitions: i32,
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(kafka)
         .create()
         .context("failed to create Kafka admin client")?;
@@ -51,7 +55,12 @@ pub async fn ensure_topics(kafka: &KafkaArgs, topics: &[&str], partitions: i32) 
     let results = admin
         .create_topics(new_topics.iter(), &options)
         .await
-        .with_context(|| format!("failed to create topics on {} (is the broker up? scripts/services up)", kafka.brokers))?;
+        .with_context(|| {
+            format!(
+                "failed to create topics on {} (is the broker up? scripts/services up)",
+                kafka.brokers
+            )
+        })?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

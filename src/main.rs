@@ -52,7 +52,19 @@ async fn execute(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
             let stop = shutdown::on_signals();
-            pipeline::run(*args, stop).await?;
+            let totals = pipeline::run(*args, stop).await?;
+            let post = totals.stats.post;
+            println!(
+                "ingested {} records in {} batches: {} new lines, {} duplicates, {} enriched, {} restated, {} stale versions, {} dead letters",
+                totals.records,
+                totals.batches,
+                post.inserted,
+                post.duplicates,
+                post.enriched,
+                post.restated,
+                post.stale,
+                totals.stats.dead_letters
+            );
             Ok(())
         }
         Command::Sample(args) => publish_sample(&args).await,

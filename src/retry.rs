@@ -75,7 +75,10 @@ mod tests {
         assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
         for _ in 0..20 {
             let d = backoff.next_delay();
-            assert!(d >= Duration::from_millis(50) && d <= Duration::from_secs(1), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(50) && d <= Duration::from_secs(1),
+                "{d:?}"
+            );
         }
         let late = backoff.next_delay();
         assert!(late >= Duration::from_millis(500), "{late:?}");

@@ -19,7 +19,12 @@ const DSPS: &[(&str, &[&str])] = &[
     ("TIDAL", &["NOK", "USD"]),
 ];
 const TERRITORIES: &[&str] = &["US", "GB", "DE", "FR", "SE", "JP", "BR", "NO"];
-const ARTISTS: &[&str] = &["The Ledger Lines", "Mira Kade", "Northbound Echo", "DJ Offset"];
+const ARTISTS: &[&str] = &[
+    "The Ledger Lines",
+    "Mira Kade",
+    "Northbound Echo",
+    "DJ Offset",
+];
 const LABELS: &[&str] = &["Harbor Records", "Quiet Current"];
 
 /// What a published sample record is meant to be.
@@ -105,7 +110,11 @@ pub fn valid_line(rng: &mut SampleRng, n: u64) -> DecodedLine {
         upc: upc_for(track / 4),
         dsp_name: dsp.to_string(),
         report_period: period.format("%Y-%m-%d").to_string(),
-        transaction_id: format!("{}-{}-{n:08}", &dsp[..3].to_uppercase(), period.format("%Y%m")),
+        transaction_id: format!(
+            "{}-{}-{n:08}",
+            &dsp[..3].to_uppercase(),
+            period.format("%Y%m")
+        ),
         stream_count: streams,
         royalty_amount: amount,
         currency: rng.pick(currencies).to_string(),
@@ -114,7 +123,11 @@ pub fn valid_line(rng: &mut SampleRng, n: u64) -> DecodedLine {
         line_type: Some("sale".to_string()),
         label: Some(LABELS[(track % 2) as usize].to_string()),
         artist: Some(ARTISTS[(track % 4) as usize].to_string()),
-        report_id: Some(format!("{}-{}", dsp.to_lowercase().replace(' ', "-"), period.format("%Y%m"))),
+        report_id: Some(format!(
+            "{}-{}",
+            dsp.to_lowercase().replace(' ', "-"),
+            period.format("%Y%m")
+        )),
     }
 }
 
@@ -220,7 +233,11 @@ mod tests {
         for n in 0..500 {
             let mut rng = SampleRng::new(n);
             let line = valid_line(&mut rng, n);
-            assert!(validate(&line).is_ok(), "{line:?}: {:?}", validate(&line).err());
+            assert!(
+                validate(&line).is_ok(),
+                "{line:?}: {:?}",
+                validate(&line).err()
+            );
         }
     }
 
@@ -229,12 +246,27 @@ mod tests {
         let a = generate(7, 2_000);
         let b = generate(7, 2_000);
         assert_eq!(a.len(), 2_000);
-        assert!(a.iter().zip(&b).all(|(x, y)| x.key == y.key && x.line == y.line));
-        for kind in [SampleKind::New, SampleKind::Redelivery, SampleKind::Restatement, SampleKind::Invalid] {
+        assert!(
+            a.iter()
+                .zip(&b)
+                .all(|(x, y)| x.key == y.key && x.line == y.line)
+        );
+        for kind in [
+            SampleKind::New,
+            SampleKind::Redelivery,
+            SampleKind::Restatement,
+            SampleKind::Invalid,
+        ] {
             assert!(a.iter().any(|s| s.kind == kind), "{kind:?} present");
         }
-        for s in a.iter().filter(|s| s.kind == SampleKind::Invalid && s.schema_version.is_some()) {
-            assert!(validate(&s.line).is_err(), "invalid sample is refused: {s:?}");
+        for s in a
+            .iter()
+            .filter(|s| s.kind == SampleKind::Invalid && s.schema_version.is_some())
+        {
+            assert!(
+                validate(&s.line).is_err(),
+                "invalid sample is refused: {s:?}"
+            );
         }
     }
 }

@@ -23,9 +23,23 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     assert_eq!(records.len(), 20_000);
     let group = format!("it-crash-{}", common::unique_suffix());
     let run_args = [
-        "--topics", &topic, "--dlq-topic", &dlq, "--group", &group, "--batch-size", "400",
-        "--linger-ms", "20", "--metrics-addr", "", "--no-create-topics",
-        "--session-timeout-ms", "6000", "--instance-id", "crash-test",
+        "--topics",
+        &topic,
+        "--dlq-topic",
+        &dlq,
+        "--group",
+        &group,
+        "--batch-size",
+        "400",
+        "--linger-ms",
+        "20",
+        "--metrics-addr",
+        "",
+        "--no-create-topics",
+        "--session-timeout-ms",
+        "6000",
+        "--instance-id",
+        "crash-test",
     ];
 
     let producer = common::producer();
@@ -37,17 +51,23 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     // Kill points: right after start (before anything is written), then whenever the ledger
     // has grown past a random threshold.
     let mut rng = SampleRng::new(0xC0FFEE);
-    let mut thresholds: Vec<i64> = (0..6).map(|i| i * 3_000 + rng.below(2_500) as i64).collect();
+    let mut thresholds: Vec<i64> = (0..6)
+        .map(|i| i * 3_000 + rng.below(2_500) as i64)
+        .collect();
     thresholds[0] = 0;
     let mut kills = 0;
     for threshold in thresholds {
         let mut child = spawn_run(&run_args, &url);
         if threshold > 0 {
             let pool = pool.clone();
-            common::wait_until(Duration::from_secs(180), "ledger growth before a kill", || {
-                let pool = pool.clone();
-                async move { ledger_count(&pool).await >= threshold }
-            })
+            common::wait_until(
+                Duration::from_secs(180),
+                "ledger growth before a kill",
+                || {
+                    let pool = pool.clone();
+                    async move { ledger_count(&pool).await >= threshold }
+                },
+            )
             .await;
         }
         kill_hard(&mut child);
@@ -56,11 +76,18 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     assert!(kills >= 5);
     streaming.await.expect("producer task");
 
-    let mut last = spawn_run(&[&run_args[..], &["--exit-when-idle-ms", "3000"]].concat(), &url);
+    let mut last = spawn_run(
+        &[&run_args[..], &["--exit-when-idle-ms", "3000"]].concat(),
+        &url,
+    );
     let status = wait_exit(&mut last, Duration::from_secs(300)).await;
     assert!(status.success(), "final run exits cleanly: {status}");
 
-    assert_eq!(ledger_totals(&pool).await, expected_totals(&lines), "ledger exact");
+    assert_eq!(
+        ledger_totals(&pool).await,
+        expected_totals(&lines),
+        "ledger exact"
+    );
     let revisions: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_revisions")
         .fetch_one(&pool)
         .await
@@ -70,14 +97,21 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         .fetch_all(&pool)
         .await
         .expect("quarantine");
-    assert_eq!(quarantined.len(), 200, "one quarantine row per refused record");
+    assert_eq!(
+        quarantined.len(),
+        200,
+        "one quarantine row per refused record"
+    );
 
     let expected: HashSet<String> = quarantined.into_iter().collect();
     let letters = common::read_topic_until(&dlq, Duration::from_secs(60), |read| {
         let ids: HashSet<String> = read.iter().filter_map(|l| l.header(headers::ID)).collect();
         expected.is_subset(&ids)
     });
-    let published: HashSet<String> = letters.iter().filter_map(|l| l.header(headers::ID)).collect();
+    let published: HashSet<String> = letters
+        .iter()
+        .filter_map(|l| l.header(headers::ID))
+        .collect();
     assert_eq!(
         expected.difference(&published).count(),
         0,

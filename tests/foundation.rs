@@ -18,13 +18,22 @@ async fn kafka_round_trip_keeps_keys_values_headers_and_order() {
     let producer = common::producer();
     for i in 0..3u8 {
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "seq", value: Some(&[i][..]) })
-            .insert(Header { key: "source", value: Some("foundation-test") });
+            .insert(Header {
+                key: "seq",
+                value: Some(&[i][..]),
+            })
+            .insert(Header {
+                key: "source",
+                value: Some("foundation-test"),
+            });
         let key = format!("key-{i}");
         let value = format!("value-{i}");
         producer
             .send(
-                FutureRecord::to(&topic).key(&key).payload(&value).headers(headers),
+                FutureRecord::to(&topic)
+                    .key(&key)
+                    .payload(&value)
+                    .headers(headers),
                 Duration::from_secs(30),
             )
             .await
@@ -37,9 +46,15 @@ async fn kafka_round_trip_keeps_keys_values_headers_and_order() {
     assert_eq!(records.len(), 3, "all three records come back");
     for (i, record) in records.iter().enumerate() {
         assert_eq!(record.partition, 0);
-        assert_eq!(record.offset, i as i64, "order within the partition is kept");
+        assert_eq!(
+            record.offset, i as i64,
+            "order within the partition is kept"
+        );
         assert_eq!(record.key.as_deref(), Some(format!("key-{i}").as_bytes()));
-        assert_eq!(record.value.as_deref(), Some(format!("value-{i}").as_bytes()));
+        assert_eq!(
+            record.value.as_deref(),
+            Some(format!("value-{i}").as_bytes())
+        );
         assert_eq!(
             record.headers,
             vec![
@@ -100,7 +115,10 @@ async fn ledger_columns_are_exact_numeric_and_refuse_a_raw_isrc() {
     .bind(vec![9u8; 32])
     .execute(&pool)
     .await;
-    assert!(bad_isrc.is_err(), "the ledger's own constraint refuses a non-normalised ISRC");
+    assert!(
+        bad_isrc.is_err(),
+        "the ledger's own constraint refuses a non-normalised ISRC"
+    );
 
     let column_type: String = sqlx::query_scalar(
         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute

@@ -34,7 +34,13 @@ async fn the_same_lines_delivered_three_times_interleaved_are_booked_once() {
             order.sort_by_key(|l| record_key(l).len() % 7);
         }
         for line in order {
-            common::send(&producer, &topic, record_key(line).as_bytes(), &encode(round + 1, line)).await;
+            common::send(
+                &producer,
+                &topic,
+                record_key(line).as_bytes(),
+                &encode(round + 1, line),
+            )
+            .await;
         }
     }
 
@@ -43,7 +49,10 @@ async fn the_same_lines_delivered_three_times_interleaved_are_booked_once() {
     assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
     assert_eq!(totals.stats.post.inserted, 1_000);
     // Later copies in newer schema versions fill in fields v1 lacked: enrichment, not change.
-    assert_eq!(totals.stats.post.duplicates + totals.stats.post.enriched, 2_000);
+    assert_eq!(
+        totals.stats.post.duplicates + totals.stats.post.enriched,
+        2_000
+    );
     assert_eq!(totals.stats.post.restated, 0);
     let revisions: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_revisions")
         .fetch_one(&pool)
@@ -108,10 +117,19 @@ async fn a_restated_amount_updates_the_row_and_journals_one_revision() {
     assert_eq!(row.len(), 1, "exactly one revision");
     let row = &row[0];
     assert!(row.get::<bool, _>("applied"));
-    assert_eq!(row.get::<Vec<String>, _>("changed_fields"), vec!["royalty_amount"]);
+    assert_eq!(
+        row.get::<Vec<String>, _>("changed_fields"),
+        vec!["royalty_amount"]
+    );
     assert_eq!(row.get::<Decimal, _>("old_royalty_amount"), old_amount);
-    assert_eq!(row.get::<Decimal, _>("new_royalty_amount"), restated.royalty_amount);
-    assert_eq!(row.get::<Decimal, _>("royalty_amount"), restated.royalty_amount);
+    assert_eq!(
+        row.get::<Decimal, _>("new_royalty_amount"),
+        restated.royalty_amount
+    );
+    assert_eq!(
+        row.get::<Decimal, _>("royalty_amount"),
+        restated.royalty_amount
+    );
     assert_eq!(row.get::<i32, _>("version"), 2);
 }
 
@@ -133,18 +151,23 @@ async fn a_corrected_upc_restates_the_line_instead_of_booking_it_twice() {
     let mut expected = lines.clone();
     expected[1] = corrected.clone();
     assert_eq!(ledger_totals(&pool).await, expected_totals(&expected));
-    let upc: String = sqlx::query_scalar("SELECT upc FROM royalty_ledger WHERE transaction_id = $1")
-        .bind(&corrected.transaction_id)
-        .fetch_one(&pool)
-        .await
-        .expect("row");
+    let upc: String =
+        sqlx::query_scalar("SELECT upc FROM royalty_ledger WHERE transaction_id = $1")
+            .bind(&corrected.transaction_id)
+            .fetch_one(&pool)
+            .await
+            .expect("row");
     assert_eq!(upc, corrected.upc);
-    let revisions = sqlx::query("SELECT changed_fields, old_values->>'upc' AS old_upc FROM ledger_revisions")
-        .fetch_all(&pool)
-        .await
-        .expect("revisions");
+    let revisions =
+        sqlx::query("SELECT changed_fields, old_values->>'upc' AS old_upc FROM ledger_revisions")
+            .fetch_all(&pool)
+            .await
+            .expect("revisions");
     assert_eq!(revisions.len(), 1);
-    assert_eq!(revisions[0].get::<Vec<String>, _>("changed_fields"), vec!["upc"]);
+    assert_eq!(
+        revisions[0].get::<Vec<String>, _>("changed_fields"),
+        vec!["upc"]
+    );
     assert_eq!(revisions[0].get::<String, _>("old_upc"), lines[1].upc);
 }
 
@@ -174,8 +197,16 @@ async fn invalid_records_are_dead_lettered_with_reasons_and_quarantined_once() {
 
     // (value, expected stage, expected class)
     let invalid: Vec<(Vec<u8>, &str, &str)> = vec![
-        (b"\xde\xad\xbe\xef not avro".to_vec(), "decode", "unknown_framing"),
-        (valid_v3[..valid_v3.len() - 3].to_vec(), "decode", "truncated"),
+        (
+            b"\xde\xad\xbe\xef not avro".to_vec(),
+            "decode",
+            "unknown_framing",
+        ),
+        (
+            valid_v3[..valid_v3.len() - 3].to_vec(),
+            "decode",
+            "truncated",
+        ),
         (unknown_fingerprint, "decode", "unknown_fingerprint"),
         (encode(3, &bad_isrc), "validate", "isrc_hyphens"),
         (encode(3, &bad_upc), "validate", "gs1_check_digit"),
@@ -186,7 +217,13 @@ async fn invalid_records_are_dead_lettered_with_reasons_and_quarantined_once() {
     // Valid lines around and between the invalid ones.
     for (i, (value, _, _)) in invalid.iter().enumerate() {
         let line = &good[i % good.len()];
-        common::send(&producer, &topic, record_key(line).as_bytes(), &encode(3, line)).await;
+        common::send(
+            &producer,
+            &topic,
+            record_key(line).as_bytes(),
+            &encode(3, line),
+        )
+        .await;
         common::send(&producer, &topic, format!("bad-{i}").as_bytes(), value).await;
     }
 
@@ -200,23 +237,56 @@ async fn invalid_records_are_dead_lettered_with_reasons_and_quarantined_once() {
     .fetch_all(&pool)
     .await
     .expect("quarantine");
-    assert_eq!(quarantined.len(), invalid.len(), "one quarantine row per refused record");
+    assert_eq!(
+        quarantined.len(),
+        invalid.len(),
+        "one quarantine row per refused record"
+    );
 
     let letters = common::read_topic(&dlq, invalid.len(), Duration::from_secs(60));
-    assert_eq!(letters.len(), invalid.len(), "every refused record is in the DLQ");
+    assert_eq!(
+        letters.len(),
+        invalid.len(),
+        "every refused record is in the DLQ"
+    );
     let by_key: HashMap<String, &common::ReadRecord> = letters
         .iter()
-        .map(|r| (String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned(), r))
+        .map(|r| {
+            (
+                String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned(),
+                r,
+            )
+        })
         .collect();
     let mut ids = HashSet::new();
     for (i, (value, stage, class)) in invalid.iter().enumerate() {
-        let letter = by_key.get(&format!("bad-{i}")).expect("dead letter for each bad record");
-        assert_eq!(letter.value.as_deref(), Some(value.as_slice()), "original bytes unchanged");
-        assert_eq!(letter.header(headers::STAGE).as_deref(), Some(*stage), "stage of bad-{i}");
-        assert_eq!(letter.header(headers::CLASS).as_deref(), Some(*class), "class of bad-{i}");
-        assert_eq!(letter.header(headers::TOPIC).as_deref(), Some(topic.as_str()));
+        let letter = by_key
+            .get(&format!("bad-{i}"))
+            .expect("dead letter for each bad record");
+        assert_eq!(
+            letter.value.as_deref(),
+            Some(value.as_slice()),
+            "original bytes unchanged"
+        );
+        assert_eq!(
+            letter.header(headers::STAGE).as_deref(),
+            Some(*stage),
+            "stage of bad-{i}"
+        );
+        assert_eq!(
+            letter.header(headers::CLASS).as_deref(),
+            Some(*class),
+            "class of bad-{i}"
+        );
+        assert_eq!(
+            letter.header(headers::TOPIC).as_deref(),
+            Some(topic.as_str())
+        );
         assert_eq!(letter.header(headers::PARTITION).as_deref(), Some("0"));
-        let offset: i64 = letter.header(headers::OFFSET).and_then(|o| o.parse().ok()).expect("offset header");
+        let offset: i64 = letter
+            .header(headers::OFFSET)
+            .and_then(|o| o.parse().ok())
+            .expect("offset header");
         assert_eq!(offset, 2 * i as i64 + 1, "offset names the refused record");
         let reason = letter.header(headers::REASON).unwrap_or_default();
         assert!(!reason.is_empty());
@@ -231,12 +301,20 @@ async fn invalid_records_are_dead_lettered_with_reasons_and_quarantined_once() {
         assert_eq!(row.get::<String, _>("error_class"), *class);
         assert!(ids.insert(id), "ids are distinct");
     }
-    for class in ["isrc_hyphens", "gs1_check_digit", "iso4217_code", "negative_count"] {
+    for class in [
+        "isrc_hyphens",
+        "gs1_check_digit",
+        "iso4217_code",
+        "negative_count",
+    ] {
         let letter = letters
             .iter()
             .find(|l| l.header(headers::CLASS).as_deref() == Some(class))
             .expect("letter");
-        assert!(letter.header(headers::SCHEMA).is_some(), "schema named for {class}");
+        assert!(
+            letter.header(headers::SCHEMA).is_some(),
+            "schema named for {class}"
+        );
         let reason = letter.header(headers::REASON).unwrap_or_default();
         let field = match class {
             "isrc_hyphens" => "isrc",
@@ -244,6 +322,9 @@ async fn invalid_records_are_dead_lettered_with_reasons_and_quarantined_once() {
             "iso4217_code" => "currency",
             _ => "stream_count",
         };
-        assert!(reason.contains(field), "reason {reason:?} names the field {field}");
+        assert!(
+            reason.contains(field),
+            "reason {reason:?} names the field {field}"
+        );
     }
 }

@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::pipeline::{
-    expected_totals, ledger_count, ledger_totals, mixed_stream, publish_records, spawn_run, wait_exit,
+    expected_totals, ledger_count, ledger_totals, mixed_stream, publish_records, spawn_run,
+    wait_exit,
 };
 
 fn services(command: &str) {
@@ -25,7 +26,11 @@ async fn retries_reported(metrics_addr: &str) -> bool {
         return false;
     };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    if stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.is_err() {
+    if stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .is_err()
+    {
         return false;
     }
     let mut body = String::new();
@@ -48,8 +53,19 @@ async fn the_run_survives_a_postgresql_outage_and_the_ledger_stays_exact() {
     let metrics_addr = "127.0.0.1:19464";
     let mut run = spawn_run(
         &[
-            "--topics", &topic, "--dlq-topic", &dlq, "--group", "it-outage", "--batch-size", "200",
-            "--linger-ms", "20", "--metrics-addr", metrics_addr, "--no-create-topics",
+            "--topics",
+            &topic,
+            "--dlq-topic",
+            &dlq,
+            "--group",
+            "it-outage",
+            "--batch-size",
+            "200",
+            "--linger-ms",
+            "20",
+            "--metrics-addr",
+            metrics_addr,
+            "--no-create-topics",
         ],
         &url,
     );
@@ -65,16 +81,26 @@ async fn the_run_survives_a_postgresql_outage_and_the_ledger_stays_exact() {
 
     services("pg-stop-chaos");
     publish_records(&producer, &topic, rest).await;
-    common::wait_until(Duration::from_secs(60), "the run reports retries", || retries_reported(metrics_addr)).await;
-    assert!(run.try_wait().expect("status").is_none(), "the run survives the outage");
+    common::wait_until(Duration::from_secs(60), "the run reports retries", || {
+        retries_reported(metrics_addr)
+    })
+    .await;
+    assert!(
+        run.try_wait().expect("status").is_none(),
+        "the run survives the outage"
+    );
     services("pg-start-chaos");
 
     let pool = sqlx::PgPool::connect(&url).await.expect("reconnect");
     let expected = expected_totals(&lines);
-    common::wait_until(Duration::from_secs(180), "every line ingested after the outage", || {
-        let pool = pool.clone();
-        async move { ledger_count(&pool).await >= expected.0 }
-    })
+    common::wait_until(
+        Duration::from_secs(180),
+        "every line ingested after the outage",
+        || {
+            let pool = pool.clone();
+            async move { ledger_count(&pool).await >= expected.0 }
+        },
+    )
     .await;
     let quarantined = || {
         let pool = pool.clone();
@@ -86,9 +112,21 @@ async fn the_run_survives_a_postgresql_outage_and_the_ledger_stays_exact() {
                 == 20
         }
     };
-    common::wait_until(Duration::from_secs(60), "every refused record quarantined", quarantined).await;
-    let status = Command::new("kill").args(["-TERM", &run.id().to_string()]).status().expect("SIGTERM");
+    common::wait_until(
+        Duration::from_secs(60),
+        "every refused record quarantined",
+        quarantined,
+    )
+    .await;
+    let status = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .expect("SIGTERM");
     assert!(status.success());
     assert!(wait_exit(&mut run, Duration::from_secs(60)).await.success());
-    assert_eq!(ledger_totals(&pool).await, expected, "ledger exact after the outage");
+    assert_eq!(
+        ledger_totals(&pool).await,
+        expected,
+        "ledger exact after the outage"
+    );
 }

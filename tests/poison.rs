@@ -51,7 +51,10 @@ async fn a_line_the_database_refuses_is_isolated_and_dead_lettered() {
             .fetch_one(&pool)
             .await
             .expect("one quarantine row");
-    assert_eq!((stage.as_str(), class.as_str(), offset), ("ledger", "database_rejected", 20));
+    assert_eq!(
+        (stage.as_str(), class.as_str(), offset),
+        ("ledger", "database_rejected", 20)
+    );
     let next: i64 = sqlx::query_scalar("SELECT next_offset FROM consumer_offsets")
         .fetch_one(&pool)
         .await

@@ -18,9 +18,23 @@ async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
     let (records, lines) = mixed_stream(31, 8_000, 300, 0);
     let group = format!("it-rebalance-{}", common::unique_suffix());
     let args = [
-        "--topics", &topic, "--dlq-topic", &dlq, "--group", &group, "--batch-size", "200",
-        "--linger-ms", "20", "--metrics-addr", "", "--no-create-topics",
-        "--session-timeout-ms", "3000", "--assignor", assignor,
+        "--topics",
+        &topic,
+        "--dlq-topic",
+        &dlq,
+        "--group",
+        &group,
+        "--batch-size",
+        "200",
+        "--linger-ms",
+        "20",
+        "--metrics-addr",
+        "",
+        "--no-create-topics",
+        "--session-timeout-ms",
+        "3000",
+        "--assignor",
+        assignor,
     ];
     let mut first = spawn_run(&args, &url);
     let mut second = spawn_run(&args, &url);
@@ -30,16 +44,24 @@ async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
         let topic = topic.clone();
         tokio::spawn(async move { publish_records(&producer, &topic, &records).await })
     };
-    common::wait_until(Duration::from_secs(180), "a quarter of the lines ingested", || {
-        let pool = pool.clone();
-        async move { ledger_count(&pool).await >= 2_000 }
-    })
+    common::wait_until(
+        Duration::from_secs(180),
+        "a quarter of the lines ingested",
+        || {
+            let pool = pool.clone();
+            async move { ledger_count(&pool).await >= 2_000 }
+        },
+    )
     .await;
     kill_hard(&mut first);
-    common::wait_until(Duration::from_secs(180), "progress without the killed instance", || {
-        let pool = pool.clone();
-        async move { ledger_count(&pool).await >= 4_000 }
-    })
+    common::wait_until(
+        Duration::from_secs(180),
+        "progress without the killed instance",
+        || {
+            let pool = pool.clone();
+            async move { ledger_count(&pool).await >= 4_000 }
+        },
+    )
     .await;
     let mut restarted = spawn_run(&args, &url);
     streaming.await.expect("producer task");
@@ -60,7 +82,10 @@ async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
     }
     for child in [&mut second, &mut restarted] {
         let status = wait_exit(child, Duration::from_secs(60)).await;
-        assert!(status.success(), "SIGTERM stops an instance cleanly: {status}");
+        assert!(
+            status.success(),
+            "SIGTERM stops an instance cleanly: {status}"
+        );
     }
 
     assert_eq!(ledger_totals(&pool).await, expected, "ledger exact");

@@ -114,9 +114,7 @@ impl Canonicalizer {
     }
 
     fn write_name_ref(&self, name: &str, ns: &str, out: &mut String) {
-        if PRIMITIVES.contains(&name) {
-            quoted(out, name);
-        } else if name.contains('.') || ns.is_empty() {
+        if PRIMITIVES.contains(&name) || name.contains('.') || ns.is_empty() {
             quoted(out, name);
         } else {
             let qualified = format!("{ns}.{name}");
@@ -228,9 +226,12 @@ impl Canonicalizer {
         };
         out.push_str(",\"fields\":[");
         for (i, field) in fields.iter().enumerate() {
-            let (Some(Value::String(name)), Some(field_type)) = (field.get("name"), field.get("type"))
+            let (Some(Value::String(name)), Some(field_type)) =
+                (field.get("name"), field.get("type"))
             else {
-                return Err(invalid("record field without a string \"name\" and a \"type\""));
+                return Err(invalid(
+                    "record field without a string \"name\" and a \"type\"",
+                ));
             };
             if i > 0 {
                 out.push(',');

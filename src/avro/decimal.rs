@@ -46,7 +46,9 @@ impl DecimalSpec {
         fixed_size: Option<usize>,
     ) -> Result<Self, String> {
         if precision == 0 || scale > precision {
-            return Err(format!("decimal({precision},{scale}) is not a valid decimal"));
+            return Err(format!(
+                "decimal({precision},{scale}) is not a valid decimal"
+            ));
         }
         let scale = u32::try_from(scale)
             .ok()

@@ -141,7 +141,11 @@ impl WriterSchema {
             .map_err(|kind| DecodeError::from(kind).with_schema(self.schema_ref()))
     }
 
-    fn read_line(&self, plan: &LinePlan, cur: &mut Cursor<'_>) -> Result<DecodedLine, DecodeErrorKind> {
+    fn read_line(
+        &self,
+        plan: &LinePlan,
+        cur: &mut Cursor<'_>,
+    ) -> Result<DecodedLine, DecodeErrorKind> {
         let mut text: [Option<String>; TEXT_FIELDS] = Default::default();
         let mut count: Option<i64> = None;
         let mut amount: Option<Decimal> = None;
@@ -195,7 +199,8 @@ impl WriterSchema {
             }
         }
         let mut take = |canon: Canon| canon.text_slot().and_then(|slot| text[slot].take());
-        let mut required = |canon: Canon| take(canon).ok_or(DecodeErrorKind::NullRequiredField(canon.name()));
+        let mut required =
+            |canon: Canon| take(canon).ok_or(DecodeErrorKind::NullRequiredField(canon.name()));
         Ok(DecodedLine {
             isrc: required(Canon::Isrc)?,
             upc: required(Canon::Upc)?,
@@ -203,9 +208,12 @@ impl WriterSchema {
             report_period: required(Canon::ReportPeriod)?,
             transaction_id: required(Canon::TransactionId)?,
             currency: required(Canon::Currency)?,
-            stream_count: count.ok_or(DecodeErrorKind::NullRequiredField(Canon::StreamCount.name()))?,
-            royalty_amount: amount
-                .ok_or(DecodeErrorKind::NullRequiredField(Canon::RoyaltyAmount.name()))?,
+            stream_count: count.ok_or(DecodeErrorKind::NullRequiredField(
+                Canon::StreamCount.name(),
+            ))?,
+            royalty_amount: amount.ok_or(DecodeErrorKind::NullRequiredField(
+                Canon::RoyaltyAmount.name(),
+            ))?,
             territory: take(Canon::Territory),
             usage_type: take(Canon::UsageType),
             line_type: take(Canon::LineType),

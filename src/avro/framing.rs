@@ -66,7 +66,9 @@ pub fn parse_framing(payload: &[u8]) -> Result<(Framing, &[u8]), DecodeError> {
         [first, ..] => Err(DecodeErrorKind::UnknownFraming(format!(
             "payload starts with 0x{first:02x}{}; expected C3 01 (Avro single-object) or 00 \
              (Confluent)",
-            payload.get(1).map_or(String::new(), |b| format!(" {b:02x}"))
+            payload
+                .get(1)
+                .map_or(String::new(), |b| format!(" {b:02x}"))
         ))
         .into()),
     }

@@ -151,16 +151,18 @@ impl RegistryClient {
             .map_err(|e| unavailable(format!("reading the answer to GET {url}: {e}")))?
         {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(unavailable(format!("answer to GET {url} exceeds {MAX_BODY_BYTES} bytes")));
+                return Err(unavailable(format!(
+                    "answer to GET {url} exceeds {MAX_BODY_BYTES} bytes"
+                )));
             }
             body.extend_from_slice(&chunk);
         }
         if status == reqwest::StatusCode::NOT_FOUND {
             return match serde_json::from_slice::<ErrorResponse>(&body) {
-                Ok(e) if e.error_code == SCHEMA_NOT_FOUND => Err(DecodeError::from(
-                    DecodeErrorKind::UnknownSchemaId(id),
-                )
-                .with_schema(SchemaRef::RegistryId(id))),
+                Ok(e) if e.error_code == SCHEMA_NOT_FOUND => {
+                    Err(DecodeError::from(DecodeErrorKind::UnknownSchemaId(id))
+                        .with_schema(SchemaRef::RegistryId(id)))
+                }
                 _ => Err(unavailable(format!(
                     "GET {url} answered 404 without error code {SCHEMA_NOT_FOUND} \
                      (is the registry URL right?)"
@@ -169,7 +171,9 @@ impl RegistryClient {
         }
         if !status.is_success() {
             let snippet: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-            return Err(unavailable(format!("GET {url} answered {status}: {snippet}")));
+            return Err(unavailable(format!(
+                "GET {url} answered {status}: {snippet}"
+            )));
         }
         let answer: SchemaResponse = serde_json::from_slice(&body)
             .map_err(|e| unavailable(format!("unreadable answer to GET {url}: {e}")))?;

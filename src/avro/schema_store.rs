@@ -118,7 +118,10 @@ impl SchemaStore {
                 .insert(fingerprint, (file.clone(), schema.clone()));
         }
         let version = schema.version().unwrap_or_default();
-        let versions = self.by_name.entry(schema.full_name().to_owned()).or_default();
+        let versions = self
+            .by_name
+            .entry(schema.full_name().to_owned())
+            .or_default();
         if let Some((first, _)) = versions.get(&version) {
             return Err(SchemaError::DuplicateVersion {
                 full_name: schema.full_name().to_owned(),
@@ -133,7 +136,9 @@ impl SchemaStore {
 
     /// The writer schema with this single-object fingerprint.
     pub fn get(&self, fingerprint: u64) -> Option<Arc<WriterSchema>> {
-        self.by_fingerprint.get(&fingerprint).map(|(_, s)| s.clone())
+        self.by_fingerprint
+            .get(&fingerprint)
+            .map(|(_, s)| s.clone())
     }
 
     /// A given version of a record (`full_name` like `io.royaltyingest.RoyaltyLine`).

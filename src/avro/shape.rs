@@ -77,7 +77,10 @@ fn collect<'s>(schema: &'s Schema, ns: Option<&str>, defs: &mut HashMap<String, 
     }
     let inner_ns = inner_ns.as_deref();
     match schema {
-        Schema::Record(r) => r.fields.iter().for_each(|f| collect(&f.schema, inner_ns, defs)),
+        Schema::Record(r) => r
+            .fields
+            .iter()
+            .for_each(|f| collect(&f.schema, inner_ns, defs)),
         Schema::Array(a) => collect(&a.items, inner_ns, defs),
         Schema::Map(m) => collect(&m.types, inner_ns, defs),
         Schema::Union(u) => u.variants().iter().for_each(|v| collect(v, inner_ns, defs)),
@@ -138,15 +141,18 @@ impl Shapes {
     fn refuse_zero_byte_items(&self) -> Result<(), SchemaError> {
         let mut memo = vec![None; self.nodes.len()];
         for (id, node) in self.nodes.iter().enumerate() {
-            if let Shape::Array(items) = node {
-                if self.min_size(*items, &mut memo) == 0 {
-                    let path = self.array_paths.get(&id).map_or("?", String::as_str);
-                    return Err(SchemaError::ZeroByteItems(format!(
-                        "`{}` (items: {})",
-                        if path.is_empty() { "the top level" } else { path },
-                        self.describe(*items)
-                    )));
-                }
+            let Shape::Array(items) = node else {
+                continue;
+            };
+            if self.min_size(*items, &mut memo) == 0 {
+                let path = match self.array_paths.get(&id).map(String::as_str) {
+                    Some("") | None => "the top level",
+                    Some(path) => path,
+                };
+                return Err(SchemaError::ZeroByteItems(format!(
+                    "`{path}` (items: {})",
+                    self.describe(*items)
+                )));
             }
         }
         Ok(())
@@ -282,7 +288,12 @@ impl<'s> Builder<'s> {
         self.nodes.len() - 1
     }
 
-    fn compile(&mut self, schema: &'s Schema, ns: Option<&str>, at: &str) -> Result<ShapeId, SchemaError> {
+    fn compile(
+        &mut self,
+        schema: &'s Schema,
+        ns: Option<&str>,
+        at: &str,
+    ) -> Result<ShapeId, SchemaError> {
         let schema = resolve(schema, ns, &self.defs)?;
         let mut inner_ns = ns.map(str::to_owned);
         if let Some(name) = defined_name(schema) {
@@ -308,7 +319,12 @@ impl<'s> Builder<'s> {
         Ok(id)
     }
 
-    fn compile_node(&mut self, schema: &'s Schema, ns: Option<&str>, at: &str) -> Result<Shape, SchemaError> {
+    fn compile_node(
+        &mut self,
+        schema: &'s Schema,
+        ns: Option<&str>,
+        at: &str,
+    ) -> Result<Shape, SchemaError> {
         Ok(match schema {
             Schema::Null => Shape::Null,
             Schema::Boolean => Shape::Boolean,
@@ -355,7 +371,9 @@ impl<'s> Builder<'s> {
                 Shape::Record(fields)
             }
             Schema::Ref { name } => {
-                return Err(SchemaError::Invalid(format!("unresolved reference {name:?} at {at}")));
+                return Err(SchemaError::Invalid(format!(
+                    "unresolved reference {name:?} at {at}"
+                )));
             }
         })
     }

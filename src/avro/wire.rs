@@ -127,7 +127,11 @@ impl<'a> Cursor<'a> {
 
     /// A union branch or enum index, checked against the number of branches/symbols.
     #[inline]
-    pub(crate) fn read_index(&mut self, count: usize, what: &str) -> Result<usize, DecodeErrorKind> {
+    pub(crate) fn read_index(
+        &mut self,
+        count: usize,
+        what: &str,
+    ) -> Result<usize, DecodeErrorKind> {
         let start = self.pos;
         let index = self.read_long()?;
         match usize::try_from(index) {

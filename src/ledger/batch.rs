@@ -4,11 +4,11 @@
 use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool};
 
+use super::LineToPost;
 use super::dead_letter::{self, DeadLetter};
 use super::error::{DbFailure, describe};
 use super::offsets::{self, OffsetAdvance, TopicPartition};
 use super::post::{self, PostStats};
-use super::LineToPost;
 
 /// Everything one transaction writes.
 #[derive(Debug, Default)]
@@ -101,7 +101,9 @@ fn post_isolating<'a>(
             return Ok((PostStats::default(), Vec::new()));
         }
         let lines: Vec<&LineToPost> = groups.iter().flatten().copied().collect();
-        sqlx::raw_sql("SAVEPOINT post_lines").execute(&mut *conn).await?;
+        sqlx::raw_sql("SAVEPOINT post_lines")
+            .execute(&mut *conn)
+            .await?;
         match post::post_lines(conn, &lines).await {
             Ok(stats) => {
                 sqlx::raw_sql("RELEASE SAVEPOINT post_lines")
@@ -116,7 +118,10 @@ fn post_isolating<'a>(
                 if groups.len() == 1 {
                     let reason = describe(&error);
                     tracing::warn!(reason = %reason, lines = lines.len(), "ledger refused a line; dead-lettering it");
-                    return Ok((PostStats::default(), lines.iter().map(|l| refused(l, &reason)).collect()));
+                    return Ok((
+                        PostStats::default(),
+                        lines.iter().map(|l| refused(l, &reason)).collect(),
+                    ));
                 }
                 let (left, right) = groups.split_at(groups.len() / 2);
                 let (mut stats, mut letters) = post_isolating(conn, left).await?;

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
-use super::{RecordBytes, SourceRecord};
 use super::error::DbFailure;
+use super::{RecordBytes, SourceRecord};
 
 /// Header names added to every dead letter.
 pub mod headers {
@@ -66,7 +66,11 @@ impl DeadLetter {
     }
 
     /// The headers of the published dead letter: the originals, then ours.
-    pub fn outgoing_headers(&self, group: &str, refused_at: DateTime<Utc>) -> Vec<(String, Vec<u8>)> {
+    pub fn outgoing_headers(
+        &self,
+        group: &str,
+        refused_at: DateTime<Utc>,
+    ) -> Vec<(String, Vec<u8>)> {
         let mut out = self.record.headers.clone();
         let mut add = |name: &str, value: String| out.push((name.to_string(), value.into_bytes()));
         add(headers::ID, self.id());
@@ -109,7 +113,10 @@ pub async fn record(
     let reasons: Vec<&str> = letters.iter().map(|d| d.reason.as_str()).collect();
     let schemas: Vec<Option<&str>> = letters.iter().map(|d| d.schema_ref.as_deref()).collect();
     // Headers travel as JSON (name + hex value) per row: PostgreSQL has no ragged arrays.
-    let original_headers: Vec<serde_json::Value> = letters.iter().map(|d| headers_json(&d.record.headers)).collect();
+    let original_headers: Vec<serde_json::Value> = letters
+        .iter()
+        .map(|d| headers_json(&d.record.headers))
+        .collect();
     let outgoing_headers: Vec<serde_json::Value> = letters
         .iter()
         .map(|d| headers_json(&d.outgoing_headers(group, now)))

@@ -92,9 +92,15 @@ mod tests {
 
     #[test]
     fn io_errors_are_retryable() {
-        let err = sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
+        let err = sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "reset",
+        ));
         assert!(matches!(classify(err), DbFailure::Retryable(_)));
-        assert!(matches!(classify(sqlx::Error::PoolTimedOut), DbFailure::Retryable(_)));
+        assert!(matches!(
+            classify(sqlx::Error::PoolTimedOut),
+            DbFailure::Retryable(_)
+        ));
     }
 
     #[test]

@@ -204,7 +204,10 @@ pub fn values_json(line: &RoyaltyLine) -> serde_json::Value {
 
 /// Posts the lines of one batch (several versions of a key allowed) inside the caller's
 /// transaction.
-pub async fn post_lines(conn: &mut PgConnection, lines: &[&LineToPost]) -> Result<PostStats, DbFailure> {
+pub async fn post_lines(
+    conn: &mut PgConnection,
+    lines: &[&LineToPost],
+) -> Result<PostStats, DbFailure> {
     let mut by_key: HashMap<LineKey, Vec<&LineToPost>> = HashMap::new();
     let mut order: Vec<LineKey> = Vec::new();
     for &line in lines {
@@ -238,7 +241,10 @@ pub async fn post_lines(conn: &mut PgConnection, lines: &[&LineToPost]) -> Resul
 }
 
 /// Reads and locks the stored rows of the given keys.
-async fn load_rows(conn: &mut PgConnection, keys: &[LineKey]) -> Result<HashMap<LineKey, LedgerRow>, DbFailure> {
+async fn load_rows(
+    conn: &mut PgConnection,
+    keys: &[LineKey],
+) -> Result<HashMap<LineKey, LedgerRow>, DbFailure> {
     let key_bytes: Vec<&[u8]> = keys.iter().map(|k| &k.0[..]).collect();
     let rows = sqlx::query(
         "SELECT line_key, dsp_name, report_period, transaction_id, isrc, upc, stream_count,
@@ -319,14 +325,21 @@ enum WriteMode {
 }
 
 /// Inserts new rows or overwrites changed ones, one statement for all of them.
-async fn write_rows(conn: &mut PgConnection, rows: &[LedgerRow], mode: WriteMode) -> Result<(), DbFailure> {
+async fn write_rows(
+    conn: &mut PgConnection,
+    rows: &[LedgerRow],
+    mode: WriteMode,
+) -> Result<(), DbFailure> {
     if rows.is_empty() {
         return Ok(());
     }
     let keys: Vec<&[u8]> = rows.iter().map(|r| &r.line.key.0[..]).collect();
     let dsps: Vec<&str> = rows.iter().map(|r| r.line.dsp_name.as_str()).collect();
     let periods: Vec<NaiveDate> = rows.iter().map(|r| r.line.report_period).collect();
-    let txns: Vec<&str> = rows.iter().map(|r| r.line.transaction_id.as_str()).collect();
+    let txns: Vec<&str> = rows
+        .iter()
+        .map(|r| r.line.transaction_id.as_str())
+        .collect();
     let isrcs: Vec<&str> = rows.iter().map(|r| r.line.isrc.as_str()).collect();
     let upcs: Vec<&str> = rows.iter().map(|r| r.line.upc.as_str()).collect();
     let counts: Vec<i64> = rows.iter().map(|r| r.line.stream_count).collect();
@@ -395,23 +408,36 @@ async fn write_rows(conn: &mut PgConnection, rows: &[LedgerRow], mode: WriteMode
 }
 
 /// Appends journal entries (a re-read of the same source record is absorbed).
-async fn write_revisions(conn: &mut PgConnection, revisions: &[(LineKey, Revision)]) -> Result<(), DbFailure> {
+async fn write_revisions(
+    conn: &mut PgConnection,
+    revisions: &[(LineKey, Revision)],
+) -> Result<(), DbFailure> {
     if revisions.is_empty() {
         return Ok(());
     }
     let keys: Vec<&[u8]> = revisions.iter().map(|(k, _)| &k.0[..]).collect();
     let applied: Vec<bool> = revisions.iter().map(|(_, r)| r.applied).collect();
-    let changed: Vec<String> = revisions.iter().map(|(_, r)| r.changed_fields.join(",")).collect();
+    let changed: Vec<String> = revisions
+        .iter()
+        .map(|(_, r)| r.changed_fields.join(","))
+        .collect();
     let old: Vec<serde_json::Value> = revisions.iter().map(|(_, r)| values_json(&r.old)).collect();
     let new: Vec<serde_json::Value> = revisions.iter().map(|(_, r)| values_json(&r.new)).collect();
-    let old_amounts: Vec<Decimal> = revisions.iter().map(|(_, r)| r.old.royalty_amount).collect();
-    let new_amounts: Vec<Decimal> = revisions.iter().map(|(_, r)| r.new.royalty_amount).collect();
+    let old_amounts: Vec<Decimal> = revisions
+        .iter()
+        .map(|(_, r)| r.old.royalty_amount)
+        .collect();
+    let new_amounts: Vec<Decimal> = revisions
+        .iter()
+        .map(|(_, r)| r.new.royalty_amount)
+        .collect();
     let old_counts: Vec<i64> = revisions.iter().map(|(_, r)| r.old.stream_count).collect();
     let new_counts: Vec<i64> = revisions.iter().map(|(_, r)| r.new.stream_count).collect();
     let topics: Vec<&str> = revisions.iter().map(|(_, r)| &*r.source.topic).collect();
     let partitions: Vec<i32> = revisions.iter().map(|(_, r)| r.source.partition).collect();
     let offsets: Vec<i64> = revisions.iter().map(|(_, r)| r.source.offset).collect();
-    let timestamps: Vec<DateTime<Utc>> = revisions.iter().map(|(_, r)| r.source.timestamp).collect();
+    let timestamps: Vec<DateTime<Utc>> =
+        revisions.iter().map(|(_, r)| r.source.timestamp).collect();
     sqlx::query(
         "INSERT INTO ledger_revisions (line_key, applied, changed_fields, old_values, new_values,
                 old_royalty_amount, new_royalty_amount, old_stream_count, new_stream_count,

@@ -37,13 +37,24 @@ impl Metrics {
             &["outcome"],
         )?;
         let dead_letters = IntCounterVec::new(
-            Opts::new("royalty_dead_letters_total", "Records refused, by stage and class"),
+            Opts::new(
+                "royalty_dead_letters_total",
+                "Records refused, by stage and class",
+            ),
             &["stage", "class"],
         )?;
-        let batches = IntCounter::new("royalty_batches_committed_total", "Batch transactions committed")?;
+        let batches = IntCounter::new(
+            "royalty_batches_committed_total",
+            "Batch transactions committed",
+        )?;
         let batch_seconds = Histogram::with_opts(
-            HistogramOpts::new("royalty_batch_commit_seconds", "Time to decode, validate and commit a batch")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new(
+                "royalty_batch_commit_seconds",
+                "Time to decode, validate and commit a batch",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
         )?;
         let fenced = IntCounter::new(
             "royalty_offset_fences_total",
@@ -54,7 +65,10 @@ impl Metrics {
             "Batch attempts retried because a dependency was unavailable",
         )?;
         let published = IntCounterVec::new(
-            Opts::new("royalty_outbox_published_total", "Outbox messages published, by topic"),
+            Opts::new(
+                "royalty_outbox_published_total",
+                "Outbox messages published, by topic",
+            ),
             &["topic"],
         )?;
         registry.register(Box::new(records.clone()))?;
@@ -89,11 +103,21 @@ impl Metrics {
         self.records.inc_by(records as u64);
         self.batches.inc();
         self.batch_seconds.observe(elapsed.as_secs_f64());
-        self.lines.with_label_values(&["inserted"]).inc_by(stats.post.inserted);
-        self.lines.with_label_values(&["duplicate"]).inc_by(stats.post.duplicates);
-        self.lines.with_label_values(&["restated"]).inc_by(stats.post.restated);
-        self.lines.with_label_values(&["stale"]).inc_by(stats.post.stale);
-        self.lines.with_label_values(&["enriched"]).inc_by(stats.post.enriched);
+        self.lines
+            .with_label_values(&["inserted"])
+            .inc_by(stats.post.inserted);
+        self.lines
+            .with_label_values(&["duplicate"])
+            .inc_by(stats.post.duplicates);
+        self.lines
+            .with_label_values(&["restated"])
+            .inc_by(stats.post.restated);
+        self.lines
+            .with_label_values(&["stale"])
+            .inc_by(stats.post.stale);
+        self.lines
+            .with_label_values(&["enriched"])
+            .inc_by(stats.post.enriched);
         for letter in refused {
             self.dead_letters
                 .with_label_values(&[letter.stage, letter.class.as_str()])
@@ -134,7 +158,12 @@ impl Metrics {
     /// A batch attempt failed on a dependency and will be retried.
     pub fn record_retry(&self, reason: &str, wait: Duration, attempt: u32) {
         self.retries.inc();
-        tracing::warn!(reason, attempt, retry_in_ms = wait.as_millis() as u64, "batch not committed; retrying");
+        tracing::warn!(
+            reason,
+            attempt,
+            retry_in_ms = wait.as_millis() as u64,
+            "batch not committed; retrying"
+        );
     }
 
     /// Outbox messages were published.

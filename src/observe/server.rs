@@ -12,10 +12,16 @@ use tokio_util::sync::CancellationToken;
 use super::Metrics;
 
 /// Binds the endpoint and serves it until `shutdown`.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, shutdown: CancellationToken) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} for metrics (use --metrics-addr to change it, or set it empty)"))?;
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {addr} for metrics (use --metrics-addr to change it, or set it empty)"
+        )
+    })?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
@@ -23,7 +29,9 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, shutdown: Cancellati
                 _ = shutdown.cancelled() => return,
                 accepted = listener.accept() => accepted,
             };
-            let Ok((mut stream, _)) = accepted else { continue };
+            let Ok((mut stream, _)) = accepted else {
+                continue;
+            };
             let metrics = metrics.clone();
             tokio::spawn(async move {
                 let mut request = [0u8; 1024];
@@ -33,7 +41,11 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, shutdown: Cancellati
                 let (status, content_type, body) = match path {
                     "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
                     "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
-                    _ => ("404 Not Found", "text/plain", "try /metrics or /healthz\n".to_string()),
+                    _ => (
+                        "404 Not Found",
+                        "text/plain",
+                        "try /metrics or /healthz\n".to_string(),
+                    ),
                 };
                 let response = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -46,7 +46,11 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<R
             .with_context(|| format!("cannot load schemas from {}", dir.display()))?,
         None => SchemaStore::builtin().context("the built-in schemas do not load")?,
     };
-    let registry = args.registry_url.as_deref().map(RegistryClient::new).transpose()?;
+    let registry = args
+        .registry_url
+        .as_deref()
+        .map(RegistryClient::new)
+        .transpose()?;
     let decoder = LineDecoder::new(Arc::new(store), registry);
     let metrics = Arc::new(Metrics::new()?);
 
@@ -62,7 +66,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<R
         tokio::spawn(async move { relay.run(wake, stop).await })
     };
 
-    let (source, events) = source::Source::start(&args, pool.clone(), args.batch_size.max(1024) * 2)?;
+    let (source, events) =
+        source::Source::start(&args, pool.clone(), args.batch_size.max(1024) * 2)?;
     tracing::info!(
         topics = ?args.topics,
         group = %args.group,
@@ -80,14 +85,18 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<R
     };
     let result = batch_loop.run(events).await;
     // Close the consumer off the async workers: leaving the group can block.
-    tokio::task::spawn_blocking(move || source.stop()).await.ok();
+    tokio::task::spawn_blocking(move || source.stop())
+        .await
+        .ok();
 
     background.cancel();
     let _ = relay_task.await;
     match tokio::time::timeout(DRAIN_DEADLINE, relay.drain()).await {
         Ok(Ok(n)) if n > 0 => tracing::info!(published = n, "outbox drained"),
         Ok(Ok(_)) => {}
-        Ok(Err(err)) => tracing::warn!(error = %format!("{err:#}"), "outbox not drained; the next run publishes the rest"),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %format!("{err:#}"), "outbox not drained; the next run publishes the rest")
+        }
         Err(_) => tracing::warn!("outbox drain timed out; the next run publishes the rest"),
     }
     let totals = result?;
@@ -96,6 +105,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<R
         batches = totals.batches,
         inserted = totals.stats.post.inserted,
         duplicates = totals.stats.post.duplicates,
+        enriched = totals.stats.post.enriched,
         restated = totals.stats.post.restated,
         stale = totals.stats.post.stale,
         dead_letters = totals.stats.dead_letters,

@@ -79,7 +79,10 @@ impl Positions {
 
     /// The offset moves a batch of these records makes: per partition from the stored
     /// offset to one past its last record.
-    pub fn advances<'a>(&self, records: impl Iterator<Item = &'a SourceMessage>) -> Vec<OffsetAdvance> {
+    pub fn advances<'a>(
+        &self,
+        records: impl Iterator<Item = &'a SourceMessage>,
+    ) -> Vec<OffsetAdvance> {
         let mut last: HashMap<TopicPartition, i64> = HashMap::new();
         for message in records {
             let tp = TopicPartition::new(message.source.topic.clone(), message.source.partition);

@@ -25,7 +25,10 @@ pub async fn build_batch(
         offsets,
     };
     for message in records {
-        let refuse = |stage: &'static str, class: String, reason: String, schema_ref: Option<String>| DeadLetter {
+        let refuse = |stage: &'static str,
+                      class: String,
+                      reason: String,
+                      schema_ref: Option<String>| DeadLetter {
             source: message.source.clone(),
             record: message.record.clone(),
             stage,

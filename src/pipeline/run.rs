@@ -131,11 +131,14 @@ impl BatchLoop<'_> {
             }
         }
         if !pending.is_empty() && !self.shutdown.is_cancelled() {
-            self.flush(&mut positions, &mut pending, &mut totals).await?;
+            self.flush(&mut positions, &mut pending, &mut totals)
+                .await?;
         } else if !pending.is_empty() {
             // Stopping: finish the batch in hand if the database answers at once; otherwise
             // abandon it (nothing of it was acknowledged, the next run reads it again).
-            let outcome = self.try_commit_once(&mut positions, &mut pending, &mut totals).await;
+            let outcome = self
+                .try_commit_once(&mut positions, &mut pending, &mut totals)
+                .await;
             if let Err(err) = outcome {
                 tracing::warn!(error = %err, records = pending.len(), "abandoning the batch in hand on shutdown");
             }
@@ -204,7 +207,8 @@ impl BatchLoop<'_> {
         let batch = build_batch(self.decoder, pending, advances.clone())
             .await
             .map_err(|err| Failure::Retry(err.to_string()))?;
-        let outcome = ledger::commit_batch(&self.pool, &self.args.group, &self.args.dlq_topic, &batch).await;
+        let outcome =
+            ledger::commit_batch(&self.pool, &self.args.group, &self.args.dlq_topic, &batch).await;
         match outcome {
             Ok(CommitOutcome::Committed(stats)) => {
                 positions.committed(&advances);
@@ -213,8 +217,12 @@ impl BatchLoop<'_> {
                 totals.stats.post.add(stats.post);
                 totals.stats.dead_letters += stats.dead_letters;
                 totals.stats.poisoned += stats.poisoned;
-                self.metrics
-                    .record_batch_committed(pending.len(), &stats, &batch.dead_letters, started.elapsed());
+                self.metrics.record_batch_committed(
+                    pending.len(),
+                    &stats,
+                    &batch.dead_letters,
+                    started.elapsed(),
+                );
                 if stats.dead_letters > 0 {
                     self.outbox.notify_one();
                 }
@@ -229,7 +237,8 @@ impl BatchLoop<'_> {
                     let now = stored.get(tp).copied();
                     let floor = positions.fenced(tp, now);
                     pending.retain(|m| {
-                        m.tp() != *tp || (positions.owns(tp) && floor.is_none_or(|f| m.source.offset >= f))
+                        m.tp() != *tp
+                            || (positions.owns(tp) && floor.is_none_or(|f| m.source.offset >= f))
                     });
                 }
                 self.metrics.record_fenced(&partitions);
@@ -250,7 +259,9 @@ impl Failure {
     fn from_db(err: DbFailure) -> Self {
         match err {
             DbFailure::Retryable(_) => Failure::Retry(err.to_string()),
-            other => Failure::Fatal(anyhow::Error::new(other).context("the ledger database refused the batch")),
+            other => Failure::Fatal(
+                anyhow::Error::new(other).context("the ledger database refused the batch"),
+            ),
         }
     }
 }

@@ -9,16 +9,16 @@
 //! reach the batcher in the order they happened.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{TimeZone, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
-use rdkafka::types::RDKafkaRespErr;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
@@ -70,9 +70,8 @@ struct RebalanceContext {
     events: mpsc::Sender<SourceEvent>,
     start: StartPolicy,
     shutdown: CancellationToken,
-    /// Start offset given to each owned partition, to name the partition when the broker
-    /// says an offset is out of range.
-    started_at: Mutex<HashMap<TopicPartition, Option<i64>>>,
+    /// Whether a stored offset the broker no longer holds may be skipped over.
+    allow_skip: bool,
 }
 
 impl ClientContext for RebalanceContext {
@@ -86,11 +85,23 @@ impl ClientContext for RebalanceContext {
 }
 
 impl ConsumerContext for RebalanceContext {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(consumer, tpl, cooperative),
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.revoke(consumer, tpl, cooperative),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.assign(consumer, tpl, cooperative)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.revoke(consumer, tpl, cooperative)
+            }
             other => {
                 tracing::error!(error = ?other, "rebalance failed; dropping the assignment");
                 let _ = consumer.unassign();
@@ -103,7 +114,12 @@ impl ConsumerContext for RebalanceContext {
 }
 
 impl RebalanceContext {
-    fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList, cooperative: bool) {
+    fn assign(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+        cooperative: bool,
+    ) {
         let partitions: Vec<TopicPartition> = tpl
             .elements()
             .iter()
@@ -112,10 +128,17 @@ impl RebalanceContext {
         let stored = self.load_offsets(&partitions);
         let mut assigned = Vec::with_capacity(partitions.len());
         let mut with_offsets = TopicPartitionList::new();
+        let mut lost_ranges = Vec::new();
         for tp in &partitions {
             let next = stored.get(tp).copied();
             let offset = match (next, self.start) {
-                (Some(n), _) => Offset::Offset(n),
+                (Some(n), _) => match self.check_in_range(consumer, tp, n) {
+                    Ok(start) => Offset::Offset(start),
+                    Err(problem) => {
+                        lost_ranges.push(problem);
+                        continue;
+                    }
+                },
                 (None, StartPolicy::Earliest) => Offset::Beginning,
                 (None, StartPolicy::Latest) => Offset::End,
             };
@@ -124,13 +147,19 @@ impl RebalanceContext {
             }
             assigned.push((tp.clone(), next));
         }
-        if let Ok(mut started) = self.started_at.lock() {
-            started.extend(assigned.iter().cloned());
+        if !lost_ranges.is_empty() {
+            let _ = self
+                .events
+                .blocking_send(SourceEvent::Fatal(lost_data_message(&lost_ranges)));
         }
         tracing::info!(partitions = ?assigned, cooperative, "partitions assigned; starting from stored offsets");
         // Before assigning: the batcher must know the expected offsets before any record
         // of these partitions can reach it.
-        if self.events.blocking_send(SourceEvent::Assigned(assigned)).is_err() {
+        if self
+            .events
+            .blocking_send(SourceEvent::Assigned(assigned))
+            .is_err()
+        {
             return;
         }
         let result = if cooperative {
@@ -139,13 +168,18 @@ impl RebalanceContext {
             consumer.assign(&with_offsets)
         };
         if let Err(err) = result {
-            let _ = self
-                .events
-                .blocking_send(SourceEvent::Fatal(format!("assigning partitions failed: {err}")));
+            let _ = self.events.blocking_send(SourceEvent::Fatal(format!(
+                "assigning partitions failed: {err}"
+            )));
         }
     }
 
-    fn revoke(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList, cooperative: bool) {
+    fn revoke(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+        cooperative: bool,
+    ) {
         let partitions: Vec<TopicPartition> = tpl
             .elements()
             .iter()
@@ -155,16 +189,16 @@ impl RebalanceContext {
         let (done, acked) = std_mpsc::sync_channel(1);
         if self
             .events
-            .blocking_send(SourceEvent::Revoked { partitions: partitions.clone(), done })
+            .blocking_send(SourceEvent::Revoked {
+                partitions: partitions.clone(),
+                done,
+            })
             .is_ok()
             && acked.recv_timeout(REVOKE_DEADLINE).is_err()
         {
-            tracing::warn!("batch in flight not settled within the revoke deadline; letting partitions go");
-        }
-        if let Ok(mut started) = self.started_at.lock() {
-            for tp in &partitions {
-                started.remove(tp);
-            }
+            tracing::warn!(
+                "batch in flight not settled within the revoke deadline; letting partitions go"
+            );
         }
         let result = if cooperative {
             consumer.incremental_unassign(tpl)
@@ -174,6 +208,35 @@ impl RebalanceContext {
         if let Err(err) = result {
             tracing::error!(error = %err, "unassign failed");
         }
+    }
+
+    /// The offset to start a partition at: its stored `next_offset` when the broker still
+    /// holds it; otherwise (retention deleted records never ingested, or the topic was
+    /// recreated) the oldest available offset if the operator allowed the skip, or an error
+    /// naming the partition and both offsets.
+    fn check_in_range(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tp: &TopicPartition,
+        stored: i64,
+    ) -> Result<i64, String> {
+        let (low, high) =
+            match consumer.fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(10)) {
+                Ok(marks) => marks,
+                // Unknown now; librdkafka reports an out-of-range fetch later (see poll_loop).
+                Err(_) => return Ok(stored),
+            };
+        if (low..=high).contains(&stored) {
+            return Ok(stored);
+        }
+        let problem = format!(
+            "{tp}: stored next_offset {stored} is outside the broker's range {low}..{high}"
+        );
+        if self.allow_skip {
+            tracing::warn!(partition = %tp, stored, low, high, "skipping to the oldest available record (--allow-offset-skip)");
+            return Ok(low);
+        }
+        Err(problem)
     }
 
     /// Stored offsets, retried until PostgreSQL answers (the group waits meanwhile) or the
@@ -222,7 +285,7 @@ impl Source {
             events: events.clone(),
             start: args.start,
             shutdown: stop.clone(),
-            started_at: Mutex::new(HashMap::new()),
+            allow_skip: args.allow_offset_skip,
         };
         let mut config = client_config(&args.kafka);
         config
@@ -233,7 +296,10 @@ impl Source {
             .set("auto.offset.reset", "error")
             .set("enable.partition.eof", "true")
             .set("session.timeout.ms", args.session_timeout_ms.to_string())
-            .set("heartbeat.interval.ms", (args.session_timeout_ms / 4).max(100).to_string())
+            .set(
+                "heartbeat.interval.ms",
+                (args.session_timeout_ms / 4).max(100).to_string(),
+            )
             .set("partition.assignment.strategy", &args.assignor);
         if let Some(id) = &args.instance_id {
             config.set("group.instance.id", id);
@@ -248,11 +314,10 @@ impl Source {
         consumer
             .subscribe(&topics)
             .with_context(|| format!("failed to subscribe to {topics:?}"))?;
-        let allow_skip = args.allow_offset_skip;
         let thread_stop = stop.clone();
         let thread = std::thread::Builder::new()
             .name("kafka-poll".into())
-            .spawn(move || poll_loop(consumer, events, thread_stop, allow_skip))
+            .spawn(move || poll_loop(consumer, events, thread_stop))
             .context("failed to start the consumer thread")?;
         Ok((
             Source {
@@ -282,7 +347,6 @@ fn poll_loop(
     consumer: BaseConsumer<RebalanceContext>,
     events: mpsc::Sender<SourceEvent>,
     stop: CancellationToken,
-    allow_skip: bool,
 ) {
     while !stop.is_cancelled() {
         let event = match consumer.poll(Duration::from_millis(100)) {
@@ -307,10 +371,9 @@ fn poll_loop(
                 }
                 SourceEvent::CaughtUp(owned)
             }
-            Some(Err(err)) if is_offset_out_of_range(&err) => match out_of_range(&consumer, allow_skip) {
-                Ok(()) => continue,
-                Err(message) => SourceEvent::Fatal(message),
-            },
+            Some(Err(err)) if is_offset_out_of_range(&err) => {
+                SourceEvent::Fatal(out_of_range(&consumer))
+            }
             Some(Err(err)) => {
                 // Transport errors are retried by librdkafka itself; log and go on.
                 tracing::warn!(error = %err, "kafka consumer error");
@@ -333,41 +396,39 @@ fn is_offset_out_of_range(err: &KafkaError) -> bool {
     )
 }
 
-/// A stored offset outside what the broker holds: name it and stop, or (when the operator
-/// allowed it) skip to the oldest record the broker has.
-fn out_of_range(consumer: &BaseConsumer<RebalanceContext>, allow_skip: bool) -> Result<(), String> {
-    let started: Vec<(TopicPartition, Option<i64>)> = match consumer.context().started_at.lock() {
-        Ok(map) => map.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-        Err(_) => Vec::new(),
-    };
+/// The broker refused a fetch position mid-stream (records deleted while this instance
+/// lagged behind): name the partitions whose position is outside the broker's range.
+fn out_of_range(consumer: &BaseConsumer<RebalanceContext>) -> String {
     let mut problems = Vec::new();
-    for (tp, start) in started {
-        let Some(start) = start else { continue };
-        let Ok((low, high)) = consumer.fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(10)) else {
-            continue;
-        };
-        if start < low || start > high {
-            problems.push(format!(
-                "{tp}: stored next_offset {start} is outside the broker's range {low}..{high}"
-            ));
-            if allow_skip {
-                tracing::warn!(partition = %tp, stored = start, low, high, "skipping to the oldest available record (--allow-offset-skip)");
-                if let Err(err) = consumer.seek(&tp.topic, tp.partition, Offset::Offset(low), Duration::from_secs(10)) {
-                    tracing::error!(partition = %tp, error = %err, "seek failed");
-                }
+    if let Ok(positions) = consumer.position() {
+        for element in positions.elements() {
+            let Offset::Offset(position) = element.offset() else {
+                continue;
+            };
+            let tp = TopicPartition::new(element.topic(), element.partition());
+            if let Ok((low, high)) =
+                consumer.fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(10))
+                && !(low..=high).contains(&position)
+            {
+                problems.push(format!(
+                    "{tp}: position {position} is outside the broker's range {low}..{high}"
+                ));
             }
         }
     }
-    if allow_skip {
-        return Ok(());
-    }
     if problems.is_empty() {
-        problems.push("the broker reported an out-of-range offset for an assigned partition".into());
+        problems
+            .push("the broker reported an out-of-range offset for an assigned partition".into());
     }
-    Err(format!(
+    lost_data_message(&problems)
+}
+
+/// The operator-facing explanation of unread records the broker deleted.
+fn lost_data_message(problems: &[String]) -> String {
+    format!(
         "{}; records were deleted (retention) before they were ingested. Investigate, then rerun with --allow-offset-skip to continue from the oldest available record",
         problems.join("; ")
-    ))
+    )
 }
 
 fn owned(message: &BorrowedMessage<'_>) -> SourceMessage {
@@ -380,7 +441,12 @@ fn owned(message: &BorrowedMessage<'_>) -> SourceMessage {
         .headers()
         .map(|hs| {
             hs.iter()
-                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();

@@ -117,7 +117,12 @@ impl Relay {
         }
         let sends = messages.iter().map(|m| self.send(m));
         for (message, result) in messages.iter().zip(join_all(sends).await) {
-            result.with_context(|| format!("outbox: publishing {} to {} failed", message.message_id, message.topic))?;
+            result.with_context(|| {
+                format!(
+                    "outbox: publishing {} to {} failed",
+                    message.message_id, message.topic
+                )
+            })?;
         }
         let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
         sqlx::query("UPDATE outbox SET published_at = now() WHERE outbox_id = ANY($1)")
@@ -126,7 +131,12 @@ impl Relay {
             .await
             .context("outbox: cannot mark rows published")?;
         tx.commit().await.context("outbox: cannot commit")?;
-        self.metrics.record_outbox_published(&messages.iter().map(|m| m.topic.as_str()).collect::<Vec<_>>());
+        self.metrics.record_outbox_published(
+            &messages
+                .iter()
+                .map(|m| m.topic.as_str())
+                .collect::<Vec<_>>(),
+        );
         Ok(messages.len() as u64)
     }
 
@@ -138,7 +148,8 @@ impl Relay {
                 value: Some(value.as_slice()),
             });
         }
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&message.topic).headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&message.topic).headers(headers);
         if let Some(key) = &message.key {
             record = record.key(key.as_slice());
         }

@@ -68,14 +68,19 @@ pub async fn publish_sample(args: &SampleArgs) -> anyhow::Result<()> {
     for chunk in encoded.chunks(1000) {
         let sends = chunk.iter().map(|(key, value)| {
             producer.send(
-                FutureRecord::to(&args.topic).key(*key).payload(value.as_slice()),
+                FutureRecord::to(&args.topic)
+                    .key(*key)
+                    .payload(value.as_slice()),
                 Duration::from_secs(30),
             )
         });
         for result in join_all(sends).await {
-            result
-                .map_err(|(err, _)| err)
-                .with_context(|| format!("publishing to {} failed (is the broker up? scripts/services up)", args.topic))?;
+            result.map_err(|(err, _)| err).with_context(|| {
+                format!(
+                    "publishing to {} failed (is the broker up? scripts/services up)",
+                    args.topic
+                )
+            })?;
         }
         sent += chunk.len();
         eprint!("\rpublished {sent}/{}", encoded.len());

@@ -68,7 +68,9 @@ pub async fn fresh_database_on(admin: &str) -> (String, PgPool) {
         .connect(&url)
         .await
         .expect("connect to test database");
-    royalty_ingest::ledger::db::migrate(&pool).await.expect("migrations");
+    royalty_ingest::ledger::db::migrate(&pool)
+        .await
+        .expect("migrations");
     (url, pool)
 }
 
@@ -86,7 +88,11 @@ pub async fn fresh_topic(prefix: &str, partitions: i32) -> String {
         .expect("admin client");
     let results = admin
         .create_topics(
-            [&NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
+            [&NewTopic::new(
+                &name,
+                partitions,
+                TopicReplication::Fixed(1),
+            )],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
         )
         .await
@@ -197,7 +203,10 @@ where
         if check().await {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

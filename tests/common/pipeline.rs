@@ -49,6 +49,7 @@ pub fn run_args(topic: &str, dlq: &str, database_url: &str, group: &str) -> RunA
 
 /// Runs the pipeline in-process until it is caught up and idle.
 pub async fn run_until_idle(args: RunArgs) -> RunTotals {
+    royalty_ingest::observe::init_tracing();
     royalty_ingest::pipeline::run(args, CancellationToken::new())
         .await
         .expect("pipeline run")
@@ -66,13 +67,21 @@ pub fn encode(version: u32, line: &DecodedLine) -> Vec<u8> {
 /// `count` distinct valid lines (distinct transaction ids from `first_txn`).
 pub fn distinct_lines(seed: u64, first_txn: u64, count: usize) -> Vec<DecodedLine> {
     let mut rng = SampleRng::new(seed);
-    (0..count as u64).map(|i| valid_line(&mut rng, first_txn + i)).collect()
+    (0..count as u64)
+        .map(|i| valid_line(&mut rng, first_txn + i))
+        .collect()
 }
 
 /// Publishes lines keyed by identity, each encoded with `version`.
 pub async fn publish(producer: &FutureProducer, topic: &str, version: u32, lines: &[DecodedLine]) {
     for line in lines {
-        super::send(producer, topic, record_key(line).as_bytes(), &encode(version, line)).await;
+        super::send(
+            producer,
+            topic,
+            record_key(line).as_bytes(),
+            &encode(version, line),
+        )
+        .await;
     }
 }
 
@@ -138,18 +147,27 @@ pub async fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::Ex
         if let Some(status) = child.try_wait().expect("child status") {
             return status;
         }
-        assert!(tokio::time::Instant::now() < deadline, "child did not exit in time");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "child did not exit in time"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Publishes keyed records, many in flight at once, each acknowledged by the broker.
-pub async fn publish_records(producer: &FutureProducer, topic: &str, records: &[(String, Vec<u8>)]) {
+pub async fn publish_records(
+    producer: &FutureProducer,
+    topic: &str,
+    records: &[(String, Vec<u8>)],
+) {
     use rdkafka::producer::FutureRecord;
     for chunk in records.chunks(500) {
         let sends = chunk.iter().map(|(key, value)| {
             producer.send(
-                FutureRecord::to(topic).key(key.as_bytes()).payload(value.as_slice()),
+                FutureRecord::to(topic)
+                    .key(key.as_bytes())
+                    .payload(value.as_slice()),
                 Duration::from_secs(60),
             )
         });
@@ -162,7 +180,12 @@ pub async fn publish_records(producer: &FutureProducer, topic: &str, records: &[
 /// A mixed stream: `valid` distinct lines, `redeliveries` copies of earlier ones (in other
 /// schema versions) and `invalid` garbage records, interleaved. Returns the records and the
 /// distinct valid lines they should produce.
-pub fn mixed_stream(seed: u64, valid: usize, redeliveries: usize, invalid: usize) -> (Vec<(String, Vec<u8>)>, Vec<DecodedLine>) {
+pub fn mixed_stream(
+    seed: u64,
+    valid: usize,
+    redeliveries: usize,
+    invalid: usize,
+) -> (Vec<(String, Vec<u8>)>, Vec<DecodedLine>) {
     let lines = distinct_lines(seed, 1, valid);
     let mut rng = SampleRng::new(seed ^ 0xABCD);
     let mut records: Vec<(String, Vec<u8>)> = lines
@@ -173,13 +196,19 @@ pub fn mixed_stream(seed: u64, valid: usize, redeliveries: usize, invalid: usize
         let line = &lines[rng.below(valid as u64) as usize];
         let at = (rng.below(records.len() as u64) as usize).max(1);
         // After the original: a redelivery never precedes what it repeats.
-        let original = records.iter().position(|(k, _)| *k == record_key(line)).unwrap_or(0);
+        let original = records
+            .iter()
+            .position(|(k, _)| *k == record_key(line))
+            .unwrap_or(0);
         let at = at.max(original + 1).min(records.len());
         records.insert(at, (record_key(line), encode(1 + (i % 3) as u32, line)));
     }
     for i in 0..invalid {
         let at = rng.below(records.len() as u64) as usize;
-        records.insert(at, (format!("garbage-{i}"), format!("not avro {i}").into_bytes()));
+        records.insert(
+            at,
+            (format!("garbage-{i}"), format!("not avro {i}").into_bytes()),
+        );
     }
     (records, lines)
 }

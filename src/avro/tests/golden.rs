@@ -7,13 +7,16 @@ use rust_decimal::Decimal;
 use serde_json::Value as Json;
 
 use super::super::{
-    EMPTY_FINGERPRINT, SchemaStore, WriterSchema, crc64_avro, encode_single_object,
-    parse_framing, parsing_canonical_form,
+    EMPTY_FINGERPRINT, SchemaStore, WriterSchema, crc64_avro, encode_single_object, parse_framing,
+    parsing_canonical_form,
 };
 use crate::domain::DecodedLine;
 
 fn vectors() -> Json {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/avro_vectors.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/avro_vectors.json"
+    );
     let text = std::fs::read_to_string(path).expect("golden vectors exist");
     serde_json::from_str(&text).expect("golden vectors are JSON")
 }
@@ -69,10 +72,17 @@ fn avro_canonical_form_and_fingerprint_match_fastavro_for_every_schema_file() {
         let path = format!("{}/schemas/{file}", env!("CARGO_MANIFEST_DIR"));
         let json = std::fs::read_to_string(&path).expect("schema file");
         let schema = WriterSchema::parse(&json).expect("schema parses");
-        assert_eq!(schema.canonical_form(), text(entry, "canonical_form"), "{file}");
+        assert_eq!(
+            schema.canonical_form(),
+            text(entry, "canonical_form"),
+            "{file}"
+        );
         let fingerprint = u64_hex(&entry["fingerprint_u64"]);
         assert_eq!(schema.fingerprint(), fingerprint, "{file}");
-        assert_eq!(hex::encode(fingerprint.to_le_bytes()), text(entry, "fingerprint_le_hex"));
+        assert_eq!(
+            hex::encode(fingerprint.to_le_bytes()),
+            text(entry, "fingerprint_le_hex")
+        );
         assert!(builtin.get(fingerprint).is_some(), "{file} is built in");
     }
 }
@@ -82,7 +92,10 @@ fn avro_canonical_form_matches_fastavro_beyond_our_schemas() {
     for entry in vectors()["extra_canonical"].as_array().expect("extra") {
         let ours = parsing_canonical_form(&entry["schema"]).expect("canonicalises");
         assert_eq!(ours, text(entry, "canonical_form"));
-        assert_eq!(crc64_avro(ours.as_bytes()), u64_hex(&entry["fingerprint_u64"]));
+        assert_eq!(
+            crc64_avro(ours.as_bytes()),
+            u64_hex(&entry["fingerprint_u64"])
+        );
     }
 }
 
@@ -112,7 +125,11 @@ fn avro_decoding_fastavro_datums_gives_the_exact_lines() {
                 "{name}"
             );
             // And our encoder writes fastavro's bytes exactly.
-            assert_eq!(encode_single_object(&schema, &line).expect("encodes"), payload, "{name}");
+            assert_eq!(
+                encode_single_object(&schema, &line).expect("encodes"),
+                payload,
+                "{name}"
+            );
             checked += 1;
         }
     }

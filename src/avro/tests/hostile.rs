@@ -5,9 +5,7 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
-use super::super::{
-    SchemaError, WriterSchema, decode_value, encode_single_object, parse_framing,
-};
+use super::super::{SchemaError, WriterSchema, decode_value, encode_single_object, parse_framing};
 use super::{
     AMOUNT_28_13, STREAMS_LONG, XorShift, builtin, line_schema, required_fields, sample_line,
     schema, version,
@@ -28,9 +26,14 @@ fn avro_every_proper_prefix_of_a_datum_is_refused_as_truncated() {
     let datum = v3_datum_with_nulls_at_end();
     assert!(v3.decode_line(&datum).is_ok());
     for len in 0..datum.len() {
-        let err = v3.decode_line(&datum[..len]).expect_err("prefix must not decode");
+        let err = v3
+            .decode_line(&datum[..len])
+            .expect_err("prefix must not decode");
         assert_eq!(err.class(), "truncated", "prefix of {len}: {err}");
-        assert!(decode_value(&v3, &datum[..len]).is_err(), "generic prefix {len}");
+        assert!(
+            decode_value(&v3, &datum[..len]).is_err(),
+            "generic prefix {len}"
+        );
     }
 }
 
@@ -42,7 +45,10 @@ fn avro_trailing_bytes_are_refused() {
     let err = v3.decode_line(&datum).expect_err("trailing byte");
     assert_eq!(err.class(), "trailing_bytes");
     assert!(err.to_string().contains("fingerprint 0x"), "{err}");
-    assert_eq!(decode_value(&v3, &datum).expect_err("generic").class(), "trailing_bytes");
+    assert_eq!(
+        decode_value(&v3, &datum).expect_err("generic").class(),
+        "trailing_bytes"
+    );
 }
 
 #[test]
@@ -60,7 +66,10 @@ fn avro_null_in_a_nullable_required_writer_field_is_refused() {
     // The same writer with a value decodes.
     let mut datum = vec![2u8];
     datum.extend_from_slice(v1_datum);
-    assert_eq!(writer.decode_line(&datum).expect("decodes").isrc, "USRC17607839");
+    assert_eq!(
+        writer.decode_line(&datum).expect("decodes").isrc,
+        "USRC17607839"
+    );
 }
 
 fn amount_writer(precision: u32, fixed: Option<u32>) -> WriterSchema {
@@ -78,7 +87,13 @@ fn amount_writer(precision: u32, fixed: Option<u32>) -> WriterSchema {
 /// A v1-shaped datum with the amount's raw bytes replaced.
 fn datum_with_amount(raw: &[u8], fixed: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    for s in ["USRC17607839", "0602537518357", "Spotify", "2024-03-01", "T-1"] {
+    for s in [
+        "USRC17607839",
+        "0602537518357",
+        "Spotify",
+        "2024-03-01",
+        "T-1",
+    ] {
         out.push((s.len() * 2) as u8);
         out.extend_from_slice(s.as_bytes());
     }
@@ -110,14 +125,21 @@ fn avro_decimals_beyond_28_digits_or_128_bits_are_refused_never_truncated() {
     // 17 significant bytes: beyond 128 bits.
     let mut huge = vec![0x01];
     huge.extend_from_slice(&[0; 16]);
-    let err = wide.decode_line(&datum_with_amount(&huge, false)).expect_err("17 bytes");
+    let err = wide
+        .decode_line(&datum_with_amount(&huge, false))
+        .expect_err("17 bytes");
     assert_eq!(err.class(), "decimal_out_of_range");
     // Redundant sign extension (as a fixed(20) pads) is the same number, so it decodes.
     let mut padded = vec![0xff; 4];
     padded.extend_from_slice(&(-125i128).to_be_bytes());
     let fixed = amount_writer(38, Some(20));
-    let line = fixed.decode_line(&datum_with_amount(&padded, true)).expect("padded");
-    assert_eq!(line.royalty_amount, Decimal::from_str("-0.0000000000125").expect("dec"));
+    let line = fixed
+        .decode_line(&datum_with_amount(&padded, true))
+        .expect("padded");
+    assert_eq!(
+        line.royalty_amount,
+        Decimal::from_str("-0.0000000000125").expect("dec")
+    );
     // The writer's own precision is enforced too.
     let narrow = amount_writer(15, None);
     let err = narrow
@@ -125,7 +147,9 @@ fn avro_decimals_beyond_28_digits_or_128_bits_are_refused_never_truncated() {
         .expect_err("precision 15");
     assert_eq!(err.class(), "decimal_out_of_range");
     // An empty decimal is no number at all.
-    let err = wide.decode_line(&datum_with_amount(&[], false)).expect_err("empty");
+    let err = wide
+        .decode_line(&datum_with_amount(&[], false))
+        .expect_err("empty");
     assert_eq!(err.class(), "invalid_datum");
 }
 
@@ -142,11 +166,16 @@ fn avro_writer_schemas_with_zero_byte_array_items_are_refused() {
             r#"{{"type":"record","name":"io.royaltyingest.DriftAlert","fields":[{{"name":"xs","type":{{"type":"array","items":{items}}}}}]}}"#
         );
         let err = WriterSchema::parse(&json).expect_err("amplifying schema");
-        assert!(matches!(err, SchemaError::ZeroByteItems(_)), "{items}: {err}");
+        assert!(
+            matches!(err, SchemaError::ZeroByteItems(_)),
+            "{items}: {err}"
+        );
         assert!(err.to_string().contains("xs"), "names the field: {err}");
     }
     // Maps spend at least a key length per entry: fine.
-    schema(r#"{"type":"record","name":"M","fields":[{"name":"m","type":{"type":"map","values":"null"}}]}"#);
+    schema(
+        r#"{"type":"record","name":"M","fields":[{"name":"m","type":{"type":"map","values":"null"}}]}"#,
+    );
 }
 
 #[test]
@@ -168,17 +197,31 @@ fn avro_huge_declared_lengths_and_counts_are_refused_cheaply() {
         r#"{"type":"record","name":"A","fields":[{"name":"xs","type":{"type":"array","items":"long"}}]}"#,
     );
     // Block count i64::MAX/2 with three bytes of input.
-    let datum = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02];
-    assert_eq!(decode_value(&arrays, &datum).expect_err("count").class(), "truncated");
+    let datum = [
+        0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02,
+    ];
+    assert_eq!(
+        decode_value(&arrays, &datum).expect_err("count").class(),
+        "truncated"
+    );
     // A string length of 2^40 in a v1 line.
     let v1 = version(1);
     let datum = [0x80, 0x80, 0x80, 0x80, 0x80, 0x40];
-    assert_eq!(v1.decode_line(&datum).expect_err("length").class(), "truncated");
+    assert_eq!(
+        v1.decode_line(&datum).expect_err("length").class(),
+        "truncated"
+    );
     // A negative length.
-    assert_eq!(v1.decode_line(&[0x01]).expect_err("negative").class(), "invalid_datum");
+    assert_eq!(
+        v1.decode_line(&[0x01]).expect_err("negative").class(),
+        "invalid_datum"
+    );
     // An 11-byte varint.
     let datum = [0xff; 11];
-    assert_eq!(v1.decode_line(&datum).expect_err("varint").class(), "invalid_datum");
+    assert_eq!(
+        v1.decode_line(&datum).expect_err("varint").class(),
+        "invalid_datum"
+    );
 }
 
 #[test]

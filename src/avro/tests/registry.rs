@@ -45,7 +45,10 @@ async fn fixture() -> (String, Arc<AtomicUsize>) {
 }
 
 fn schema_body(schema: &str, extra: &str) -> String {
-    format!(r#"{{"schema":{}{extra}}}"#, serde_json::Value::String(schema.to_owned()))
+    format!(
+        r#"{{"schema":{}{extra}}}"#,
+        serde_json::Value::String(schema.to_owned())
+    )
 }
 
 fn answer(request: &str) -> (&'static str, String) {
@@ -60,10 +63,16 @@ fn answer(request: &str) -> (&'static str, String) {
     match path {
         "/schemas/ids/1" => ("200 OK", schema_body(version(3).json(), "")),
         "/schemas/ids/2" => ("200 OK", schema_body(&string_amount, "")),
-        "/schemas/ids/3" => ("200 OK", schema_body("syntax = \"proto3\";", r#","schemaType":"PROTOBUF""#)),
+        "/schemas/ids/3" => (
+            "200 OK",
+            schema_body("syntax = \"proto3\";", r#","schemaType":"PROTOBUF""#),
+        ),
         "/schemas/ids/5" => ("200 OK", "<html>proxy login</html>".into()),
         "/schemas/ids/6" if authorized => ("200 OK", schema_body(version(1).json(), "")),
-        "/schemas/ids/6" => ("401 Unauthorized", r#"{"error_code":401,"message":"Unauthorized"}"#.into()),
+        "/schemas/ids/6" => (
+            "401 Unauthorized",
+            r#"{"error_code":401,"message":"Unauthorized"}"#.into(),
+        ),
         "/schemas/ids/404" => (
             "404 Not Found",
             r#"{"error_code":40403,"message":"Schema 404 not found"}"#.into(),
@@ -84,15 +93,25 @@ async fn avro_registry_schema_is_fetched_once_and_decodes_confluent_records() {
     assert!(schema.is_royalty_line());
     assert_eq!(schema.fingerprint(), version(3).fingerprint());
     client.get(1).await.expect("cached");
-    assert_eq!(requests.load(Ordering::SeqCst), 1, "ids are immutable: cached");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        1,
+        "ids are immutable: cached"
+    );
 
     let decoder = LineDecoder::new(Arc::new(builtin()), Some(client));
     let payload = encode_confluent(1, &version(3), &sample_line()).expect("encodes");
     let decoded = decoder.decode(&payload).await.expect("decodes");
     assert_eq!(decoded.line, sample_line());
     assert_eq!(decoded.schema, SchemaRef::RegistryId(1));
-    let err = decoder.decode(&payload[..payload.len() - 1]).await.expect_err("truncated");
-    assert_eq!((err.class(), err.schema()), ("truncated", Some(SchemaRef::RegistryId(1))));
+    let err = decoder
+        .decode(&payload[..payload.len() - 1])
+        .await
+        .expect_err("truncated");
+    assert_eq!(
+        (err.class(), err.schema()),
+        ("truncated", Some(SchemaRef::RegistryId(1)))
+    );
     assert_eq!(requests.load(Ordering::SeqCst), 1);
 }
 
@@ -109,8 +128,15 @@ async fn avro_registry_permanent_answers_are_not_retryable() {
         assert!(!err.is_retryable());
     }
     let before = requests.load(Ordering::SeqCst);
-    assert_eq!(client.get(2).await.expect_err("cached").class(), "invalid_writer_schema");
-    assert_eq!(requests.load(Ordering::SeqCst), before, "refusals are cached too");
+    assert_eq!(
+        client.get(2).await.expect_err("cached").class(),
+        "invalid_writer_schema"
+    );
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        before,
+        "refusals are cached too"
+    );
 }
 
 #[tokio::test]
@@ -138,7 +164,10 @@ async fn avro_registry_credentials_in_the_url_are_sent_as_basic_auth() {
     let (base, _) = fixture().await;
     let with_auth = base.replace("http://", "http://user:pw@");
     let client = RegistryClient::new(&with_auth).expect("client");
-    assert!(!client.base_url().contains("pw"), "credentials are not kept in the URL");
+    assert!(
+        !client.base_url().contains("pw"),
+        "credentials are not kept in the URL"
+    );
     client.get(6).await.expect("authorized");
     assert!(RegistryClient::new("ftp://registry").is_err());
     assert!(RegistryClient::new("not a url").is_err());

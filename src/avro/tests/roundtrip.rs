@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use super::super::{
-    EncodeError, LineDecoder, SchemaRef, encode_confluent, encode_single_object,
-};
+use super::super::{EncodeError, LineDecoder, SchemaRef, encode_confluent, encode_single_object};
 use super::{AMOUNT_28_13, builtin, line_schema, required_fields, sample_line, schema, version};
 
 fn decoder() -> LineDecoder {
@@ -29,13 +27,35 @@ async fn avro_v1_v2_v3_copies_of_a_sale_decode_to_the_same_line() {
     // Required fields identical in every version.
     for d in &decoded {
         assert_eq!(
-            (&d.isrc, &d.upc, &d.dsp_name, &d.report_period, &d.transaction_id),
-            (&line.isrc, &line.upc, &line.dsp_name, &line.report_period, &line.transaction_id)
+            (
+                &d.isrc,
+                &d.upc,
+                &d.dsp_name,
+                &d.report_period,
+                &d.transaction_id
+            ),
+            (
+                &line.isrc,
+                &line.upc,
+                &line.dsp_name,
+                &line.report_period,
+                &line.transaction_id
+            )
         );
-        assert_eq!((d.stream_count, d.royalty_amount, &d.currency), (1523, line.royalty_amount, &line.currency));
+        assert_eq!(
+            (d.stream_count, d.royalty_amount, &d.currency),
+            (1523, line.royalty_amount, &line.currency)
+        );
     }
     // v1 knows nothing optional; v2 knows territory/usage/report id; v3 everything.
-    assert_eq!((&decoded[0].territory, &decoded[0].line_type, &decoded[0].report_id), (&None, &None, &None));
+    assert_eq!(
+        (
+            &decoded[0].territory,
+            &decoded[0].line_type,
+            &decoded[0].report_id
+        ),
+        (&None, &None, &None)
+    );
     assert_eq!(decoded[1].territory.as_deref(), Some("DE"));
     assert_eq!(decoded[1].line_type, None);
     assert_eq!(decoded[2], line);
@@ -81,13 +101,21 @@ fn avro_int_counts_read_and_write_within_range() {
     let mut line = sample_line();
     line.stream_count = i64::from(i32::MAX);
     let payload = encode_single_object(&writer, &line).expect("fits int");
-    assert_eq!(writer.decode_line(&payload[10..]).expect("decodes").stream_count, i64::from(i32::MAX));
+    assert_eq!(
+        writer
+            .decode_line(&payload[10..])
+            .expect("decodes")
+            .stream_count,
+        i64::from(i32::MAX)
+    );
     line.stream_count = i64::from(i32::MAX) + 1;
     assert!(encode_single_object(&writer, &line).is_err());
     // A long on the wire where the writer said int is invalid.
     let long_writer = version(1);
     let payload = encode_single_object(&long_writer, &line).expect("long");
-    let err = writer.decode_line(&payload[10..]).expect_err("int overflow");
+    let err = writer
+        .decode_line(&payload[10..])
+        .expect_err("int overflow");
     assert_eq!(err.class(), "invalid_datum");
 }
 
@@ -108,8 +136,14 @@ async fn avro_line_decoder_names_framing_and_schema_failures() {
     let decoder = decoder();
     let err = decoder.decode(b"{\"isrc\":1}").await.expect_err("json");
     assert_eq!(err.class(), "unknown_framing");
-    assert_eq!(decoder.decode(b"").await.expect_err("empty").class(), "unknown_framing");
-    let err = decoder.decode(&[0xc3, 0x01, 1, 2]).await.expect_err("short header");
+    assert_eq!(
+        decoder.decode(b"").await.expect_err("empty").class(),
+        "unknown_framing"
+    );
+    let err = decoder
+        .decode(&[0xc3, 0x01, 1, 2])
+        .await
+        .expect_err("short header");
     assert_eq!(err.class(), "truncated");
     let mut unknown = vec![0xc3, 0x01];
     unknown.extend_from_slice(&42u64.to_le_bytes());

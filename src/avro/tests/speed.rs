@@ -30,14 +30,22 @@ fn avro_decode_rate() {
     let v3 = version(3);
     let payload = encode_single_object(&v3, &sample_line()).expect("encodes");
     let datum = &payload[10..];
-    rate("decode_line (v3)", datum.len(), || v3.decode_line(black_box(datum)).is_ok());
+    rate("decode_line (v3)", datum.len(), || {
+        v3.decode_line(black_box(datum)).is_ok()
+    });
     let decoder = LineDecoder::new(std::sync::Arc::new(builtin()), None);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
-    rate("LineDecoder::decode (framing + lookup)", payload.len(), || {
-        runtime.block_on(decoder.decode(black_box(&payload))).is_ok()
-    });
+    rate(
+        "LineDecoder::decode (framing + lookup)",
+        payload.len(),
+        || {
+            runtime
+                .block_on(decoder.decode(black_box(&payload)))
+                .is_ok()
+        },
+    );
     rate("decode_value (generic Value)", datum.len(), || {
         decode_value(&v3, black_box(datum)).is_ok()
     });

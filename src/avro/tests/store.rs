@@ -27,7 +27,14 @@ fn avro_builtin_store_indexes_every_version() {
     let store = builtin();
     assert_eq!(store.len(), 3);
     let files: Vec<&str> = store.iter().map(|(file, _)| file).collect();
-    assert_eq!(files, ["royalty_line.v1.avsc", "royalty_line.v2.avsc", "royalty_line.v3.avsc"]);
+    assert_eq!(
+        files,
+        [
+            "royalty_line.v1.avsc",
+            "royalty_line.v2.avsc",
+            "royalty_line.v3.avsc"
+        ]
+    );
     let latest = store.latest(ROYALTY_LINE).expect("latest");
     assert_eq!(latest.version(), Some(3));
     for v in 1..=3 {
@@ -58,7 +65,10 @@ fn avro_committed_versions_share_the_amount_type_and_every_field_is_documented()
     for (file, schema) in builtin().iter() {
         let json: serde_json::Value = serde_json::from_str(schema.json()).expect("json");
         for field in json["fields"].as_array().expect("fields") {
-            assert!(field["doc"].as_str().is_some_and(|d| !d.is_empty()), "{file}: {field}");
+            assert!(
+                field["doc"].as_str().is_some_and(|d| !d.is_empty()),
+                "{file}: {field}"
+            );
             if field["name"] == "royalty_amount" {
                 amounts.push(field["type"].clone());
             }
@@ -92,11 +102,15 @@ fn avro_one_fingerprint_with_two_layouts_is_refused() {
     let b = line_schema(&required_fields(STREAMS_LONG, &scale_2));
     let err = SchemaStore::from_sources(sources(&[("line.v1.avsc", &a), ("line.v2.avsc", &b)]))
         .expect_err("collision");
-    assert!(matches!(err, SchemaError::FingerprintCollision { .. }), "{err}");
+    assert!(
+        matches!(err, SchemaError::FingerprintCollision { .. }),
+        "{err}"
+    );
     // The same layout twice (docs differ) is no ambiguity.
     let documented = a.replace(r#""name":"upc","#, r#""name":"upc","doc":"the UPC","#);
-    let store = SchemaStore::from_sources(sources(&[("l.v1.avsc", &a), ("l.v2.avsc", &documented)]))
-        .expect("same layout");
+    let store =
+        SchemaStore::from_sources(sources(&[("l.v1.avsc", &a), ("l.v2.avsc", &documented)]))
+            .expect("same layout");
     assert_eq!(store.len(), 2);
 }
 
@@ -128,7 +142,10 @@ fn avro_other_record_types_are_indexed_and_round_trip_generically() {
     let value = Value::Record(vec![
         ("isrc".into(), Value::String("USRC17607839".into())),
         ("field".into(), Value::String("upc".into())),
-        ("seen".into(), Value::Union(1, Box::new(Value::String("123".into())))),
+        (
+            "seen".into(),
+            Value::Union(1, Box::new(Value::String("123".into()))),
+        ),
     ]);
     let payload = encode_record_single_object(&alert, value.clone()).expect("encodes");
     let (_, datum) = parse_framing(&payload).expect("framing");
@@ -136,7 +153,10 @@ fn avro_other_record_types_are_indexed_and_round_trip_generically() {
     assert_eq!(decode_value(&found, datum).expect("decodes"), value);
     let err = found.decode_line(datum).expect_err("not a line");
     assert_eq!(err.class(), "unexpected_record_type");
-    assert!(matches!(err.kind(), DecodeErrorKind::UnexpectedRecordType(_)));
+    assert!(matches!(
+        err.kind(),
+        DecodeErrorKind::UnexpectedRecordType(_)
+    ));
 }
 
 #[test]
@@ -150,11 +170,17 @@ fn avro_royalty_line_writer_schemas_are_validated_once_at_load() {
             "string amount",
         ),
         (
-            line_schema(&required_fields(STREAMS_LONG, r#"{"name":"royalty_amount","type":"double"}"#)),
+            line_schema(&required_fields(
+                STREAMS_LONG,
+                r#"{"name":"royalty_amount","type":"double"}"#,
+            )),
             "float amount",
         ),
         (
-            line_schema(&required_fields(r#"{"name":"streams","type":"string"}"#, AMOUNT_28_13)),
+            line_schema(&required_fields(
+                r#"{"name":"streams","type":"string"}"#,
+                AMOUNT_28_13,
+            )),
             "string count",
         ),
         (
@@ -199,6 +225,7 @@ fn avro_royalty_line_writer_schemas_are_validated_once_at_load() {
     }
     // int counts and unknown extra fields of safe types are accepted.
     let mut fields = required_fields(r#"{"name":"play_count","type":"int"}"#, AMOUNT_28_13);
-    fields.push(r#"{"name":"extra","type":{"type":"map","values":{"type":"array","items":"long"}}}"#);
+    fields
+        .push(r#"{"name":"extra","type":{"type":"map","values":{"type":"array","items":"long"}}}"#);
     WriterSchema::parse(&line_schema(&fields)).expect("int count, extra field");
 }
