@@ -187,15 +187,20 @@ impl RebalanceContext {
             .collect();
         tracing::info!(partitions = ?partitions, "partitions revoked; settling the batch in flight");
         let (done, acked) = std_mpsc::sync_channel(1);
-        if self
-            .events
-            .blocking_send(SourceEvent::Revoked {
-                partitions: partitions.clone(),
-                done,
-            })
-            .is_ok()
-            && acked.recv_timeout(REVOKE_DEADLINE).is_err()
-        {
+        let deadline = std::time::Instant::now() + REVOKE_DEADLINE;
+        let event = SourceEvent::Revoked {
+            partitions: partitions.clone(),
+            done,
+        };
+        // Bounded waits on both sides: a batcher stuck retrying an unreachable database must
+        // not hold the group's rebalance hostage (the offsets compare-and-set keeps a late
+        // commit harmless).
+        let settled = send_before(&self.events, event, deadline)
+            && acked
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .is_ok();
+        // A closed channel means the run is stopping: nothing to settle.
+        if !settled && !self.events.is_closed() {
             tracing::warn!(
                 "batch in flight not settled within the revoke deadline; letting partitions go"
             );
@@ -257,6 +262,27 @@ impl RebalanceContext {
                     tracing::warn!(error = %err, retry_in = ?wait, "cannot read stored offsets; retrying");
                     std::thread::sleep(wait);
                 }
+            }
+        }
+    }
+}
+
+/// Sends an event unless the channel stays full until `deadline` or the batcher is gone.
+fn send_before(
+    events: &mpsc::Sender<SourceEvent>,
+    mut event: SourceEvent,
+    deadline: std::time::Instant,
+) -> bool {
+    loop {
+        match events.try_send(event) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                if std::time::Instant::now() >= deadline {
+                    return false;
+                }
+                event = back;
+                std::thread::sleep(Duration::from_millis(5));
             }
         }
     }
