@@ -12,7 +12,7 @@ use super::decode::WriterSchema;
 use super::error::SchemaError;
 
 /// The committed schemas, compiled into the binary so it runs without the directory.
-const BUILTIN: [(&str, &str); 3] = [
+const BUILTIN: [(&str, &str); 5] = [
     (
         "royalty_line.v1.avsc",
         include_str!("../../schemas/royalty_line.v1.avsc"),
@@ -24,6 +24,14 @@ const BUILTIN: [(&str, &str); 3] = [
     (
         "royalty_line.v3.avsc",
         include_str!("../../schemas/royalty_line.v3.avsc"),
+    ),
+    (
+        "drift_alert.v1.avsc",
+        include_str!("../../schemas/drift_alert.v1.avsc"),
+    ),
+    (
+        "catalog_update.v1.avsc",
+        include_str!("../../schemas/catalog_update.v1.avsc"),
     ),
 ];
 
