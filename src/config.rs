@@ -77,6 +77,23 @@ pub struct RunArgs {
     #[arg(long, env = "ROYALTY_DLQ_TOPIC", default_value = "royalty.events.dlq")]
     pub dlq_topic: String,
 
+    /// Topic carrying master catalog updates (Avro `CatalogUpdate`); empty to not consume it.
+    #[arg(long, env = "ROYALTY_CATALOG_TOPIC", default_value = "catalog.updates")]
+    pub catalog_topic: String,
+
+    /// Topic receiving drift alerts (Avro `DriftAlert`).
+    #[arg(
+        long,
+        env = "ROYALTY_ALERTS_TOPIC",
+        default_value = "catalog.drift.alerts"
+    )]
+    pub alerts_topic: String,
+
+    /// Do not alert on ISRCs missing from the catalog (by default, once a catalog is
+    /// loaded, an unknown ISRC is drift).
+    #[arg(long, env = "ROYALTY_NO_UNKNOWN_ISRC_ALERTS")]
+    pub no_unknown_isrc_alerts: bool,
+
     /// Most records in one batch transaction.
     #[arg(long, env = "ROYALTY_BATCH_SIZE", default_value_t = 5000)]
     pub batch_size: usize,
@@ -135,6 +152,20 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The catalog topic, if consumed.
+    pub fn catalog_topic(&self) -> Option<&str> {
+        Some(self.catalog_topic.trim()).filter(|t| !t.is_empty())
+    }
+
+    /// Every topic the consumer subscribes to: the raw topics and the catalog topic.
+    pub fn subscribed_topics(&self) -> Vec<&str> {
+        let mut topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        if let Some(catalog) = self.catalog_topic() {
+            topics.push(catalog);
+        }
+        topics
+    }
+
     /// The linger time as a duration.
     pub fn linger(&self) -> Duration {
         Duration::from_millis(self.linger_ms)

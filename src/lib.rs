@@ -8,6 +8,7 @@
 pub mod avro;
 pub mod config;
 pub mod domain;
+pub mod drift;
 pub mod kafka;
 pub mod ledger;
 pub mod observe;

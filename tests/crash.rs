@@ -36,6 +36,8 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         "--metrics-addr",
         "",
         "--no-create-topics",
+        "--catalog-topic",
+        "",
         "--session-timeout-ms",
         "6000",
         "--instance-id",

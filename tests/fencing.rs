@@ -7,10 +7,29 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use royalty_ingest::domain::validate;
+use royalty_ingest::drift::DriftSettings;
+use royalty_ingest::drift::alert::DRIFT_ALERT;
 use royalty_ingest::ledger::{
-    Batch, CommitOutcome, LineToPost, OffsetAdvance, RecordBytes, SourceRecord, TopicPartition,
-    commit_batch,
+    Batch, BatchTarget, CommitOutcome, LineToPost, OffsetAdvance, RecordBytes, SourceRecord,
+    TopicPartition, commit_batch,
 };
+
+fn drift_settings() -> DriftSettings {
+    let store = royalty_ingest::avro::SchemaStore::builtin().expect("schemas");
+    DriftSettings {
+        alerts_topic: "alerts".into(),
+        alert_unknown_isrc: true,
+        alert_schema: store.latest(DRIFT_ALERT).expect("alert schema"),
+    }
+}
+
+fn target(drift: &DriftSettings) -> BatchTarget<'_> {
+    BatchTarget {
+        group: "g",
+        dlq_topic: "dlq",
+        drift,
+    }
+}
 
 fn batch(
     lines: &[royalty_ingest::domain::DecodedLine],
@@ -33,6 +52,7 @@ fn batch(
             })
             .collect(),
         dead_letters: Vec::new(),
+        catalog: Vec::new(),
         offsets,
     }
 }
@@ -40,6 +60,7 @@ fn batch(
 #[tokio::test]
 async fn a_stale_writer_is_fenced_and_writes_nothing() {
     let (_, pool) = common::fresh_database().await;
+    let drift = drift_settings();
     let tp = TopicPartition::new("raw", 0);
     let lines = common::pipeline::distinct_lines(41, 1, 20);
 
@@ -53,7 +74,7 @@ async fn a_stale_writer_is_fenced_and_writes_nothing() {
             next: 10,
         }],
     );
-    let outcome = commit_batch(&pool, "g", "dlq", &first)
+    let outcome = commit_batch(&pool, target(&drift), &first)
         .await
         .expect("commit");
     assert!(matches!(outcome, CommitOutcome::Committed(_)));
@@ -68,7 +89,7 @@ async fn a_stale_writer_is_fenced_and_writes_nothing() {
             next: 10,
         }],
     );
-    let outcome = commit_batch(&pool, "g", "dlq", &zombie_new)
+    let outcome = commit_batch(&pool, target(&drift), &zombie_new)
         .await
         .expect("commit attempt");
     assert_eq!(outcome, CommitOutcome::Fenced(vec![tp.clone()]));
@@ -84,7 +105,7 @@ async fn a_stale_writer_is_fenced_and_writes_nothing() {
         }],
     );
     assert!(matches!(
-        commit_batch(&pool, "g", "dlq", &second)
+        commit_batch(&pool, target(&drift), &second)
             .await
             .expect("commit"),
         CommitOutcome::Committed(_)
@@ -98,7 +119,7 @@ async fn a_stale_writer_is_fenced_and_writes_nothing() {
             next: 20,
         }],
     );
-    let outcome = commit_batch(&pool, "g", "dlq", &zombie_stale)
+    let outcome = commit_batch(&pool, target(&drift), &zombie_stale)
         .await
         .expect("commit attempt");
     assert_eq!(outcome, CommitOutcome::Fenced(vec![tp.clone()]));
@@ -119,6 +140,7 @@ async fn a_stale_writer_is_fenced_and_writes_nothing() {
 #[tokio::test]
 async fn a_batch_spanning_two_partitions_is_all_or_nothing() {
     let (_, pool) = common::fresh_database().await;
+    let drift = drift_settings();
     let p0 = TopicPartition::new("raw", 0);
     let p1 = TopicPartition::new("raw", 1);
     let lines = common::pipeline::distinct_lines(42, 1, 6);
@@ -139,7 +161,7 @@ async fn a_batch_spanning_two_partitions_is_all_or_nothing() {
         ],
     );
     assert!(matches!(
-        commit_batch(&pool, "g", "dlq", &setup)
+        commit_batch(&pool, target(&drift), &setup)
             .await
             .expect("commit"),
         CommitOutcome::Committed(_)
@@ -163,7 +185,7 @@ async fn a_batch_spanning_two_partitions_is_all_or_nothing() {
         ],
     );
     assert_eq!(
-        commit_batch(&pool, "g", "dlq", &mixed)
+        commit_batch(&pool, target(&drift), &mixed)
             .await
             .expect("attempt"),
         CommitOutcome::Fenced(vec![p1])

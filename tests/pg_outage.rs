@@ -66,6 +66,8 @@ async fn the_run_survives_a_postgresql_outage_and_the_ledger_stays_exact() {
             "--metrics-addr",
             metrics_addr,
             "--no-create-topics",
+            "--catalog-topic",
+            "",
         ],
         &url,
     );

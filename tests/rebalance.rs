@@ -31,6 +31,8 @@ async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
         "--metrics-addr",
         "",
         "--no-create-topics",
+        "--catalog-topic",
+        "",
         "--session-timeout-ms",
         "3000",
         "--assignor",

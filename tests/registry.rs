@@ -7,7 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::pipeline::{LINE_SCHEMA, distinct_lines, encode, expected_totals, ledger_totals, run_args, run_until_idle};
+use common::pipeline::{
+    LINE_SCHEMA, distinct_lines, encode, expected_totals, ledger_totals, run_args, run_until_idle,
+};
 use royalty_ingest::avro::{SchemaStore, encode_confluent};
 use royalty_ingest::ledger::dead_letter::headers;
 use royalty_ingest::sample::record_key;
@@ -17,12 +19,18 @@ use tokio::net::TcpListener;
 /// Serves schema id 7 (royalty line v2); every other id is unknown.
 async fn registry_fixture() -> String {
     let store = SchemaStore::builtin().expect("schemas");
-    let v2 = store.by_name_version(LINE_SCHEMA, 2).expect("v2").json().to_string();
+    let v2 = store
+        .by_name_version(LINE_SCHEMA, 2)
+        .expect("v2")
+        .json()
+        .to_string();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
             let v2 = v2.clone();
             tokio::spawn(async move {
                 let mut buffer = vec![0u8; 4096];
@@ -34,7 +42,8 @@ async fn registry_fixture() -> String {
                 } else {
                     (
                         "404 Not Found",
-                        serde_json::json!({"error_code": 40403, "message": "Schema not found"}).to_string(),
+                        serde_json::json!({"error_code": 40403, "message": "Schema not found"})
+                            .to_string(),
                     )
                 };
                 let response = format!(
@@ -62,7 +71,13 @@ async fn confluent_framed_lines_are_decoded_through_the_registry() {
         let confluent = encode_confluent(7, &v2, line).expect("encode");
         common::send(&producer, &topic, record_key(line).as_bytes(), &confluent).await;
         // The same sale in single-object v1: one ledger row for both.
-        common::send(&producer, &topic, record_key(line).as_bytes(), &encode(1, line)).await;
+        common::send(
+            &producer,
+            &topic,
+            record_key(line).as_bytes(),
+            &encode(1, line),
+        )
+        .await;
     }
     let unknown_id = encode_confluent(99, &v2, &lines[0]).expect("encode");
     common::send(&producer, &topic, b"unknown-id", &unknown_id).await;
@@ -74,6 +89,9 @@ async fn confluent_framed_lines_are_decoded_through_the_registry() {
     assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
     let letters = common::read_topic(&dlq, 1, Duration::from_secs(30));
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].header(headers::CLASS).as_deref(), Some("unknown_schema_id"));
+    assert_eq!(
+        letters[0].header(headers::CLASS).as_deref(),
+        Some("unknown_schema_id")
+    );
     assert_eq!(letters[0].value.as_deref(), Some(unknown_id.as_slice()));
 }

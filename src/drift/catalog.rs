@@ -77,7 +77,8 @@ pub struct RawCatalogEntry {
 
 /// Checks and normalises an entry; the error names the field and the rule.
 pub fn check_entry(raw: &RawCatalogEntry) -> Result<CatalogEntry, String> {
-    let isrc = normalize_isrc(&raw.isrc).map_err(|rule| format!("isrc: {rule} (got {:?})", raw.isrc))?;
+    let isrc =
+        normalize_isrc(&raw.isrc).map_err(|rule| format!("isrc: {rule} (got {:?})", raw.isrc))?;
     let mut upcs = Vec::new();
     for upc in raw.upc.split('|').map(str::trim).filter(|u| !u.is_empty()) {
         upcs.push(validate_gtin(upc).map_err(|rule| format!("upc: {rule} (got {upc:?})"))?);
@@ -102,7 +103,10 @@ pub fn check_entry(raw: &RawCatalogEntry) -> Result<CatalogEntry, String> {
         ("label", &raw.label),
         ("iswc", &raw.iswc),
     ] {
-        if value.as_deref().is_some_and(|v| v.contains('\0') || v.chars().count() > 512) {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.contains('\0') || v.chars().count() > 512)
+        {
             return Err(format!("{field}: text (NUL character or longer than 512)"));
         }
     }
@@ -130,7 +134,10 @@ pub struct BadRow {
 /// valid_from`; `upc` may hold several codes separated by `|`). Good rows are returned with
 /// their line numbers; bad rows are reported, never silently dropped.
 pub fn read_csv(input: impl Read) -> Result<(Vec<(u64, CatalogEntry)>, Vec<BadRow>), csv::Error> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(input);
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(input);
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for (index, record) in reader.deserialize::<RawCatalogEntry>().enumerate() {
@@ -173,4 +180,108 @@ mod tests {
         assert!(bad[1].reason.contains("gs1_check_digit"));
         assert!(bad[2].reason.starts_with("valid_from:"));
     }
+}
+
+/// Full name of the catalog update record.
+pub const CATALOG_UPDATE: &str = "io.royaltyingest.CatalogUpdate";
+
+/// Decodes a `catalog.updates` record value (Avro single-object, `CatalogUpdate` schema).
+/// Returns the entry as received and its `source` field, or the error class and reason.
+pub fn decode_update(
+    store: &crate::avro::SchemaStore,
+    payload: &[u8],
+) -> Result<(RawCatalogEntry, Option<String>), (String, String)> {
+    use crate::avro::{Framing, decode_value, parse_framing};
+    use apache_avro::types::Value;
+
+    let (framing, datum) =
+        parse_framing(payload).map_err(|e| (e.class().to_string(), e.to_string()))?;
+    let Framing::SingleObject { fingerprint } = framing else {
+        return Err((
+            "unknown_framing".into(),
+            "catalog updates must be Avro single-object encoded".into(),
+        ));
+    };
+    let schema = store
+        .get(fingerprint)
+        .filter(|s| s.full_name() == CATALOG_UPDATE)
+        .ok_or_else(|| {
+            (
+                "unknown_fingerprint".to_string(),
+                format!("no CatalogUpdate schema with fingerprint {fingerprint:#018x}"),
+            )
+        })?;
+    let value = decode_value(&schema, datum).map_err(|e| (e.class().to_string(), e.to_string()))?;
+    let Value::Record(fields) = value else {
+        return Err((
+            "invalid_datum".into(),
+            "a catalog update is a record".into(),
+        ));
+    };
+    let mut raw = RawCatalogEntry::default();
+    let mut source = None;
+    for (name, value) in fields {
+        let value = match value {
+            Value::Union(_, inner) => *inner,
+            other => other,
+        };
+        let text = match &value {
+            Value::String(s) => Some(s.clone()),
+            _ => None,
+        };
+        match name.as_str() {
+            "isrc" => raw.isrc = text.unwrap_or_default(),
+            "upcs" => {
+                if let Value::Array(items) = value {
+                    raw.upc = items
+                        .into_iter()
+                        .filter_map(|v| match v {
+                            Value::String(s) => Some(s),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                        .join("|");
+                }
+            }
+            "title" => raw.title = text,
+            "display_artist" => raw.display_artist = text,
+            "label" => raw.label = text,
+            "iswc" => raw.iswc = text,
+            "valid_from" => raw.valid_from = text.unwrap_or_default(),
+            "source" => source = text,
+            _ => {}
+        }
+    }
+    Ok((raw, source))
+}
+
+/// Encodes a catalog entry as a `catalog.updates` record value (for producers and tests).
+pub fn encode_update(
+    schema: &crate::avro::WriterSchema,
+    raw: &RawCatalogEntry,
+    source: Option<&str>,
+) -> Result<Vec<u8>, String> {
+    use apache_avro::types::Value;
+    let optional = |v: &Option<String>| match v {
+        Some(v) => Value::Union(1, Box::new(Value::String(v.clone()))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    };
+    let upcs = raw
+        .upc
+        .split('|')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| Value::String(u.to_string()))
+        .collect();
+    let value = Value::Record(vec![
+        ("isrc".into(), Value::String(raw.isrc.clone())),
+        ("upcs".into(), Value::Array(upcs)),
+        ("title".into(), optional(&raw.title)),
+        ("display_artist".into(), optional(&raw.display_artist)),
+        ("label".into(), optional(&raw.label)),
+        ("iswc".into(), optional(&raw.iswc)),
+        ("valid_from".into(), Value::String(raw.valid_from.clone())),
+        ("source".into(), optional(&source.map(str::to_string))),
+    ]);
+    crate::avro::encode_record_single_object(schema, value).map_err(|e| e.to_string())
 }

@@ -95,7 +95,9 @@ impl Drift {
                 self.kind.as_str(),
                 self.expected.as_deref().unwrap_or(""),
                 self.received.as_deref().unwrap_or(""),
-                self.catalog_version_id.map(|v| v.to_string()).unwrap_or_default()
+                self.catalog_version_id
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
             )
             .as_bytes(),
         );
@@ -105,7 +107,12 @@ impl Drift {
 
 /// Text compared the way a person would: case and runs of whitespace do not matter.
 fn same_text(a: &str, b: &str) -> bool {
-    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let norm = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
     norm(a) == norm(b)
 }
 
@@ -140,17 +147,29 @@ pub fn detect_line(
     let mut found = Vec::new();
     let entry = &version.entry;
     if !entry.upcs.iter().any(|u| *u == line.upc) {
-        found.push(drift(DriftKind::UpcMismatch, Some(entry.upcs.join("|")), Some(line.upc.clone())));
+        found.push(drift(
+            DriftKind::UpcMismatch,
+            Some(entry.upcs.join("|")),
+            Some(line.upc.clone()),
+        ));
     }
     if let (Some(expected), Some(received)) = (&entry.label, &line.label)
         && !same_text(expected, received)
     {
-        found.push(drift(DriftKind::LabelMismatch, Some(expected.clone()), Some(received.clone())));
+        found.push(drift(
+            DriftKind::LabelMismatch,
+            Some(expected.clone()),
+            Some(received.clone()),
+        ));
     }
     if let (Some(expected), Some(received)) = (&entry.display_artist, &line.artist)
         && !same_text(expected, received)
     {
-        found.push(drift(DriftKind::ArtistMismatch, Some(expected.clone()), Some(received.clone())));
+        found.push(drift(
+            DriftKind::ArtistMismatch,
+            Some(expected.clone()),
+            Some(received.clone()),
+        ));
     }
     found
 }
@@ -172,7 +191,11 @@ pub fn detect_update(old: &CatalogVersion, new: &CatalogEntry, source: &str) -> 
     };
     let mut found = Vec::new();
     if old.entry.upcs != new.upcs {
-        found.push(drift(DriftKind::CatalogUpcChanged, old.entry.upcs.join("|"), new.upcs.join("|")));
+        found.push(drift(
+            DriftKind::CatalogUpcChanged,
+            old.entry.upcs.join("|"),
+            new.upcs.join("|"),
+        ));
     }
     let changed = |a: &Option<String>, b: &Option<String>| match (a, b) {
         (Some(a), Some(b)) => !same_text(a, b),

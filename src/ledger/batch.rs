@@ -9,10 +9,25 @@ use super::dead_letter::{self, DeadLetter};
 use super::error::{DbFailure, describe};
 use super::offsets::{self, OffsetAdvance, TopicPartition};
 use super::post::{self, PostStats};
+use crate::drift::store::ApplyStats;
+use crate::drift::{self, CatalogEntry, Drift, DriftSettings};
+
+/// Where a batch's side effects go.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchTarget<'a> {
+    /// Consumer group: the key of the offsets rows.
+    pub group: &'a str,
+    /// Dead-letter topic.
+    pub dlq_topic: &'a str,
+    /// Drift alerts.
+    pub drift: &'a DriftSettings,
+}
 
 /// Everything one transaction writes.
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// Catalog entries from the catalog topic, applied before the lines.
+    pub catalog: Vec<(CatalogEntry, String)>,
     /// Validated lines, in arrival order (several versions of one line allowed).
     pub lines: Vec<LineToPost>,
     /// Records refused by decoding or validation.
@@ -30,6 +45,10 @@ pub struct BatchStats {
     pub dead_letters: u64,
     /// Of those, lines PostgreSQL itself refused (isolated by bisecting).
     pub poisoned: u64,
+    /// What the catalog entries did.
+    pub catalog: ApplyStats,
+    /// Drift alerts raised (distinct drifts seen for the first time).
+    pub drift_alerts: u64,
 }
 
 /// The result of trying to commit a batch.
@@ -45,34 +64,54 @@ pub enum CommitOutcome {
 /// Writes the batch in one transaction (see the module docs of [`crate::ledger`]).
 pub async fn commit_batch(
     pool: &PgPool,
-    group: &str,
-    dlq_topic: &str,
+    target: BatchTarget<'_>,
     batch: &Batch,
 ) -> Result<CommitOutcome, DbFailure> {
     let mut tx = pool.begin().await?;
     // First, so the offsets rows are locked before anything else: a competing instance's
     // transaction on the same partition waits here and then fails its compare-and-set.
-    let fenced = offsets::compare_and_set(&mut tx, group, &batch.offsets).await?;
+    let fenced = offsets::compare_and_set(&mut tx, target.group, &batch.offsets).await?;
     if !fenced.is_empty() {
         tx.rollback().await?;
         return Ok(CommitOutcome::Fenced(fenced));
     }
+    let (catalog, mut drifts) = drift::store::apply_entries(&mut tx, &batch.catalog).await?;
     let groups = group_by_key(&batch.lines);
-    let (post_stats, poisoned) = post_isolating(&mut tx, &groups).await?;
-    let poisoned_count = poisoned.len() as u64;
-    if poisoned.is_empty() {
-        dead_letter::record(&mut tx, group, dlq_topic, &batch.dead_letters).await?;
+    let posted = post_isolating(&mut tx, &groups, target.drift).await?;
+    drifts.extend(posted.drifts);
+    let drift_alerts = drift::store::record_drifts(&mut tx, &drifts, target.drift).await?;
+    let poisoned_count = posted.refused.len() as u64;
+    if posted.refused.is_empty() {
+        dead_letter::record(&mut tx, target.group, target.dlq_topic, &batch.dead_letters).await?;
     } else {
         let mut letters = batch.dead_letters.clone();
-        letters.extend(poisoned);
-        dead_letter::record(&mut tx, group, dlq_topic, &letters).await?;
+        letters.extend(posted.refused);
+        dead_letter::record(&mut tx, target.group, target.dlq_topic, &letters).await?;
     }
     tx.commit().await?;
     Ok(CommitOutcome::Committed(BatchStats {
-        post: post_stats,
+        post: posted.stats,
         dead_letters: batch.dead_letters.len() as u64 + poisoned_count,
         poisoned: poisoned_count,
+        catalog,
+        drift_alerts,
     }))
+}
+
+/// What posting a set of key groups did.
+#[derive(Debug, Default)]
+struct Posted {
+    stats: PostStats,
+    drifts: Vec<Drift>,
+    refused: Vec<DeadLetter>,
+}
+
+impl Posted {
+    fn merge(&mut self, other: Posted) {
+        self.stats.add(other.stats);
+        self.drifts.extend(other.drifts);
+        self.refused.extend(other.refused);
+    }
 }
 
 /// The lines grouped by key, groups in order of first appearance: a line's versions must
@@ -95,21 +134,26 @@ fn group_by_key(lines: &[LineToPost]) -> Vec<Vec<&LineToPost>> {
 fn post_isolating<'a>(
     conn: &'a mut PgConnection,
     groups: &'a [Vec<&'a LineToPost>],
-) -> BoxFuture<'a, Result<(PostStats, Vec<DeadLetter>), DbFailure>> {
+    drift: &'a DriftSettings,
+) -> BoxFuture<'a, Result<Posted, DbFailure>> {
     Box::pin(async move {
         if groups.is_empty() {
-            return Ok((PostStats::default(), Vec::new()));
+            return Ok(Posted::default());
         }
         let lines: Vec<&LineToPost> = groups.iter().flatten().copied().collect();
         sqlx::raw_sql("SAVEPOINT post_lines")
             .execute(&mut *conn)
             .await?;
-        match post::post_lines(conn, &lines).await {
-            Ok(stats) => {
+        match post::post_lines(conn, &lines, drift).await {
+            Ok((stats, drifts)) => {
                 sqlx::raw_sql("RELEASE SAVEPOINT post_lines")
                     .execute(&mut *conn)
                     .await?;
-                Ok((stats, Vec::new()))
+                Ok(Posted {
+                    stats,
+                    drifts,
+                    refused: Vec::new(),
+                })
             }
             Err(DbFailure::Poison(error)) => {
                 sqlx::raw_sql("ROLLBACK TO SAVEPOINT post_lines; RELEASE SAVEPOINT post_lines")
@@ -118,17 +162,15 @@ fn post_isolating<'a>(
                 if groups.len() == 1 {
                     let reason = describe(&error);
                     tracing::warn!(reason = %reason, lines = lines.len(), "ledger refused a line; dead-lettering it");
-                    return Ok((
-                        PostStats::default(),
-                        lines.iter().map(|l| refused(l, &reason)).collect(),
-                    ));
+                    return Ok(Posted {
+                        refused: lines.iter().map(|l| refused(l, &reason)).collect(),
+                        ..Posted::default()
+                    });
                 }
                 let (left, right) = groups.split_at(groups.len() / 2);
-                let (mut stats, mut letters) = post_isolating(conn, left).await?;
-                let (right_stats, right_letters) = post_isolating(conn, right).await?;
-                stats.add(right_stats);
-                letters.extend(right_letters);
-                Ok((stats, letters))
+                let mut posted = post_isolating(conn, left, drift).await?;
+                posted.merge(post_isolating(conn, right, drift).await?);
+                Ok(posted)
             }
             Err(other) => Err(other),
         }

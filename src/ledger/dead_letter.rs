@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
 use super::error::DbFailure;
+use super::outbox::{self, OutboxMessage, headers_json};
 use super::{RecordBytes, SourceRecord};
 
 /// Header names added to every dead letter.
@@ -117,10 +118,6 @@ pub async fn record(
         .iter()
         .map(|d| headers_json(&d.record.headers))
         .collect();
-    let outgoing_headers: Vec<serde_json::Value> = letters
-        .iter()
-        .map(|d| headers_json(&d.outgoing_headers(group, now)))
-        .collect();
 
     sqlx::query(
         "INSERT INTO quarantine (source_topic, source_partition, source_offset, source_timestamp,
@@ -153,34 +150,17 @@ pub async fn record(
     .execute(&mut *conn)
     .await?;
 
-    sqlx::query(
-        "INSERT INTO outbox (message_id, topic, message_key, payload, header_names,
-                             header_values, message_timestamp)
-         SELECT i.id, $1, i.k, i.v,
-                ARRAY(SELECT h->>0 FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
-                ARRAY(SELECT decode(h->>1, 'hex') FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
-                i.ts
-           FROM unnest($2::text[], $3::bytea[], $4::bytea[], $5::jsonb[], $6::timestamptz[])
-                AS i(id, k, v, headers, ts)
-         ON CONFLICT (message_id) DO NOTHING",
-    )
-    .bind(dlq_topic)
-    .bind(&ids)
-    .bind(&keys)
-    .bind(&values)
-    .bind(&outgoing_headers)
-    .bind(&timestamps)
-    .execute(&mut *conn)
-    .await?;
+    let messages: Vec<OutboxMessage> = letters
+        .iter()
+        .map(|d| OutboxMessage {
+            message_id: d.id(),
+            topic: dlq_topic.to_string(),
+            key: d.record.key.clone(),
+            payload: d.record.value.clone(),
+            headers: d.outgoing_headers(group, now),
+            timestamp: Some(d.source.timestamp),
+        })
+        .collect();
+    outbox::enqueue(conn, &messages).await?;
     Ok(())
-}
-
-/// Headers as a JSON array of `[name, hex(value)]` pairs.
-pub fn headers_json(headers: &[(String, Vec<u8>)]) -> serde_json::Value {
-    serde_json::Value::Array(
-        headers
-            .iter()
-            .map(|(name, value)| serde_json::json!([name, hex::encode(value)]))
-            .collect(),
-    )
 }

@@ -12,6 +12,7 @@ pub mod db;
 pub mod dead_letter;
 pub mod error;
 pub mod offsets;
+pub mod outbox;
 pub mod post;
 
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::RoyaltyLine;
 
-pub use batch::{Batch, BatchStats, CommitOutcome, commit_batch};
+pub use batch::{Batch, BatchStats, BatchTarget, CommitOutcome, commit_batch};
 pub use dead_letter::DeadLetter;
 pub use error::{DbFailure, classify};
 pub use offsets::{OffsetAdvance, TopicPartition};

@@ -14,6 +14,7 @@ use sqlx::{PgConnection, Row};
 use super::error::DbFailure;
 use super::{LineToPost, SourceRecord};
 use crate::domain::{LineKey, LineType, RoyaltyLine};
+use crate::drift::{Drift, DriftSettings};
 
 /// Counts of what posting did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,8 @@ pub struct LedgerRow {
     pub source: SourceRecord,
     /// 1 + applied restatements.
     pub version: i32,
+    /// Catalog version the line was checked against when written (None: not in the catalog).
+    pub catalog_version_id: Option<i64>,
 }
 
 /// One journal entry of `ledger_revisions`.
@@ -95,6 +98,7 @@ pub fn fold(stored: Option<LedgerRow>, versions: &[&LineToPost]) -> Folded {
                 line: version.line.clone(),
                 source: version.source.clone(),
                 version: 1,
+                catalog_version_id: None,
             });
             folded.stats.inserted += 1;
             dirty = true;
@@ -203,11 +207,13 @@ pub fn values_json(line: &RoyaltyLine) -> serde_json::Value {
 }
 
 /// Posts the lines of one batch (several versions of a key allowed) inside the caller's
-/// transaction.
+/// transaction; every row written is checked against the catalog. Returns what happened
+/// and the drift the written rows show.
 pub async fn post_lines(
     conn: &mut PgConnection,
     lines: &[&LineToPost],
-) -> Result<PostStats, DbFailure> {
+    drift: &DriftSettings,
+) -> Result<(PostStats, Vec<Drift>), DbFailure> {
     let mut by_key: HashMap<LineKey, Vec<&LineToPost>> = HashMap::new();
     let mut order: Vec<LineKey> = Vec::new();
     for &line in lines {
@@ -234,10 +240,12 @@ pub async fn post_lines(
             (None, _) => {}
         }
     }
+    let mut written: Vec<&mut LedgerRow> = inserts.iter_mut().chain(updates.iter_mut()).collect();
+    let drifts = crate::drift::check_rows(conn, &mut written, drift).await?;
     write_rows(conn, &inserts, WriteMode::Insert).await?;
     write_rows(conn, &updates, WriteMode::Update).await?;
     write_revisions(conn, &revisions).await?;
-    Ok(stats)
+    Ok((stats, drifts))
 }
 
 /// Reads and locks the stored rows of the given keys.
@@ -250,7 +258,7 @@ async fn load_rows(
         "SELECT line_key, dsp_name, report_period, transaction_id, isrc, upc, stream_count,
                 royalty_amount, currency, territory, usage_type, line_type, label, artist,
                 report_id, source_topic, source_partition, source_offset, source_timestamp,
-                version
+                version, catalog_version_id
            FROM royalty_ledger WHERE line_key = ANY($1::bytea[])
             FOR UPDATE",
     )
@@ -298,23 +306,24 @@ async fn load_rows(
                 line,
                 source,
                 version: row.try_get("version")?,
+                catalog_version_id: row.try_get("catalog_version_id")?,
             },
         );
     }
     Ok(out)
 }
 
-/// The ledger rows of a statement as one `unnest` of column arrays ($1..$20).
+/// The ledger rows of a statement as one `unnest` of column arrays ($1..$21).
 macro_rules! ledger_rows_input {
     () => {
         "unnest($1::bytea[], $2::text[], $3::date[], $4::text[], $5::text[],
                 $6::text[], $7::bigint[], $8::numeric[], $9::text[], $10::text[], $11::text[],
                 $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::int[],
-                $18::bigint[], $19::timestamptz[], $20::int[])
+                $18::bigint[], $19::timestamptz[], $20::int[], $21::bigint[])
              AS i(line_key, dsp_name, report_period, transaction_id, isrc, upc, stream_count,
                   royalty_amount, currency, territory, usage_type, line_type, label, artist,
                   report_id, source_topic, source_partition, source_offset, source_timestamp,
-                  version)"
+                  version, catalog_version_id)"
     };
 }
 
@@ -356,13 +365,14 @@ async fn write_rows(
     let offsets: Vec<i64> = rows.iter().map(|r| r.source.offset).collect();
     let timestamps: Vec<DateTime<Utc>> = rows.iter().map(|r| r.source.timestamp).collect();
     let versions: Vec<i32> = rows.iter().map(|r| r.version).collect();
+    let catalog_versions: Vec<Option<i64>> = rows.iter().map(|r| r.catalog_version_id).collect();
 
     let sql = match mode {
         WriteMode::Insert => concat!(
             "INSERT INTO royalty_ledger (line_key, dsp_name, report_period, transaction_id,
                     isrc, upc, stream_count, royalty_amount, currency, territory, usage_type,
                     line_type, label, artist, report_id, source_topic, source_partition,
-                    source_offset, source_timestamp, version)
+                    source_offset, source_timestamp, version, catalog_version_id)
              SELECT i.* FROM ",
             ledger_rows_input!()
         ),
@@ -375,7 +385,7 @@ async fn write_rows(
                     report_id = i.report_id, source_topic = i.source_topic,
                     source_partition = i.source_partition, source_offset = i.source_offset,
                     source_timestamp = i.source_timestamp, version = i.version,
-                    updated_at = now()
+                    catalog_version_id = i.catalog_version_id, updated_at = now()
                FROM ",
             ledger_rows_input!(),
             " WHERE l.line_key = i.line_key"
@@ -402,6 +412,7 @@ async fn write_rows(
         .bind(&offsets)
         .bind(&timestamps)
         .bind(&versions)
+        .bind(&catalog_versions)
         .execute(&mut *conn)
         .await?;
     Ok(())

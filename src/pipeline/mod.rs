@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::avro::{LineDecoder, RegistryClient, SchemaStore};
 use crate::config::RunArgs;
+use crate::drift::DriftSettings;
+use crate::drift::alert::DRIFT_ALERT;
 use crate::kafka::ensure_topics;
 use crate::ledger::db;
 use crate::observe::{Metrics, server};
@@ -37,8 +39,9 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<R
     let pool = db::connect(&args.database.database_url, 8).await?;
     db::migrate(&pool).await?;
     if !args.no_create_topics {
-        let mut topics: Vec<&str> = args.topics.iter().map(String::as_str).collect();
+        let mut topics = args.subscribed_topics();
         topics.push(&args.dlq_topic);
+        topics.push(&args.alerts_topic);
         ensure_topics(&args.kafka, &topics, args.topic_partitions).await?;
     }
     let store = match &args.schemas_dir {
@@ -51,6 +54,13 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<R
         .as_deref()
         .map(RegistryClient::new)
         .transpose()?;
+    let drift = DriftSettings {
+        alerts_topic: args.alerts_topic.clone(),
+        alert_unknown_isrc: !args.no_unknown_isrc_alerts,
+        alert_schema: store
+            .latest(DRIFT_ALERT)
+            .context("the schemas have no DriftAlert record (drift_alert.v1.avsc)")?,
+    };
     let decoder = LineDecoder::new(Arc::new(store), registry);
     let metrics = Arc::new(Metrics::new()?);
 
@@ -81,6 +91,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<R
         decoder: &decoder,
         metrics: &metrics,
         outbox: &wake,
+        drift: &drift,
         shutdown: shutdown.clone(),
     };
     let result = batch_loop.run(events).await;
@@ -108,6 +119,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<R
         enriched = totals.stats.post.enriched,
         restated = totals.stats.post.restated,
         stale = totals.stats.post.stale,
+        drift_alerts = totals.stats.drift_alerts,
         dead_letters = totals.stats.dead_letters,
         "royalty-ingest stopped"
     );

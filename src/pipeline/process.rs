@@ -3,6 +3,8 @@
 
 use crate::avro::LineDecoder;
 use crate::domain::validate;
+use crate::drift::CatalogEntry;
+use crate::drift::catalog::{check_entry, decode_update};
 use crate::ledger::{Batch, DeadLetter, LineToPost, OffsetAdvance};
 
 use super::source::SourceMessage;
@@ -13,13 +15,16 @@ use super::source::SourceMessage;
 #[error("schema registry unavailable: {0}")]
 pub struct RetryLater(pub String);
 
-/// Builds the batch for the given records and offset moves.
+/// Builds the batch for the given records and offset moves. Records of `catalog_topic`
+/// are catalog updates; all others are royalty lines.
 pub async fn build_batch(
     decoder: &LineDecoder,
+    catalog_topic: Option<&str>,
     records: &[SourceMessage],
     offsets: Vec<OffsetAdvance>,
 ) -> Result<Batch, RetryLater> {
     let mut batch = Batch {
+        catalog: Vec::new(),
         lines: Vec::with_capacity(records.len()),
         dead_letters: Vec::new(),
         offsets,
@@ -45,6 +50,21 @@ pub async fn build_batch(
             ));
             continue;
         };
+        if catalog_topic == Some(&*message.source.topic) {
+            match catalog_entry(decoder, payload) {
+                Ok(entry) => {
+                    let source = format!(
+                        "{}[{}]@{}",
+                        message.source.topic, message.source.partition, message.source.offset
+                    );
+                    batch.catalog.push((entry, source));
+                }
+                Err((stage, class, reason)) => {
+                    batch.dead_letters.push(refuse(stage, class, reason, None))
+                }
+            }
+            continue;
+        }
         let decoded = match decoder.decode(payload).await {
             Ok(decoded) => decoded,
             Err(err) if err.is_retryable() => return Err(RetryLater(err.to_string())),
@@ -73,4 +93,14 @@ pub async fn build_batch(
         }
     }
     Ok(batch)
+}
+
+/// A catalog update decoded and checked, or the stage, class and reason refusing it.
+fn catalog_entry(
+    decoder: &LineDecoder,
+    payload: &[u8],
+) -> Result<CatalogEntry, (&'static str, String, String)> {
+    let (raw, _) = decode_update(decoder.store(), payload)
+        .map_err(|(class, reason)| ("decode", class, reason))?;
+    check_entry(&raw).map_err(|reason| ("validate", "catalog_entry".to_string(), reason))
 }

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::avro::LineDecoder;
 use crate::config::RunArgs;
-use crate::ledger::{self, CommitOutcome, DbFailure, offsets};
+use crate::drift::DriftSettings;
+use crate::ledger::{self, BatchTarget, CommitOutcome, DbFailure, offsets};
 use crate::observe::Metrics;
 use crate::retry::Backoff;
 
@@ -44,6 +45,8 @@ pub struct BatchLoop<'a> {
     pub metrics: &'a Metrics,
     /// Wakes the outbox relay after a commit that wrote dead letters.
     pub outbox: &'a Notify,
+    /// Drift alert settings.
+    pub drift: &'a DriftSettings,
     /// Stops the loop.
     pub shutdown: CancellationToken,
 }
@@ -55,6 +58,14 @@ enum Flush {
 }
 
 impl BatchLoop<'_> {
+    fn target(&self) -> BatchTarget<'_> {
+        BatchTarget {
+            group: &self.args.group,
+            dlq_topic: &self.args.dlq_topic,
+            drift: self.drift,
+        }
+    }
+
     /// Runs until shutdown, idle exit or a fatal error.
     pub async fn run(&self, mut events: mpsc::Receiver<SourceEvent>) -> anyhow::Result<RunTotals> {
         let mut positions = Positions::default();
@@ -204,11 +215,15 @@ impl BatchLoop<'_> {
     ) -> Result<(), Failure> {
         let started = Instant::now();
         let advances = positions.advances(pending.iter());
-        let batch = build_batch(self.decoder, pending, advances.clone())
-            .await
-            .map_err(|err| Failure::Retry(err.to_string()))?;
-        let outcome =
-            ledger::commit_batch(&self.pool, &self.args.group, &self.args.dlq_topic, &batch).await;
+        let batch = build_batch(
+            self.decoder,
+            self.args.catalog_topic(),
+            pending,
+            advances.clone(),
+        )
+        .await
+        .map_err(|err| Failure::Retry(err.to_string()))?;
+        let outcome = ledger::commit_batch(&self.pool, self.target(), &batch).await;
         match outcome {
             Ok(CommitOutcome::Committed(stats)) => {
                 positions.committed(&advances);
@@ -223,7 +238,11 @@ impl BatchLoop<'_> {
                     &batch.dead_letters,
                     started.elapsed(),
                 );
-                if stats.dead_letters > 0 {
+                totals.stats.drift_alerts += stats.drift_alerts;
+                totals.stats.catalog.created += stats.catalog.created;
+                totals.stats.catalog.superseded += stats.catalog.superseded;
+                totals.stats.catalog.unchanged += stats.catalog.unchanged;
+                if stats.dead_letters > 0 || stats.drift_alerts > 0 {
                     self.outbox.notify_one();
                 }
                 pending.clear();

@@ -336,7 +336,7 @@ impl Source {
         let consumer: BaseConsumer<RebalanceContext> = config
             .create_with_context(context)
             .context("failed to create Kafka consumer")?;
-        let topics: Vec<&str> = args.topics.iter().map(String::as_str).collect();
+        let topics = args.subscribed_topics();
         consumer
             .subscribe(&topics)
             .with_context(|| format!("failed to subscribe to {topics:?}"))?;

@@ -1,0 +1,266 @@
+//! The catalog and drift tables, inside the caller's transaction: versions current at a
+//! date, applying an entry (close the covering version, open a new one), and recording
+//! drift (counted per DSP; one alert through the outbox per distinct drift).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{NaiveDate, Utc};
+use sqlx::{PgConnection, Row};
+
+use crate::avro::WriterSchema;
+use crate::ledger::DbFailure;
+use crate::ledger::outbox::{self, OutboxMessage};
+
+use super::alert::DriftAlert;
+use super::catalog::{CatalogEntry, CatalogVersion};
+use super::detect::{Drift, detect_update};
+
+/// How drift is reported.
+#[derive(Debug, Clone)]
+pub struct DriftSettings {
+    /// Topic of the alerts.
+    pub alerts_topic: String,
+    /// Whether an ISRC missing from a loaded catalog raises an alert.
+    pub alert_unknown_isrc: bool,
+    /// Schema the alerts are encoded with.
+    pub alert_schema: Arc<WriterSchema>,
+}
+
+/// What applying catalog entries did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Entries identical to the version already effective at their date.
+    pub unchanged: u64,
+    /// New versions for ISRCs with no version at that date.
+    pub created: u64,
+    /// New versions that closed an effective one.
+    pub superseded: u64,
+}
+
+/// Whether any catalog has been loaded (before that, "unknown ISRC" means nothing).
+pub async fn catalog_loaded(conn: &mut PgConnection) -> Result<bool, DbFailure> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM catalog_versions)")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// The version effective at each (ISRC, date) asked for.
+pub async fn versions_at(
+    conn: &mut PgConnection,
+    wanted: &[(String, NaiveDate)],
+) -> Result<HashMap<(String, NaiveDate), CatalogVersion>, DbFailure> {
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let isrcs: Vec<&str> = wanted.iter().map(|(i, _)| i.as_str()).collect();
+    let dates: Vec<NaiveDate> = wanted.iter().map(|(_, d)| *d).collect();
+    let rows = sqlx::query(
+        "SELECT DISTINCT ON (i.isrc, i.day) i.day, v.version_id, v.isrc, v.upcs, v.title,
+                v.display_artist, v.label, v.iswc, v.valid_from, v.valid_to
+           FROM unnest($1::text[], $2::date[]) AS i(isrc, day)
+           JOIN catalog_versions v
+             ON v.isrc = i.isrc AND v.valid_from <= i.day
+            AND (v.valid_to IS NULL OR v.valid_to > i.day)
+          ORDER BY i.isrc, i.day, v.valid_from DESC, v.version_id DESC",
+    )
+    .bind(&isrcs)
+    .bind(&dates)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let version = version_from_row(&row)?;
+        out.insert((version.entry.isrc.clone(), row.try_get("day")?), version);
+    }
+    Ok(out)
+}
+
+fn version_from_row(row: &sqlx::postgres::PgRow) -> Result<CatalogVersion, sqlx::Error> {
+    Ok(CatalogVersion {
+        version_id: row.try_get("version_id")?,
+        entry: CatalogEntry {
+            isrc: row.try_get("isrc")?,
+            upcs: row.try_get("upcs")?,
+            title: row.try_get("title")?,
+            display_artist: row.try_get("display_artist")?,
+            label: row.try_get("label")?,
+            iswc: row.try_get("iswc")?,
+            valid_from: row.try_get("valid_from")?,
+        },
+        valid_to: row.try_get("valid_to")?,
+    })
+}
+
+/// Applies entries in order: an entry identical to the version effective at its date
+/// changes nothing (re-imports are no-ops); otherwise the covering version is closed at
+/// the entry's date (the past is never edited) and a new version opened. Changes of UPCs,
+/// label or artist come back as drift.
+pub async fn apply_entries(
+    conn: &mut PgConnection,
+    entries: &[(CatalogEntry, String)],
+) -> Result<(ApplyStats, Vec<Drift>), DbFailure> {
+    let mut stats = ApplyStats::default();
+    let mut drifts = Vec::new();
+    for (entry, source) in entries {
+        let rows = sqlx::query(
+            "SELECT version_id, isrc, upcs, title, display_artist, label, iswc, valid_from, valid_to
+               FROM catalog_versions WHERE isrc = $1 ORDER BY valid_from, version_id FOR UPDATE",
+        )
+        .bind(&entry.isrc)
+        .fetch_all(&mut *conn)
+        .await?;
+        let versions = rows
+            .iter()
+            .map(version_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let day = entry.valid_from;
+        let covering = versions
+            .iter()
+            .rev()
+            .find(|v| v.entry.valid_from <= day && v.valid_to.is_none_or(|to| to > day));
+        let valid_to = match covering {
+            Some(current) if current.entry.same_content(entry) => {
+                stats.unchanged += 1;
+                continue;
+            }
+            Some(current) => {
+                sqlx::query("UPDATE catalog_versions SET valid_to = $2 WHERE version_id = $1")
+                    .bind(current.version_id)
+                    .bind(day)
+                    .execute(&mut *conn)
+                    .await?;
+                drifts.extend(detect_update(current, entry, source));
+                stats.superseded += 1;
+                current.valid_to
+            }
+            None => {
+                stats.created += 1;
+                versions
+                    .iter()
+                    .map(|v| v.entry.valid_from)
+                    .filter(|from| *from > day)
+                    .min()
+            }
+        };
+        sqlx::query(
+            "INSERT INTO catalog_versions (isrc, upcs, title, display_artist, label, iswc,
+                                           valid_from, valid_to, source)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&entry.isrc)
+        .bind(&entry.upcs)
+        .bind(&entry.title)
+        .bind(&entry.display_artist)
+        .bind(&entry.label)
+        .bind(&entry.iswc)
+        .bind(day)
+        .bind(valid_to)
+        .bind(source)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok((stats, drifts))
+}
+
+/// Counts drift occurrences per DSP and enqueues one alert per drift never seen before.
+/// Returns the number of new alerts.
+pub async fn record_drifts(
+    conn: &mut PgConnection,
+    drifts: &[Drift],
+    settings: &DriftSettings,
+) -> Result<u64, DbFailure> {
+    if drifts.is_empty() {
+        return Ok(0);
+    }
+    // (drift id, dsp) → occurrences and the first observation, in order of appearance.
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut seen: HashMap<(String, String), (i64, &Drift)> = HashMap::new();
+    for drift in drifts {
+        let key = (drift.id(), drift.dsp_name.clone());
+        match seen.get_mut(&key) {
+            Some((count, _)) => *count += 1,
+            None => {
+                order.push(key.clone());
+                seen.insert(key, (1, drift));
+            }
+        }
+    }
+    let ids: Vec<&str> = order.iter().map(|(id, _)| id.as_str()).collect();
+    let known: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT drift_id FROM drift_events WHERE drift_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?;
+
+    let firsts: Vec<(&(String, String), i64, &Drift)> = order
+        .iter()
+        .filter_map(|key| seen.get(key).map(|(count, drift)| (key, *count, *drift)))
+        .collect();
+    let dsps: Vec<&str> = firsts.iter().map(|(k, _, _)| k.1.as_str()).collect();
+    let isrcs: Vec<&str> = firsts.iter().map(|(_, _, d)| d.isrc.as_str()).collect();
+    let kinds: Vec<&str> = firsts.iter().map(|(_, _, d)| d.kind.as_str()).collect();
+    let expected: Vec<Option<&str>> = firsts
+        .iter()
+        .map(|(_, _, d)| d.expected.as_deref())
+        .collect();
+    let received: Vec<Option<&str>> = firsts
+        .iter()
+        .map(|(_, _, d)| d.received.as_deref())
+        .collect();
+    let versions: Vec<Option<i64>> = firsts
+        .iter()
+        .map(|(_, _, d)| d.catalog_version_id)
+        .collect();
+    let counts: Vec<i64> = firsts.iter().map(|(_, c, _)| *c).collect();
+    let reports: Vec<Option<&str>> = firsts
+        .iter()
+        .map(|(_, _, d)| d.report_id.as_deref())
+        .collect();
+    let sources: Vec<&str> = firsts.iter().map(|(_, _, d)| d.source.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO drift_events (drift_id, dsp_name, isrc, kind, expected, received,
+                                   catalog_version_id, occurrences, first_report_id, first_source)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                              $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[])
+         ON CONFLICT (drift_id, dsp_name) DO UPDATE
+            SET occurrences = drift_events.occurrences + EXCLUDED.occurrences,
+                last_seen_at = now()",
+    )
+    .bind(&ids)
+    .bind(&dsps)
+    .bind(&isrcs)
+    .bind(&kinds)
+    .bind(&expected)
+    .bind(&received)
+    .bind(&versions)
+    .bind(&counts)
+    .bind(&reports)
+    .bind(&sources)
+    .execute(&mut *conn)
+    .await?;
+
+    let now = Utc::now();
+    let mut alerted: Vec<&str> = Vec::new();
+    let mut messages: Vec<OutboxMessage> = Vec::new();
+    for ((id, _), _, drift) in &firsts {
+        if known.iter().any(|k| k == id) || alerted.contains(&id.as_str()) {
+            continue;
+        }
+        alerted.push(id);
+        let alert = DriftAlert::from_drift(drift, now);
+        match alert.to_message(&settings.alert_schema, &settings.alerts_topic) {
+            Ok(message) => messages.push(message),
+            Err(err) => {
+                tracing::error!(error = %err, alert_id = %id, "cannot encode a drift alert; it stays in drift_events")
+            }
+        }
+    }
+    outbox::enqueue(conn, &messages).await?;
+    for message in &messages {
+        tracing::info!(alert_id = %message.message_id, "drift alert raised");
+    }
+    Ok(messages.len() as u64)
+}

@@ -1,0 +1,69 @@
+//! Writing to `outbox` inside the batch transaction: what the relay will publish once the
+//! transaction commits (dead letters, drift alerts). The stable `message_id` absorbs a
+//! second enqueue of the same message.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use super::error::DbFailure;
+
+/// A message to publish after commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Stable id, also sent as a header so subscribers can drop repeats.
+    pub message_id: String,
+    /// Destination topic.
+    pub topic: String,
+    /// Record key.
+    pub key: Option<Vec<u8>>,
+    /// Record value.
+    pub payload: Option<Vec<u8>>,
+    /// Record headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Record timestamp (a dead letter keeps its original one).
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// Enqueues messages (one statement for all of them).
+pub async fn enqueue(conn: &mut PgConnection, messages: &[OutboxMessage]) -> Result<(), DbFailure> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = messages.iter().map(|m| m.message_id.as_str()).collect();
+    let topics: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
+    let keys: Vec<Option<&[u8]>> = messages.iter().map(|m| m.key.as_deref()).collect();
+    let payloads: Vec<Option<&[u8]>> = messages.iter().map(|m| m.payload.as_deref()).collect();
+    let headers: Vec<serde_json::Value> =
+        messages.iter().map(|m| headers_json(&m.headers)).collect();
+    let timestamps: Vec<Option<DateTime<Utc>>> = messages.iter().map(|m| m.timestamp).collect();
+    sqlx::query(
+        "INSERT INTO outbox (message_id, topic, message_key, payload, header_names,
+                             header_values, message_timestamp)
+         SELECT i.id, i.topic, i.k, i.v,
+                ARRAY(SELECT h->>0 FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
+                ARRAY(SELECT decode(h->>1, 'hex') FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
+                i.ts
+           FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[], $6::timestamptz[])
+                AS i(id, topic, k, v, headers, ts)
+         ON CONFLICT (message_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&topics)
+    .bind(&keys)
+    .bind(&payloads)
+    .bind(&headers)
+    .bind(&timestamps)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Headers as a JSON array of `[name, hex(value)]` pairs (PostgreSQL has no ragged arrays).
+pub fn headers_json(headers: &[(String, Vec<u8>)]) -> serde_json::Value {
+    serde_json::Value::Array(
+        headers
+            .iter()
+            .map(|(name, value)| serde_json::json!([name, hex::encode(value)]))
+            .collect(),
+    )
+}
