@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 use royalty_ingest::config::{DatabaseArgs, RunArgs};
+use royalty_ingest::drift::import::{ImportArgs, import_catalog};
+use royalty_ingest::drift::subscribe::{TailArgs, tail};
 use royalty_ingest::ledger::db;
 use royalty_ingest::publish::sample::{SampleArgs, publish_sample};
 use royalty_ingest::{observe, pipeline, shutdown};
@@ -31,8 +33,29 @@ enum Command {
     /// Publish realistic synthetic royalty lines (with redeliveries, restatements and
     /// invalid lines) to the raw topic, keyed by line identity.
     Sample(SampleArgs),
+    /// Load the master catalog (ISRC → UPCs, label, artist) used for drift detection.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Follow the catalog drift alerts.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
     /// Apply the ledger's database migrations (run does this too).
     Migrate(DatabaseArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Import a catalog CSV: each row is an ISRC's UPC(s), title, artist, label and ISWC
+    /// from a business date on. Bad rows are reported with their line numbers and skipped;
+    /// changed entries close the current version (history is kept) and raise drift alerts;
+    /// importing the same file again changes nothing.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertsCommand {
+    /// Print drift alerts as they arrive (Ctrl-C to stop): a readable line each, or JSON.
+    Tail(TailArgs),
 }
 
 #[tokio::main]
@@ -68,6 +91,8 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sample(args) => publish_sample(&args).await,
+        Command::Catalog(CatalogCommand::Import(args)) => import_catalog(&args).await,
+        Command::Alerts(AlertsCommand::Tail(args)) => tail(&args, shutdown::on_signals()).await,
         Command::Migrate(args) => {
             let pool = db::connect(&args.database_url, 1).await?;
             db::migrate(&pool).await?;

@@ -85,7 +85,7 @@ impl DriftAlert {
     pub fn to_message(&self, schema: &WriterSchema, topic: &str) -> Result<OutboxMessage, String> {
         let payload =
             encode_record_single_object(schema, self.to_value()).map_err(|e| e.to_string())?;
-        let header = |name: &str, value: &str| (name.to_string(), value.as_bytes().to_vec());
+        let header = |name: &str, value: &str| (name.to_string(), Some(value.as_bytes().to_vec()));
         Ok(OutboxMessage {
             message_id: self.alert_id.clone(),
             topic: topic.to_string(),

@@ -130,10 +130,13 @@ pub struct BadRow {
     pub reason: String,
 }
 
+/// Good rows with their line numbers, and the bad rows.
+pub type CsvRows = (Vec<(u64, CatalogEntry)>, Vec<BadRow>);
+
 /// Reads a catalog CSV with a header row (`isrc,upc,title,display_artist,label,iswc,
 /// valid_from`; `upc` may hold several codes separated by `|`). Good rows are returned with
 /// their line numbers; bad rows are reported, never silently dropped.
-pub fn read_csv(input: impl Read) -> Result<(Vec<(u64, CatalogEntry)>, Vec<BadRow>), csv::Error> {
+pub fn read_csv(input: impl Read) -> Result<CsvRows, csv::Error> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(false)
@@ -155,31 +158,6 @@ pub fn read_csv(input: impl Read) -> Result<(Vec<(u64, CatalogEntry)>, Vec<BadRo
         }
     }
     Ok((good, bad))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_rows_are_checked_and_bad_ones_reported_with_line_numbers() {
-        let csv = "isrc,upc,title,display_artist,label,iswc,valid_from\n\
-                   us-rc1-76-07839,036000291452|6291041500213,Song,Mira Kade,Harbor,,2026-01-01\n\
-                   XX1,036000291452,Bad,Someone,Label,,2026-01-01\n\
-                   GBQZA2400001,731453000000,Bad UPC,Someone,Label,,2026-01-01\n\
-                   GBQZA2400002,036000291452,Bad date,Someone,Label,,2026-13-01\n";
-        let (good, bad) = read_csv(csv.as_bytes()).expect("readable");
-        assert_eq!(good.len(), 1);
-        assert_eq!(good[0].0, 2);
-        assert_eq!(good[0].1.isrc, "USRC17607839");
-        assert_eq!(good[0].1.upcs, vec!["036000291452", "6291041500213"]);
-        assert_eq!(good[0].1.iswc, None);
-        let lines: Vec<u64> = bad.iter().map(|b| b.line).collect();
-        assert_eq!(lines, vec![3, 4, 5]);
-        assert!(bad[0].reason.starts_with("isrc:"));
-        assert!(bad[1].reason.contains("gs1_check_digit"));
-        assert!(bad[2].reason.starts_with("valid_from:"));
-    }
 }
 
 /// Full name of the catalog update record.
@@ -284,4 +262,29 @@ pub fn encode_update(
         ("source".into(), optional(&source.map(str::to_string))),
     ]);
     crate::avro::encode_record_single_object(schema, value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_are_checked_and_bad_ones_reported_with_line_numbers() {
+        let csv = "isrc,upc,title,display_artist,label,iswc,valid_from\n\
+                   us-rc1-76-07839,036000291452|6291041500213,Song,Mira Kade,Harbor,,2026-01-01\n\
+                   XX1,036000291452,Bad,Someone,Label,,2026-01-01\n\
+                   GBQZA2400001,731453000000,Bad UPC,Someone,Label,,2026-01-01\n\
+                   GBQZA2400002,036000291452,Bad date,Someone,Label,,2026-13-01\n";
+        let (good, bad) = read_csv(csv.as_bytes()).expect("readable");
+        assert_eq!(good.len(), 1);
+        assert_eq!(good[0].0, 2);
+        assert_eq!(good[0].1.isrc, "USRC17607839");
+        assert_eq!(good[0].1.upcs, vec!["036000291452", "6291041500213"]);
+        assert_eq!(good[0].1.iswc, None);
+        let lines: Vec<u64> = bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, vec![3, 4, 5]);
+        assert!(bad[0].reason.starts_with("isrc:"));
+        assert!(bad[1].reason.contains("gs1_check_digit"));
+        assert!(bad[2].reason.starts_with("valid_from:"));
+    }
 }

@@ -146,7 +146,7 @@ pub fn detect_line(
     };
     let mut found = Vec::new();
     let entry = &version.entry;
-    if !entry.upcs.iter().any(|u| *u == line.upc) {
+    if !entry.upcs.contains(&line.upc) {
         found.push(drift(
             DriftKind::UpcMismatch,
             Some(entry.upcs.join("|")),

@@ -9,7 +9,9 @@
 pub mod alert;
 pub mod catalog;
 pub mod detect;
+pub mod import;
 pub mod store;
+pub mod subscribe;
 
 use sqlx::PgConnection;
 

@@ -1,5 +1,6 @@
 //! Refused records: one quarantine row each and one outbox row that the relay publishes to
-//! the dead-letter topic — original key, value, headers and timestamp unchanged, plus
+//! the dead-letter topic — original key, value and headers unchanged (the original timestamp
+//! travels in a header; the dead letter is stamped with the refusal time), plus
 //! headers that say why (the facts Kafka Connect's `__connect.errors.*` headers carry).
 
 use chrono::{DateTime, Utc};
@@ -26,6 +27,10 @@ pub mod headers {
     pub const PARTITION: &str = "royalty.errors.partition";
     /// Offset of the record.
     pub const OFFSET: &str = "royalty.errors.offset";
+    /// The record's original Kafka timestamp (ms since the epoch). The dead letter itself
+    /// is stamped with the refusal time, so the dead-letter topic's retention counts from
+    /// then; replay restores this one.
+    pub const TIMESTAMP: &str = "royalty.errors.timestamp";
     /// Writer schema (fingerprint or registry id), when the framing named one.
     pub const SCHEMA: &str = "royalty.errors.schema";
     /// Consumer group that refused it.
@@ -71,9 +76,10 @@ impl DeadLetter {
         &self,
         group: &str,
         refused_at: DateTime<Utc>,
-    ) -> Vec<(String, Vec<u8>)> {
+    ) -> Vec<(String, Option<Vec<u8>>)> {
         let mut out = self.record.headers.clone();
-        let mut add = |name: &str, value: String| out.push((name.to_string(), value.into_bytes()));
+        let mut add =
+            |name: &str, value: String| out.push((name.to_string(), Some(value.into_bytes())));
         add(headers::ID, self.id());
         add(headers::STAGE, self.stage.to_string());
         add(headers::CLASS, self.class.clone());
@@ -81,6 +87,10 @@ impl DeadLetter {
         add(headers::TOPIC, self.source.topic.to_string());
         add(headers::PARTITION, self.source.partition.to_string());
         add(headers::OFFSET, self.source.offset.to_string());
+        add(
+            headers::TIMESTAMP,
+            self.source.timestamp.timestamp_millis().to_string(),
+        );
         if let Some(schema) = &self.schema_ref {
             add(headers::SCHEMA, schema.clone());
         }
@@ -158,7 +168,7 @@ pub async fn record(
             key: d.record.key.clone(),
             payload: d.record.value.clone(),
             headers: d.outgoing_headers(group, now),
-            timestamp: Some(d.source.timestamp),
+            timestamp: Some(now),
         })
         .collect();
     outbox::enqueue(conn, &messages).await?;

@@ -46,8 +46,11 @@ pub struct RecordBytes {
     pub key: Option<Vec<u8>>,
     /// Record value.
     pub value: Option<Vec<u8>>,
-    /// Record headers, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Record headers, in order (a header may have no value, which is not an empty one).
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Why the record could not be read as Kafka delivered it (a header name that is not
+    /// UTF-8): it is dead-lettered without its headers.
+    pub unreadable: Option<String>,
 }
 
 /// A validated line and the record that carried it.

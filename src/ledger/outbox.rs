@@ -19,7 +19,7 @@ pub struct OutboxMessage {
     /// Record value.
     pub payload: Option<Vec<u8>>,
     /// Record headers, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
     /// Record timestamp (a dead letter keeps its original one).
     pub timestamp: Option<DateTime<Utc>>,
 }
@@ -58,12 +58,13 @@ pub async fn enqueue(conn: &mut PgConnection, messages: &[OutboxMessage]) -> Res
     Ok(())
 }
 
-/// Headers as a JSON array of `[name, hex(value)]` pairs (PostgreSQL has no ragged arrays).
-pub fn headers_json(headers: &[(String, Vec<u8>)]) -> serde_json::Value {
+/// Headers as a JSON array of `[name, hex(value) or null]` pairs (PostgreSQL has no ragged
+/// arrays).
+pub fn headers_json(headers: &[(String, Option<Vec<u8>>)]) -> serde_json::Value {
     serde_json::Value::Array(
         headers
             .iter()
-            .map(|(name, value)| serde_json::json!([name, hex::encode(value)]))
+            .map(|(name, value)| serde_json::json!([name, value.as_ref().map(hex::encode)]))
             .collect(),
     )
 }

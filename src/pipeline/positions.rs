@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::ledger::{OffsetAdvance, TopicPartition};
 
-use super::source::SourceMessage;
+use super::source::{Assignment, EndOfPartition, SourceMessage};
 
 #[derive(Debug, Clone, Default)]
 struct PartitionState {
@@ -26,13 +26,13 @@ pub struct Positions {
 }
 
 impl Positions {
-    /// Starts owning a partition whose stored offset is `stored`.
-    pub fn assign(&mut self, partition: TopicPartition, stored: Option<i64>) {
+    /// Starts owning a partition whose stored offset is `stored`, read from `start`.
+    pub fn assign(&mut self, assignment: &Assignment) {
         self.partitions.insert(
-            partition,
+            assignment.partition.clone(),
             PartitionState {
-                stored,
-                next: stored,
+                stored: assignment.stored,
+                next: assignment.start,
                 caught_up: false,
             },
         );
@@ -63,11 +63,14 @@ impl Positions {
         true
     }
 
-    /// Marks partitions as having nothing more to read for now.
-    pub fn caught_up(&mut self, partitions: &[TopicPartition]) {
-        for tp in partitions {
-            if let Some(state) = self.partitions.get_mut(tp) {
-                state.caught_up = true;
+    /// Marks partitions whose records up to the broker's high watermark were all taken.
+    pub fn caught_up(&mut self, ends: &[EndOfPartition]) {
+        for end in ends {
+            if let Some(state) = self.partitions.get_mut(&end.partition) {
+                state.caught_up = match state.next {
+                    Some(next) => next >= end.high,
+                    None => end.low >= end.high,
+                };
             }
         }
     }

@@ -41,6 +41,15 @@ pub async fn build_batch(
             reason,
             schema_ref,
         };
+        if let Some(reason) = &message.record.unreadable {
+            batch.dead_letters.push(refuse(
+                "decode",
+                "invalid_header".into(),
+                reason.clone(),
+                None,
+            ));
+            continue;
+        }
         let Some(payload) = message.record.value.as_deref() else {
             batch.dead_letters.push(refuse(
                 "decode",

@@ -88,8 +88,12 @@ impl BatchLoop<'_> {
                     last_activity = Instant::now();
                     match event {
                         SourceEvent::Assigned(list) => {
-                            for (tp, stored) in list {
-                                positions.assign(tp, stored);
+                            for assignment in &list {
+                                positions.assign(assignment);
+                                // Anything still buffered from an earlier ownership (a
+                                // revocation that missed its deadline) is read again from
+                                // the new start.
+                                pending.retain(|m| m.tp() != assignment.partition);
                             }
                         }
                         SourceEvent::Record(message) => {

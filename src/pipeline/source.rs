@@ -35,12 +35,12 @@ const REVOKE_DEADLINE: Duration = Duration::from_secs(20);
 /// What the consumer thread tells the batcher.
 #[derive(Debug)]
 pub enum SourceEvent {
-    /// Partitions now owned, with the `next_offset` stored for each (None: no row).
-    Assigned(Vec<(TopicPartition, Option<i64>)>),
+    /// Partitions now owned.
+    Assigned(Vec<Assignment>),
     /// A record.
     Record(SourceMessage),
-    /// These partitions have no more records for now (used by `--exit-when-idle-ms`).
-    CaughtUp(Vec<TopicPartition>),
+    /// The broker reached the end of a partition (used by `--exit-when-idle-ms`).
+    CaughtUp(Vec<EndOfPartition>),
     /// Partitions taken away: commit what is buffered for them, forget them, then
     /// acknowledge.
     Revoked {
@@ -51,6 +51,30 @@ pub enum SourceEvent {
     },
     /// The consumer cannot go on (out-of-range offset without permission to skip, ...).
     Fatal(String),
+}
+
+/// One newly owned partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// Its `next_offset` in `consumer_offsets` (None: no row): the compare-and-set's
+    /// expected value.
+    pub stored: Option<i64>,
+    /// Where fetching starts when known: the stored offset, or the oldest available one
+    /// after an allowed skip (None: per the start policy).
+    pub start: Option<i64>,
+}
+
+/// A partition's watermarks when the broker said there was nothing more to fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndOfPartition {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// Oldest offset held.
+    pub low: i64,
+    /// One past the newest offset held.
+    pub high: i64,
 }
 
 /// A record, owned.
@@ -131,21 +155,35 @@ impl RebalanceContext {
         let mut lost_ranges = Vec::new();
         for tp in &partitions {
             let next = stored.get(tp).copied();
-            let offset = match (next, self.start) {
-                (Some(n), _) => match self.check_in_range(consumer, tp, n) {
-                    Ok(start) => Offset::Offset(start),
+            let start = match next {
+                Some(n) => match self.check_in_range(consumer, tp, n) {
+                    Ok(start) => Some(start),
                     Err(problem) => {
                         lost_ranges.push(problem);
                         continue;
                     }
                 },
+                // Latest: pin "now" as an offset, so the batcher knows where reading
+                // starts (and when it has caught up).
+                None if self.start == StartPolicy::Latest => consumer
+                    .fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(10))
+                    .ok()
+                    .map(|(_, high)| high),
+                None => None,
+            };
+            let offset = match (start, self.start) {
+                (Some(start), _) => Offset::Offset(start),
                 (None, StartPolicy::Earliest) => Offset::Beginning,
                 (None, StartPolicy::Latest) => Offset::End,
             };
             if let Err(err) = with_offsets.add_partition_offset(&tp.topic, tp.partition, offset) {
                 tracing::error!(partition = %tp, error = %err, "cannot set start offset");
             }
-            assigned.push((tp.clone(), next));
+            assigned.push(Assignment {
+                partition: tp.clone(),
+                stored: next,
+                start,
+            });
         }
         if !lost_ranges.is_empty() {
             let _ = self
@@ -195,7 +233,11 @@ impl RebalanceContext {
         // Bounded waits on both sides: a batcher stuck retrying an unreachable database must
         // not hold the group's rebalance hostage (the offsets compare-and-set keeps a late
         // commit harmless).
-        let settled = send_before(&self.events, event, deadline)
+        let (sent, undelivered) = match send_before(&self.events, event, deadline) {
+            Ok(sent) => (sent, None),
+            Err(event) => (false, Some(event)),
+        };
+        let settled = sent
             && acked
                 .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
                 .is_ok();
@@ -212,6 +254,11 @@ impl RebalanceContext {
         };
         if let Err(err) = result {
             tracing::error!(error = %err, "unassign failed");
+        }
+        // The batcher must learn of the revocation even when it was too busy to take it in
+        // time: wait for room now, after the partitions are gone.
+        if let Some(event) = undelivered {
+            let _ = self.events.blocking_send(*event);
         }
     }
 
@@ -267,19 +314,20 @@ impl RebalanceContext {
     }
 }
 
-/// Sends an event unless the channel stays full until `deadline` or the batcher is gone.
+/// Sends an event before `deadline`: `Ok(true)` sent, `Ok(false)` the batcher is gone,
+/// `Err(event)` the channel stayed full (the event comes back to be sent later).
 fn send_before(
     events: &mpsc::Sender<SourceEvent>,
     mut event: SourceEvent,
     deadline: std::time::Instant,
-) -> bool {
+) -> Result<bool, Box<SourceEvent>> {
     loop {
         match events.try_send(event) {
-            Ok(()) => return true,
-            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Ok(()) => return Ok(true),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Ok(false),
             Err(mpsc::error::TrySendError::Full(back)) => {
                 if std::time::Instant::now() >= deadline {
-                    return false;
+                    return Err(Box::new(back));
                 }
                 event = back;
                 std::thread::sleep(Duration::from_millis(5));
@@ -379,19 +427,7 @@ fn poll_loop(
             None => continue,
             Some(Ok(message)) => SourceEvent::Record(owned(&message)),
             Some(Err(KafkaError::PartitionEOF(partition))) => {
-                // librdkafka names only the partition number: mark every owned partition
-                // with that number (an over-approximation only `--exit-when-idle-ms` uses,
-                // together with a quiet period).
-                let owned: Vec<TopicPartition> = consumer
-                    .assignment()
-                    .map(|tpl| {
-                        tpl.elements()
-                            .iter()
-                            .filter(|e| e.partition() == partition)
-                            .map(|e| TopicPartition::new(e.topic(), e.partition()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let owned = at_end_with_number(&consumer, partition);
                 if owned.is_empty() {
                     continue;
                 }
@@ -413,6 +449,33 @@ fn poll_loop(
     // Dropping the consumer closes it: it leaves the group (the revoke callback runs and
     // finds the batcher gone, which is fine: nothing uncommitted is acknowledged).
     drop(consumer);
+}
+
+/// librdkafka names only the partition number of an end-of-partition event: the owned
+/// partitions with that number (one per topic) and their current watermarks, for the
+/// batcher to compare with what it has read.
+fn at_end_with_number(
+    consumer: &BaseConsumer<RebalanceContext>,
+    partition: i32,
+) -> Vec<EndOfPartition> {
+    let Ok(assignment) = consumer.assignment() else {
+        return Vec::new();
+    };
+    assignment
+        .elements()
+        .iter()
+        .filter(|e| e.partition() == partition)
+        .filter_map(|e| {
+            let (low, high) = consumer
+                .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(5))
+                .ok()?;
+            Some(EndOfPartition {
+                partition: TopicPartition::new(e.topic(), e.partition()),
+                low,
+                high,
+            })
+        })
+        .collect()
 }
 
 fn is_offset_out_of_range(err: &KafkaError) -> bool {
@@ -457,25 +520,39 @@ fn lost_data_message(problems: &[String]) -> String {
     )
 }
 
+/// Record timestamps outside this range (year 1970 to 9999) are not real event times and
+/// PostgreSQL's `timestamptz` would refuse some of them: they are replaced by the time of
+/// reading.
+const PLAUSIBLE_MILLIS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799_999;
+
+/// Copies a record out of librdkafka's buffer.
 fn owned(message: &BorrowedMessage<'_>) -> SourceMessage {
     let timestamp = message
         .timestamp()
         .to_millis()
+        .filter(|ms| PLAUSIBLE_MILLIS.contains(ms))
         .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
         .unwrap_or_else(Utc::now);
-    let headers = message
-        .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| {
-                    (
-                        h.key.to_string(),
-                        h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // rdkafka unwraps the UTF-8 conversion of header names: a producer that writes a
+    // non-UTF-8 name would otherwise kill this thread on every restart. Such a record is
+    // dead-lettered (without its headers) instead.
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        message
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    }));
+    let (headers, unreadable) = match read {
+        Ok(headers) => (headers, None),
+        Err(_) => (
+            Vec::new(),
+            Some("a header name is not valid UTF-8".to_string()),
+        ),
+    };
     SourceMessage {
         source: SourceRecord {
             topic: Arc::from(message.topic()),
@@ -487,6 +564,7 @@ fn owned(message: &BorrowedMessage<'_>) -> SourceMessage {
             key: message.key().map(<[u8]>::to_vec),
             value: message.payload().map(<[u8]>::to_vec),
             headers,
+            unreadable,
         },
     }
 }

@@ -92,7 +92,7 @@ impl Relay {
             "SELECT outbox_id, message_id, topic, message_key, payload, header_names,
                     header_values, message_timestamp
                FROM outbox WHERE published_at IS NULL
-              ORDER BY outbox_id LIMIT $1
+              ORDER BY attempts, outbox_id LIMIT $1
                 FOR UPDATE SKIP LOCKED",
         )
         .bind(CLAIM_SIZE)
@@ -116,28 +116,53 @@ impl Relay {
             });
         }
         let sends = messages.iter().map(|m| self.send(m));
-        for (message, result) in messages.iter().zip(join_all(sends).await) {
-            result.with_context(|| {
-                format!(
-                    "outbox: publishing {} to {} failed",
-                    message.message_id, message.topic
-                )
-            })?;
+        let results = join_all(sends).await;
+        // Mark what was delivered; a message the broker keeps refusing (too large, topic
+        // gone) stays unpublished and is retried without holding back the others.
+        let mut delivered: Vec<i64> = Vec::with_capacity(messages.len());
+        let mut failed: Vec<i64> = Vec::new();
+        let mut failures = Vec::new();
+        for (message, result) in messages.iter().zip(results) {
+            match result {
+                Ok(()) => delivered.push(message.id),
+                Err(err) => {
+                    failed.push(message.id);
+                    failures.push(format!(
+                        "{} to {}: {err:#}",
+                        message.message_id, message.topic
+                    ));
+                }
+            }
         }
-        let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
         sqlx::query("UPDATE outbox SET published_at = now() WHERE outbox_id = ANY($1)")
-            .bind(&ids)
+            .bind(&delivered)
             .execute(&mut *tx)
             .await
             .context("outbox: cannot mark rows published")?;
+        if !failed.is_empty() {
+            sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE outbox_id = ANY($1)")
+                .bind(&failed)
+                .bind(failures.join("; "))
+                .execute(&mut *tx)
+                .await
+                .context("outbox: cannot record failed attempts")?;
+        }
         tx.commit().await.context("outbox: cannot commit")?;
-        self.metrics.record_outbox_published(
-            &messages
-                .iter()
-                .map(|m| m.topic.as_str())
-                .collect::<Vec<_>>(),
-        );
-        Ok(messages.len() as u64)
+        let topics: Vec<&str> = messages
+            .iter()
+            .filter(|m| delivered.contains(&m.id))
+            .map(|m| m.topic.as_str())
+            .collect();
+        self.metrics.record_outbox_published(&topics);
+        if !failures.is_empty() {
+            anyhow::bail!(
+                "outbox: {} of {} messages not published: {}",
+                failures.len(),
+                messages.len(),
+                failures.join("; ")
+            );
+        }
+        Ok(delivered.len() as u64)
     }
 
     async fn send(&self, message: &OutboxMessage) -> anyhow::Result<()> {
@@ -145,7 +170,7 @@ impl Relay {
         for (name, value) in message.header_names.iter().zip(&message.header_values) {
             headers = headers.insert(Header {
                 key: name,
-                value: Some(value.as_slice()),
+                value: value.as_deref(),
             });
         }
         let mut record: FutureRecord<'_, [u8], [u8]> =
@@ -175,6 +200,6 @@ struct OutboxMessage {
     key: Option<Vec<u8>>,
     payload: Option<Vec<u8>>,
     header_names: Vec<String>,
-    header_values: Vec<Vec<u8>>,
+    header_values: Vec<Option<Vec<u8>>>,
     timestamp: Option<DateTime<Utc>>,
 }
