@@ -1,0 +1,481 @@
+//! Metadata drift against the real broker and database: catalog import, one alert per
+//! distinct drift with every line counted, unknown ISRCs, catalog updates that change a UPC,
+//! crash safety of alerts, and the subscribers' `alerts tail --json`.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::pipeline::{
+    distinct_lines, encode, kill_hard, ledger_count, publish, publish_records, run_args,
+    run_until_idle, spawn_run, wait_exit,
+};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use royalty_ingest::avro::SchemaStore;
+use royalty_ingest::domain::DecodedLine;
+use royalty_ingest::drift::DriftAlert;
+use royalty_ingest::drift::alert::headers;
+use royalty_ingest::drift::catalog::{CATALOG_UPDATE, RawCatalogEntry, check_entry, encode_update};
+use royalty_ingest::drift::store::apply_entries;
+use royalty_ingest::sample::{record_key, upc_for};
+use sqlx::PgPool;
+
+const ISRC: &str = "GBQZA2400007";
+
+fn entry(isrc: &str, upc: &str, valid_from: &str) -> RawCatalogEntry {
+    RawCatalogEntry {
+        isrc: isrc.into(),
+        upc: upc.into(),
+        title: Some("Night Ledger".into()),
+        display_artist: Some("Mira Kade".into()),
+        label: Some("Harbor Records".into()),
+        iswc: None,
+        valid_from: valid_from.into(),
+    }
+}
+
+async fn load_catalog(pool: &PgPool, entries: &[RawCatalogEntry]) {
+    let checked: Vec<_> = entries
+        .iter()
+        .map(|e| (check_entry(e).expect("valid entry"), "test".to_string()))
+        .collect();
+    let mut tx = pool.begin().await.expect("begin");
+    apply_entries(&mut tx, &checked).await.expect("apply");
+    tx.commit().await.expect("commit");
+}
+
+/// Lines for `isrc` with `upc`, no label/artist (so only the UPC can drift).
+fn lines_for(seed: u64, first_txn: u64, count: usize, isrc: &str, upc: &str) -> Vec<DecodedLine> {
+    distinct_lines(seed, first_txn, count)
+        .into_iter()
+        .map(|mut l| {
+            l.isrc = isrc.into();
+            l.upc = upc.into();
+            l.label = None;
+            l.artist = None;
+            l.report_period = "2026-09-01".into();
+            l
+        })
+        .collect()
+}
+
+fn topic_size(topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", common::brokers())
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .expect("watermarks");
+            high - low
+        })
+        .sum()
+}
+
+fn alerts_on(topic: &str, expected: usize) -> Vec<DriftAlert> {
+    let store = SchemaStore::builtin().expect("schemas");
+    common::read_topic(topic, expected, Duration::from_secs(30))
+        .iter()
+        .map(|r| {
+            let alert = DriftAlert::decode(&store, r.value.as_deref().unwrap_or_default())
+                .expect("alert decodes");
+            assert_eq!(
+                r.header(headers::ID).as_deref(),
+                Some(alert.alert_id.as_str()),
+                "stable id header"
+            );
+            alert
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn catalog_import_loads_good_rows_reports_bad_ones_and_a_reimport_changes_nothing() {
+    let (url, pool) = common::fresh_database().await;
+    let alerts = common::fresh_topic("it.drift.alerts", 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("catalog.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "isrc,upc,title,display_artist,label,iswc,valid_from\n\
+             {ISRC},{}|{},Night Ledger,Mira Kade,Harbor Records,T-034.524.680-1,2026-01-01\n\
+             not-an-isrc,{},Bad,Someone,Label,,2026-01-01\n\
+             GBQZA2400008,731453000000,Bad UPC,Someone,Label,,2026-01-01\n\
+             GBQZA2400009,{},Fine,Someone Else,Quiet Current,,2026-02-01\n",
+            upc_for(1),
+            upc_for(2),
+            upc_for(3),
+            upc_for(4)
+        ),
+    )
+    .expect("write csv");
+    let import = || {
+        Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+            .args(["catalog", "import"])
+            .arg(&file)
+            .args(["--alerts-topic", &alerts])
+            .env("DATABASE_URL", &url)
+            .env("KAFKA_BROKERS", common::brokers())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run catalog import")
+    };
+
+    let first = import();
+    assert!(first.status.success(), "{first:?}");
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        stdout.contains("4 rows read, 2 new versions, 0 superseded, 0 unchanged, 2 bad rows"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("catalog.csv:3: isrc:"),
+        "bad ISRC reported with its line: {stderr}"
+    );
+    assert!(
+        stderr.contains("catalog.csv:4: upc: gs1_check_digit"),
+        "bad UPC reported with its line: {stderr}"
+    );
+    let versions: Vec<(String, Vec<String>, Option<String>)> =
+        sqlx::query_as("SELECT isrc, upcs, iswc FROM catalog_versions ORDER BY isrc")
+            .fetch_all(&pool)
+            .await
+            .expect("versions");
+    let mut upcs = vec![upc_for(1), upc_for(2)];
+    upcs.sort();
+    assert_eq!(
+        versions[0],
+        (ISRC.to_string(), upcs, Some("T-034.524.680-1".to_string()))
+    );
+    assert_eq!(versions.len(), 2);
+
+    let again = import();
+    assert!(again.status.success());
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout.contains("0 new versions, 0 superseded, 2 unchanged"),
+        "{stdout}"
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_versions")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(count, 2, "a re-import changes nothing");
+}
+
+#[tokio::test]
+async fn a_upc_drift_raises_one_alert_and_counts_all_1000_lines() {
+    let topic = common::fresh_topic("it.drift.raw", 2).await;
+    let dlq = common::fresh_topic("it.drift.dlq", 1).await;
+    let alerts = common::fresh_topic("it.drift.alerts", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    let wrong_upc = upc_for(99);
+    let lines = lines_for(91, 1, 1_000, ISRC, &wrong_upc);
+    publish(&common::producer(), &topic, 3, &lines).await;
+
+    let mut args = run_args(&topic, &dlq, &url, "it-drift");
+    args.alerts_topic = alerts.clone();
+    let totals = run_until_idle(args).await;
+
+    assert_eq!(totals.stats.drift_alerts, 1);
+    assert_eq!(topic_size(&alerts), 1, "exactly one alert on the topic");
+    let alert = &alerts_on(&alerts, 1)[0];
+    assert_eq!(alert.kind, "upc_mismatch");
+    assert_eq!(alert.isrc, ISRC);
+    assert_eq!(alert.expected.as_deref(), Some(upc_for(1).as_str()));
+    assert_eq!(alert.received.as_deref(), Some(wrong_upc.as_str()));
+    assert!(!alert.dsp_name.is_empty());
+    let occurrences: i64 =
+        sqlx::query_scalar("SELECT sum(occurrences)::bigint FROM drift_events WHERE drift_id = $1")
+            .bind(&alert.alert_id)
+            .fetch_one(&pool)
+            .await
+            .expect("occurrences");
+    assert_eq!(occurrences, 1_000, "every drifting line counted, per DSP");
+    let attributed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM royalty_ledger l JOIN catalog_versions v ON v.version_id = l.catalog_version_id",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("attributed");
+    assert_eq!(
+        attributed, 1_000,
+        "each row records the catalog version it was checked against"
+    );
+}
+
+#[tokio::test]
+async fn an_isrc_missing_from_the_loaded_catalog_is_drift() {
+    let topic = common::fresh_topic("it.drift.raw", 1).await;
+    let dlq = common::fresh_topic("it.drift.dlq", 1).await;
+    let alerts = common::fresh_topic("it.drift.alerts", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    let unknown = lines_for(92, 1, 3, "USRC17607839", &upc_for(5));
+    publish(&common::producer(), &topic, 3, &unknown).await;
+
+    let mut args = run_args(&topic, &dlq, &url, "it-unknown");
+    args.alerts_topic = alerts.clone();
+    run_until_idle(args).await;
+
+    let found = alerts_on(&alerts, 1);
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        (found[0].kind.as_str(), found[0].isrc.as_str()),
+        ("unknown_isrc", "USRC17607839")
+    );
+    assert_eq!(topic_size(&alerts), 1);
+    assert_eq!(ledger_count(&pool).await, 3, "drift never blocks booking");
+}
+
+#[tokio::test]
+async fn a_catalog_update_changing_a_upc_alerts_and_opens_a_version_without_touching_old_rows() {
+    let topic = common::fresh_topic("it.drift.raw", 1).await;
+    let catalog = common::fresh_topic("it.drift.catalog", 1).await;
+    let dlq = common::fresh_topic("it.drift.dlq", 1).await;
+    let alerts = common::fresh_topic("it.drift.alerts", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    let producer = common::producer();
+    let before = lines_for(93, 1, 20, ISRC, &upc_for(1));
+    publish(&producer, &topic, 3, &before).await;
+    let mut args = run_args(&topic, &dlq, &url, "it-catalog");
+    args.alerts_topic = alerts.clone();
+    args.catalog_topic = catalog.clone();
+    run_until_idle(args.clone()).await;
+    assert_eq!(
+        topic_size(&alerts),
+        0,
+        "lines matching the catalog raise nothing"
+    );
+    let old_version: i64 = sqlx::query_scalar("SELECT version_id FROM catalog_versions")
+        .fetch_one(&pool)
+        .await
+        .expect("version");
+
+    let store = SchemaStore::builtin().expect("schemas");
+    let schema = store.latest(CATALOG_UPDATE).expect("catalog schema");
+    let update = encode_update(
+        &schema,
+        &entry(ISRC, &upc_for(2), "2026-10-01"),
+        Some("label-ops"),
+    )
+    .expect("encode");
+    common::send(&producer, &catalog, ISRC.as_bytes(), &update).await;
+    run_until_idle(args).await;
+
+    let found = alerts_on(&alerts, 1);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, "catalog_upc_changed");
+    assert_eq!(found[0].expected.as_deref(), Some(upc_for(1).as_str()));
+    assert_eq!(found[0].received.as_deref(), Some(upc_for(2).as_str()));
+    let versions: Vec<(i64, chrono::NaiveDate, Option<chrono::NaiveDate>)> = sqlx::query_as(
+        "SELECT version_id, valid_from, valid_to FROM catalog_versions ORDER BY valid_from",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("versions");
+    let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+    assert_eq!(versions.len(), 2);
+    assert_eq!(
+        versions[0],
+        (old_version, day("2026-01-01"), Some(day("2026-10-01"))),
+        "old version closed, not edited"
+    );
+    assert_eq!((versions[1].1, versions[1].2), (day("2026-10-01"), None));
+    let untouched: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM royalty_ledger WHERE catalog_version_id = $1 AND upc = $2 AND version = 1",
+    )
+    .bind(old_version)
+    .bind(upc_for(1))
+    .fetch_one(&pool)
+    .await
+    .expect("rows");
+    assert_eq!(untouched, 20, "history is never re-attributed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_drifting_stream_neither_loses_nor_multiplies_alerts() {
+    let topic = common::fresh_topic("it.drift.crash.raw", 2).await;
+    let dlq = common::fresh_topic("it.drift.crash.dlq", 1).await;
+    let alerts = common::fresh_topic("it.drift.crash.alerts", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    // 20 catalogued ISRCs; every 10th line carries a wrong UPC out of 5 possible ones.
+    let isrcs: Vec<String> = (0..20).map(|i| format!("GBQZA24{:05}", 100 + i)).collect();
+    let catalog: Vec<RawCatalogEntry> = isrcs
+        .iter()
+        .map(|i| entry(i, &upc_for(1), "2026-01-01"))
+        .collect();
+    load_catalog(&pool, &catalog).await;
+    let mut expected_drifts = HashSet::new();
+    let mut drifting = 0i64;
+    let lines: Vec<DecodedLine> = distinct_lines(94, 1, 6_000)
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut l)| {
+            l.isrc = isrcs[n % 20].clone();
+            l.upc = upc_for(1);
+            l.label = None;
+            l.artist = None;
+            if n % 10 == 0 {
+                l.upc = upc_for(50 + (n as u64 / 10) % 5);
+                expected_drifts.insert((l.isrc.clone(), l.upc.clone()));
+                drifting += 1;
+            }
+            l
+        })
+        .collect();
+    let records: Vec<(String, Vec<u8>)> = lines
+        .iter()
+        .map(|l| (record_key(l), encode(3, l)))
+        .collect();
+    let group = format!("it-drift-crash-{}", common::unique_suffix());
+    let run = [
+        "--topics",
+        &topic,
+        "--dlq-topic",
+        &dlq,
+        "--alerts-topic",
+        &alerts,
+        "--group",
+        &group,
+        "--batch-size",
+        "300",
+        "--linger-ms",
+        "20",
+        "--metrics-addr",
+        "",
+        "--no-create-topics",
+        "--catalog-topic",
+        "",
+        "--instance-id",
+        "drift-crash",
+    ];
+    let producer = common::producer();
+    let streaming = {
+        let topic = topic.clone();
+        tokio::spawn(async move { publish_records(&producer, &topic, &records).await })
+    };
+    for threshold in [0i64, 900, 2_100, 3_300, 4_500] {
+        let mut child = spawn_run(&run, &url);
+        if threshold > 0 {
+            let pool = pool.clone();
+            common::wait_until(
+                Duration::from_secs(180),
+                "ledger growth before a kill",
+                || {
+                    let pool = pool.clone();
+                    async move { ledger_count(&pool).await >= threshold }
+                },
+            )
+            .await;
+        }
+        kill_hard(&mut child);
+    }
+    streaming.await.expect("producer");
+    let mut last = spawn_run(&[&run[..], &["--exit-when-idle-ms", "3000"]].concat(), &url);
+    assert!(
+        wait_exit(&mut last, Duration::from_secs(300))
+            .await
+            .success()
+    );
+
+    assert_eq!(ledger_count(&pool).await, 6_000);
+    let (distinct, occurrences): (i64, i64) = sqlx::query_as(
+        "SELECT count(DISTINCT drift_id), sum(occurrences)::bigint FROM drift_events",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("drift events");
+    assert_eq!(
+        distinct,
+        expected_drifts.len() as i64,
+        "one drift per distinct (ISRC, UPC)"
+    );
+    assert_eq!(
+        occurrences, drifting,
+        "every drifting line counted exactly once"
+    );
+    let published = alerts_on(&alerts, topic_size(&alerts) as usize);
+    let ids: HashSet<&str> = published.iter().map(|a| a.alert_id.as_str()).collect();
+    assert_eq!(ids.len(), expected_drifts.len(), "no alert lost");
+    let pairs: HashSet<(String, String)> = published
+        .iter()
+        .map(|a| (a.isrc.clone(), a.received.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(pairs, expected_drifts);
+    let repeats = topic_size(&alerts) - ids.len() as i64;
+    assert!(repeats >= 0, "repeats only as stable-id copies ({repeats})");
+}
+
+#[tokio::test]
+async fn alerts_tail_json_prints_one_parseable_object_per_alert() {
+    let topic = common::fresh_topic("it.tail.raw", 1).await;
+    let dlq = common::fresh_topic("it.tail.dlq", 1).await;
+    let alerts = common::fresh_topic("it.tail.alerts", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    let mut lines = lines_for(95, 1, 4, ISRC, &upc_for(7));
+    lines[1].upc = upc_for(8);
+    lines[2].isrc = "USRC17607839".into();
+    publish(&common::producer(), &topic, 3, &lines).await;
+    let mut args = run_args(&topic, &dlq, &url, "it-tail");
+    args.alerts_topic = alerts.clone();
+    run_until_idle(args).await;
+    assert_eq!(topic_size(&alerts), 3);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+        .args([
+            "alerts",
+            "tail",
+            "--json",
+            "--from-beginning",
+            "--alerts-topic",
+            &alerts,
+            "--limit",
+            "2",
+        ])
+        .args(["--kind", "upc_mismatch", "--idle-exit-ms", "30000"])
+        .env("KAFKA_BROKERS", common::brokers())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("alerts tail");
+    assert!(output.status.success(), "{output:?}");
+    let printed: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(printed.len(), 2, "the unknown-ISRC alert is filtered out");
+    let received: HashSet<&str> = printed
+        .iter()
+        .filter_map(|a| a["received"].as_str())
+        .collect();
+    assert_eq!(
+        received,
+        HashSet::from([upc_for(7).as_str(), upc_for(8).as_str()])
+    );
+    for alert in &printed {
+        assert_eq!(alert["kind"], "upc_mismatch");
+        assert_eq!(alert["isrc"], ISRC);
+        assert!(
+            alert["alert_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("drift-"))
+        );
+    }
+}
