@@ -122,9 +122,34 @@ pub async fn ledger_count(pool: &PgPool) -> i64 {
         .unwrap_or(-1)
 }
 
+/// A child process killed when dropped, so a failing test leaves nothing running.
+pub struct ChildGuard(pub Child);
+
+impl std::ops::Deref for ChildGuard {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `royalty-ingest run` as a child process with the given extra arguments.
-pub fn spawn_run(args: &[&str], database_url: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+pub fn spawn_run(args: &[&str], database_url: &str) -> ChildGuard {
+    let child = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
         .arg("run")
         .args(args)
         .env("KAFKA_BROKERS", super::brokers())
@@ -134,7 +159,8 @@ pub fn spawn_run(args: &[&str], database_url: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("start royalty-ingest run")
+        .expect("start royalty-ingest run");
+    ChildGuard(child)
 }
 
 /// Kills a child with SIGKILL (no chance to clean up) and reaps it.
