@@ -136,27 +136,68 @@ pub type CsvRows = (Vec<(u64, CatalogEntry)>, Vec<BadRow>);
 /// Reads a catalog CSV with a header row (`isrc,upc,title,display_artist,label,iswc,
 /// valid_from`; `upc` may hold several codes separated by `|`). Good rows are returned with
 /// their line numbers; bad rows are reported, never silently dropped.
-pub fn read_csv(input: impl Read) -> Result<CsvRows, csv::Error> {
+pub fn read_csv(mut input: impl Read) -> Result<CsvRows, csv::Error> {
+    // Line numbers are counted here from byte offsets: the csv crate's own line counter is
+    // off after blank lines.
+    let mut text = Vec::new();
+    input.read_to_end(&mut text)?;
+    let line_of = |byte: u64| {
+        let mut at = (byte as usize).min(text.len());
+        while at < text.len() && (text[at] == b'\n' || text[at] == b'\r') {
+            at += 1;
+        }
+        1 + text[..at].iter().filter(|b| **b == b'\n').count() as u64
+    };
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(false)
-        .from_reader(input);
-    let mut good = Vec::new();
+        .from_reader(text.as_slice());
+    let headers = reader.headers()?.clone();
+    let mut good: Vec<(u64, CatalogEntry)> = Vec::new();
     let mut bad = Vec::new();
-    for (index, record) in reader.deserialize::<RawCatalogEntry>().enumerate() {
-        let line = index as u64 + 2;
-        match record {
-            Ok(raw) => match check_entry(&raw) {
-                Ok(entry) => good.push((line, entry)),
-                Err(reason) => bad.push(BadRow { line, reason }),
-            },
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = line_of(reader.position().byte());
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
             Err(err) if err.is_io_error() => return Err(err),
-            Err(err) => bad.push(BadRow {
-                line: err.position().map_or(line, |p| p.line()),
-                reason: format!("unreadable row: {err}"),
-            }),
+            Err(err) => {
+                bad.push(BadRow {
+                    line: err.position().map_or(line, |p| line_of(p.byte())),
+                    reason: format!("unreadable row: {err}"),
+                });
+                continue;
+            }
+        }
+        // The record's own position: blank lines and quoted line breaks are counted.
+        let line = record.position().map_or(line, |p| line_of(p.byte()));
+        let checked = record
+            .deserialize::<RawCatalogEntry>(Some(&headers))
+            .map_err(|err| format!("unreadable row: {err}"))
+            .and_then(|raw| check_entry(&raw));
+        match checked {
+            Ok(entry) => {
+                // Two rows for one ISRC and date would supersede each other on every
+                // import: the later row wins, the earlier is reported.
+                if let Some(at) = good
+                    .iter()
+                    .position(|(_, e)| e.isrc == entry.isrc && e.valid_from == entry.valid_from)
+                {
+                    let (earlier, _) = good.remove(at);
+                    bad.push(BadRow {
+                        line: earlier,
+                        reason: format!(
+                            "isrc: duplicate (same ISRC and valid_from as line {line}, which is loaded instead)"
+                        ),
+                    });
+                }
+                good.push((line, entry));
+            }
+            Err(reason) => bad.push(BadRow { line, reason }),
         }
     }
+    bad.sort_by_key(|b| b.line);
     Ok((good, bad))
 }
 
@@ -286,5 +327,22 @@ mod tests {
         assert!(bad[0].reason.starts_with("isrc:"));
         assert!(bad[1].reason.contains("gs1_check_digit"));
         assert!(bad[2].reason.starts_with("valid_from:"));
+    }
+
+    #[test]
+    fn line_numbers_count_blank_lines_and_duplicates_keep_the_later_row() {
+        let csv = "isrc,upc,title,display_artist,label,iswc,valid_from\n\
+                   \n\
+                   GBQZA2400001,036000291452,\"Two\nlines\",A,L,,2026-01-01\n\
+                   XX,036000291452,Bad,A,L,,2026-01-01\n\
+                   GBQZA2400001,6291041500213,Later,A,L,,2026-01-01\n";
+        let (good, bad) = read_csv(csv.as_bytes()).expect("readable");
+        assert_eq!(good.len(), 1);
+        assert_eq!(good[0].0, 6);
+        assert_eq!(good[0].1.upcs, vec!["6291041500213"]);
+        let lines: Vec<u64> = bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, vec![3, 5]);
+        assert!(bad[0].reason.contains("duplicate"));
+        assert!(bad[1].reason.starts_with("isrc:"));
     }
 }

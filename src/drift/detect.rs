@@ -105,6 +105,11 @@ impl Drift {
     }
 }
 
+/// Whether two GTINs name the same product (compared as 14 digits, zero-padded).
+fn same_gtin(a: &str, b: &str) -> bool {
+    a.trim_start_matches('0') == b.trim_start_matches('0')
+}
+
 /// Text compared the way a person would: case and runs of whitespace do not matter.
 fn same_text(a: &str, b: &str) -> bool {
     let norm = |s: &str| {
@@ -146,7 +151,8 @@ pub fn detect_line(
     };
     let mut found = Vec::new();
     let entry = &version.entry;
-    if !entry.upcs.contains(&line.upc) {
+    // The same product may be written with or without leading zeros (UPC-A vs EAN-13).
+    if !entry.upcs.iter().any(|u| same_gtin(u, &line.upc)) {
         found.push(drift(
             DriftKind::UpcMismatch,
             Some(entry.upcs.join("|")),

@@ -47,6 +47,22 @@ pub async fn catalog_loaded(conn: &mut PgConnection) -> Result<bool, DbFailure> 
     )
 }
 
+/// Which of these ISRCs have any catalog version at all.
+pub async fn known_isrcs(
+    conn: &mut PgConnection,
+    isrcs: &[String],
+) -> Result<std::collections::HashSet<String>, DbFailure> {
+    if isrcs.is_empty() {
+        return Ok(Default::default());
+    }
+    let found: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT isrc FROM catalog_versions WHERE isrc = ANY($1)")
+            .bind(isrcs)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(found.into_iter().collect())
+}
+
 /// The version effective at each (ISRC, date) asked for.
 pub async fn versions_at(
     conn: &mut PgConnection,
@@ -105,6 +121,12 @@ pub async fn apply_entries(
     let mut stats = ApplyStats::default();
     let mut drifts = Vec::new();
     for (entry, source) in entries {
+        // Serialises writers of one ISRC (an import and a run at once): the lock is taken
+        // before the read, so the read sees what the other transaction committed.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('catalog:' || $1))")
+            .bind(&entry.isrc)
+            .execute(&mut *conn)
+            .await?;
         let rows = sqlx::query(
             "SELECT version_id, isrc, upcs, title, display_artist, label, iswc, valid_from, valid_to
                FROM catalog_versions WHERE isrc = $1 ORDER BY valid_from, version_id FOR UPDATE",
@@ -179,7 +201,8 @@ pub async fn record_drifts(
     let mut order: Vec<(String, String)> = Vec::new();
     let mut seen: HashMap<(String, String), (i64, &Drift)> = HashMap::new();
     for drift in drifts {
-        let key = (drift.id(), drift.dsp_name.clone());
+        // Counted per DSP as the line key spells it (lower-cased, trimmed).
+        let key = (drift.id(), drift.dsp_name.trim().to_lowercase());
         match seen.get_mut(&key) {
             Some((count, _)) => *count += 1,
             None => {
@@ -251,12 +274,16 @@ pub async fn record_drifts(
         }
         alerted.push(id);
         let alert = DriftAlert::from_drift(drift, now);
-        match alert.to_message(&settings.alert_schema, &settings.alerts_topic) {
-            Ok(message) => messages.push(message),
-            Err(err) => {
-                tracing::error!(error = %err, alert_id = %id, "cannot encode a drift alert; it stays in drift_events")
-            }
-        }
+        // An alert that cannot be encoded must fail the batch: once its drift_events row
+        // is committed it would never be raised again.
+        let message = alert
+            .to_message(&settings.alert_schema, &settings.alerts_topic)
+            .map_err(|err| {
+                DbFailure::Fatal(sqlx::Error::Encode(
+                    format!("drift alert {id}: {err}").into(),
+                ))
+            })?;
+        messages.push(message);
     }
     outbox::enqueue(conn, &messages).await?;
     for message in &messages {

@@ -228,19 +228,29 @@ pub async fn post_lines(
     let mut stats = PostStats::default();
     let mut inserts = Vec::new();
     let mut updates = Vec::new();
+    let mut before_update: Vec<RoyaltyLine> = Vec::new();
     let mut revisions = Vec::new();
     for key in &order {
         let versions = by_key.get(key).map(Vec::as_slice).unwrap_or_default();
-        let folded = fold(stored.remove(key), versions);
+        let previous = stored.remove(key);
+        let previous_line = previous.as_ref().map(|p| p.line.clone());
+        let folded = fold(previous, versions);
         stats.add(folded.stats);
         revisions.extend(folded.revisions.into_iter().map(|r| (*key, r)));
-        match (folded.row, folded.is_new) {
-            (Some(row), true) => inserts.push(row),
-            (Some(row), false) => updates.push(row),
+        match (folded.row, previous_line) {
+            (Some(row), None) => inserts.push(row),
+            (Some(row), Some(previous)) => {
+                updates.push(row);
+                before_update.push(previous);
+            }
             (None, _) => {}
         }
     }
-    let mut written: Vec<&mut LedgerRow> = inserts.iter_mut().chain(updates.iter_mut()).collect();
+    let mut written: Vec<(&mut LedgerRow, Option<&RoyaltyLine>)> = inserts
+        .iter_mut()
+        .map(|row| (row, None))
+        .chain(updates.iter_mut().zip(before_update.iter().map(Some)))
+        .collect();
     let drifts = crate::drift::check_rows(conn, &mut written, drift).await?;
     write_rows(conn, &inserts, WriteMode::Insert).await?;
     write_rows(conn, &updates, WriteMode::Update).await?;

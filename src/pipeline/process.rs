@@ -60,14 +60,16 @@ pub async fn build_batch(
             continue;
         };
         if catalog_topic == Some(&*message.source.topic) {
+            let coordinates = format!(
+                "{}[{}]@{}",
+                message.source.topic, message.source.partition, message.source.offset
+            );
             match catalog_entry(decoder, payload) {
-                Ok(entry) => {
-                    let source = format!(
-                        "{}[{}]@{}",
-                        message.source.topic, message.source.partition, message.source.offset
-                    );
-                    batch.catalog.push((entry, source));
-                }
+                // The sender's own `source` first, then where we read it.
+                Ok((entry, Some(sender))) => batch
+                    .catalog
+                    .push((entry, format!("{sender} ({coordinates})"))),
+                Ok((entry, None)) => batch.catalog.push((entry, coordinates)),
                 Err((stage, class, reason)) => {
                     batch.dead_letters.push(refuse(stage, class, reason, None))
                 }
@@ -104,12 +106,15 @@ pub async fn build_batch(
     Ok(batch)
 }
 
-/// A catalog update decoded and checked, or the stage, class and reason refusing it.
+/// A catalog update decoded and checked (with the sender's `source`), or the stage, class
+/// and reason refusing it.
 fn catalog_entry(
     decoder: &LineDecoder,
     payload: &[u8],
-) -> Result<CatalogEntry, (&'static str, String, String)> {
-    let (raw, _) = decode_update(decoder.store(), payload)
+) -> Result<(CatalogEntry, Option<String>), (&'static str, String, String)> {
+    let (raw, source) = decode_update(decoder.store(), payload)
         .map_err(|(class, reason)| ("decode", class, reason))?;
-    check_entry(&raw).map_err(|reason| ("validate", "catalog_entry".to_string(), reason))
+    let entry =
+        check_entry(&raw).map_err(|reason| ("validate", "catalog_entry".to_string(), reason))?;
+    Ok((entry, source))
 }

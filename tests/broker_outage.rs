@@ -1,0 +1,105 @@
+//! The Kafka broker stopped and restarted mid-stream: the run keeps going (librdkafka
+//! reconnects, the outbox relay retries), nothing is acknowledged twice or lost, and the
+//! ledger is exact. This binary restarts the shared broker, so it holds a single test
+//! (cargo runs test binaries one after another).
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::pipeline::{
+    expected_totals, ledger_count, ledger_totals, mixed_stream, publish_records, spawn_run,
+    wait_exit,
+};
+
+fn services(command: &str) {
+    let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services"))
+        .arg(command)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run scripts/services");
+    assert!(status.success(), "scripts/services {command}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_survives_a_broker_restart_and_the_ledger_stays_exact() {
+    let topic = common::fresh_topic("it.broker.raw", 2).await;
+    let dlq = common::fresh_topic("it.broker.dlq", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    let (records, lines) = mixed_stream(101, 4_000, 100, 30);
+    let (first, rest) = records.split_at(2_000);
+    let producer = common::producer();
+    publish_records(&producer, &topic, first).await;
+    let mut run = spawn_run(
+        &[
+            "--topics",
+            &topic,
+            "--dlq-topic",
+            &dlq,
+            "--group",
+            "it-broker",
+            "--batch-size",
+            "200",
+            "--linger-ms",
+            "20",
+            "--metrics-addr",
+            "",
+            "--no-create-topics",
+            "--catalog-topic",
+            "",
+        ],
+        &url,
+    );
+    common::wait_until(Duration::from_secs(120), "first lines ingested", || {
+        let pool = pool.clone();
+        async move { ledger_count(&pool).await >= 500 }
+    })
+    .await;
+
+    services("kafka-stop");
+    assert!(
+        run.try_wait().expect("status").is_none(),
+        "the run survives the broker going away"
+    );
+    services("up");
+    publish_records(&producer, &topic, rest).await;
+
+    let expected = expected_totals(&lines);
+    common::wait_until(
+        Duration::from_secs(240),
+        "every line ingested after the restart",
+        || {
+            let pool = pool.clone();
+            async move { ledger_count(&pool).await >= expected.0 }
+        },
+    )
+    .await;
+    let quarantined = || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM quarantine WHERE dead_letter_id IN (SELECT message_id FROM outbox WHERE published_at IS NOT NULL)")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0)
+                == 30
+        }
+    };
+    common::wait_until(
+        Duration::from_secs(120),
+        "every dead letter published",
+        quarantined,
+    )
+    .await;
+    let status = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .expect("SIGTERM");
+    assert!(status.success());
+    assert!(wait_exit(&mut run, Duration::from_secs(60)).await.success());
+    assert_eq!(
+        ledger_totals(&pool).await,
+        expected,
+        "ledger exact after the broker restart"
+    );
+}
