@@ -5,22 +5,12 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::pipeline::{
-    expected_totals, ledger_count, ledger_totals, mixed_stream, publish_records, spawn_run,
-    wait_exit,
+    expected_totals, ledger_count, ledger_totals, mixed_stream, publish_records, services,
+    spawn_run, terminate,
 };
-
-fn services(command: &str) {
-    let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services"))
-        .arg(command)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run scripts/services");
-    assert!(status.success(), "scripts/services {command}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_survives_a_broker_restart_and_the_ledger_stays_exact() {
@@ -91,12 +81,7 @@ async fn the_run_survives_a_broker_restart_and_the_ledger_stays_exact() {
         quarantined,
     )
     .await;
-    let status = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status()
-        .expect("SIGTERM");
-    assert!(status.success());
-    assert!(wait_exit(&mut run, Duration::from_secs(60)).await.success());
+    terminate(&mut run).await;
     assert_eq!(
         ledger_totals(&pool).await,
         expected,

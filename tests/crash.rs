@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::pipeline::{
-    expected_totals, kill_hard, ledger_count, ledger_totals, mixed_stream, publish_records,
-    spawn_run, wait_exit,
+    expected_totals, kill_at_thresholds, ledger_totals, mixed_stream, publish_records, spawn_run,
+    wait_exit,
 };
 use royalty_ingest::ledger::dead_letter::headers;
 use royalty_ingest::sample::SampleRng;
@@ -57,25 +57,8 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         .map(|i| i * 3_000 + rng.below(2_500) as i64)
         .collect();
     thresholds[0] = 0;
-    let mut kills = 0;
-    for threshold in thresholds {
-        let mut child = spawn_run(&run_args, &url);
-        if threshold > 0 {
-            let pool = pool.clone();
-            common::wait_until(
-                Duration::from_secs(180),
-                "ledger growth before a kill",
-                || {
-                    let pool = pool.clone();
-                    async move { ledger_count(&pool).await >= threshold }
-                },
-            )
-            .await;
-        }
-        kill_hard(&mut child);
-        kills += 1;
-    }
-    assert!(kills >= 5);
+    assert!(thresholds.len() >= 5, "at least five kills");
+    kill_at_thresholds(&run_args, &url, &pool, &thresholds).await;
     streaming.await.expect("producer task");
 
     let mut last = spawn_run(

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::pipeline::{
-    distinct_lines, encode, kill_hard, ledger_count, publish, publish_records, run_args,
+    distinct_lines, encode, kill_at_thresholds, ledger_count, publish, publish_records, run_args,
     run_until_idle, spawn_run, wait_exit,
 };
 use rdkafka::ClientConfig;
@@ -388,22 +388,7 @@ async fn sigkill_during_a_drifting_stream_neither_loses_nor_multiplies_alerts() 
         let topic = topic.clone();
         tokio::spawn(async move { publish_records(&producer, &topic, &records).await })
     };
-    for threshold in [0i64, 900, 2_100, 3_300, 4_500] {
-        let mut child = spawn_run(&run, &url);
-        if threshold > 0 {
-            let pool = pool.clone();
-            common::wait_until(
-                Duration::from_secs(180),
-                "ledger growth before a kill",
-                || {
-                    let pool = pool.clone();
-                    async move { ledger_count(&pool).await >= threshold }
-                },
-            )
-            .await;
-        }
-        kill_hard(&mut child);
-    }
+    kill_at_thresholds(&run, &url, &pool, &[0, 900, 2_100, 3_300, 4_500]).await;
     streaming.await.expect("producer");
     let mut last = spawn_run(&[&run[..], &["--exit-when-idle-ms", "3000"]].concat(), &url);
     assert!(

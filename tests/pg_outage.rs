@@ -5,21 +5,12 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::pipeline::{
-    expected_totals, ledger_count, ledger_totals, mixed_stream, publish_records, spawn_run,
-    wait_exit,
+    expected_totals, ledger_count, ledger_totals, mixed_stream, publish_records, services,
+    spawn_run, terminate,
 };
-
-fn services(command: &str) {
-    let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services"))
-        .arg(command)
-        .status()
-        .expect("run scripts/services");
-    assert!(status.success(), "scripts/services {command}");
-}
 
 async fn retries_reported(metrics_addr: &str) -> bool {
     let Ok(mut stream) = tokio::net::TcpStream::connect(metrics_addr).await else {
@@ -120,12 +111,7 @@ async fn the_run_survives_a_postgresql_outage_and_the_ledger_stays_exact() {
         quarantined,
     )
     .await;
-    let status = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status()
-        .expect("SIGTERM");
-    assert!(status.success());
-    assert!(wait_exit(&mut run, Duration::from_secs(60)).await.success());
+    terminate(&mut run).await;
     assert_eq!(
         ledger_totals(&pool).await,
         expected,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::pipeline::{
     expected_totals, kill_hard, ledger_count, ledger_totals, mixed_stream, publish_records,
-    spawn_run, wait_exit,
+    spawn_run, terminate,
 };
 
 async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
@@ -74,21 +74,9 @@ async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
         async move { ledger_count(&pool).await >= expected.0 }
     })
     .await;
-    for child in [&mut second, &mut restarted] {
-        // std::process::Child::kill only sends SIGKILL; kill(1) sends SIGTERM.
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("send SIGTERM");
-        assert!(status.success());
-    }
-    for child in [&mut second, &mut restarted] {
-        let status = wait_exit(child, Duration::from_secs(60)).await;
-        assert!(
-            status.success(),
-            "SIGTERM stops an instance cleanly: {status}"
-        );
-    }
+    // Both send SIGTERM-then-wait in turn: each must stop cleanly with exit 0.
+    terminate(&mut second).await;
+    terminate(&mut restarted).await;
 
     assert_eq!(ledger_totals(&pool).await, expected, "ledger exact");
     let revisions: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_revisions")

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{TimeZone, Utc};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
@@ -132,9 +132,6 @@ impl ConsumerContext for RebalanceContext {
             }
         }
     }
-
-    // `rebalance` is overridden as a whole; these hooks are unused.
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {}
 }
 
 impl RebalanceContext {
@@ -144,11 +141,7 @@ impl RebalanceContext {
         tpl: &mut TopicPartitionList,
         cooperative: bool,
     ) {
-        let partitions: Vec<TopicPartition> = tpl
-            .elements()
-            .iter()
-            .map(|e| TopicPartition::new(e.topic(), e.partition()))
-            .collect();
+        let partitions = partitions_of(tpl);
         let stored = self.load_offsets(&partitions);
         let mut assigned = Vec::with_capacity(partitions.len());
         let mut with_offsets = TopicPartitionList::new();
@@ -218,11 +211,7 @@ impl RebalanceContext {
         tpl: &mut TopicPartitionList,
         cooperative: bool,
     ) {
-        let partitions: Vec<TopicPartition> = tpl
-            .elements()
-            .iter()
-            .map(|e| TopicPartition::new(e.topic(), e.partition()))
-            .collect();
+        let partitions = partitions_of(tpl);
         tracing::info!(partitions = ?partitions, "partitions revoked; settling the batch in flight");
         let (done, acked) = std_mpsc::sync_channel(1);
         let deadline = std::time::Instant::now() + REVOKE_DEADLINE;
@@ -312,6 +301,14 @@ impl RebalanceContext {
             }
         }
     }
+}
+
+/// The partitions of a librdkafka list.
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
+        .collect()
 }
 
 /// Sends an event before `deadline`: `Ok(true)` sent, `Ok(false)` the batcher is gone,

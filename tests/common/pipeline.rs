@@ -241,3 +241,50 @@ pub fn mixed_stream(
     }
     (records, lines)
 }
+
+/// Runs `royalty-ingest run` again and again, SIGKILLing it right after start (threshold
+/// 0) or once the ledger holds at least each threshold's rows: kills at moments that fall
+/// inside ingestion, awaited as conditions rather than timed.
+pub async fn kill_at_thresholds(
+    args: &[&str],
+    database_url: &str,
+    pool: &PgPool,
+    thresholds: &[i64],
+) {
+    for &threshold in thresholds {
+        let mut child = spawn_run(args, database_url);
+        if threshold > 0 {
+            super::wait_until(
+                Duration::from_secs(180),
+                "ledger growth before a kill",
+                || {
+                    let pool = pool.clone();
+                    async move { ledger_count(&pool).await >= threshold }
+                },
+            )
+            .await;
+        }
+        kill_hard(&mut child);
+    }
+}
+
+/// Sends SIGTERM (std only sends SIGKILL) and asserts a clean exit 0.
+pub async fn terminate(child: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(status.success(), "kill -TERM");
+    let status = wait_exit(child, Duration::from_secs(60)).await;
+    assert!(status.success(), "SIGTERM stops the run cleanly: {status}");
+}
+
+/// Runs a `scripts/services` command (the outage tests stop and start services).
+pub fn services(command: &str) {
+    let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services"))
+        .arg(command)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run scripts/services");
+    assert!(status.success(), "scripts/services {command}");
+}
