@@ -11,6 +11,7 @@ use common::pipeline::{
 };
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +33,19 @@ async fn a_run_resumes_from_the_stored_offset_not_from_kafka() {
     run_until_idle(run_args(&topic, &dlq, &url, "it-resume")).await;
 
     assert_eq!(ledger_totals(&pool).await, expected_totals(&lines[6..]));
+    // Mirrored into the group's Kafka offsets, for lag tools only.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", common::brokers())
+        .set("group.id", "it-resume")
+        .create()
+        .expect("consumer");
+    let mut wanted = TopicPartitionList::new();
+    wanted.add_partition(&topic, 0);
+    let committed = consumer
+        .committed_offsets(wanted, Duration::from_secs(10))
+        .expect("committed offsets");
+    let offset = committed.elements()[0].offset();
+    assert_eq!(offset, Offset::Offset(10), "Kafka sees the stored offset");
 }
 
 #[tokio::test]

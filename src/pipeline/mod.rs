@@ -92,6 +92,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<R
         metrics: &metrics,
         outbox: &wake,
         drift: &drift,
+        mirror: source.offset_mirror(),
         shutdown: shutdown.clone(),
     };
     let result = batch_loop.run(events).await;

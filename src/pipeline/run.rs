@@ -20,7 +20,7 @@ use crate::retry::Backoff;
 
 use super::positions::Positions;
 use super::process::build_batch;
-use super::source::{SourceEvent, SourceMessage};
+use super::source::{OffsetMirror, SourceEvent, SourceMessage};
 
 /// Totals of one run, for the final log line and the tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,8 @@ pub struct BatchLoop<'a> {
     pub outbox: &'a Notify,
     /// Drift alert settings.
     pub drift: &'a DriftSettings,
+    /// Mirrors committed offsets into Kafka for lag tools.
+    pub mirror: OffsetMirror,
     /// Stops the loop.
     pub shutdown: CancellationToken,
 }
@@ -231,6 +233,12 @@ impl BatchLoop<'_> {
         match outcome {
             Ok(CommitOutcome::Committed(stats)) => {
                 positions.committed(&advances);
+                self.mirror.mirror(
+                    advances
+                        .iter()
+                        .map(|a| (a.partition.clone(), a.next))
+                        .collect(),
+                );
                 totals.records += pending.len() as u64;
                 totals.batches += 1;
                 totals.stats.post.add(stats.post);

@@ -337,6 +337,8 @@ fn send_before(
 pub struct Source {
     thread: Option<std::thread::JoinHandle<()>>,
     stop: CancellationToken,
+    /// Offsets to mirror into Kafka's group offsets after they are durable in PostgreSQL.
+    mirror: std_mpsc::Sender<Vec<(TopicPartition, i64)>>,
 }
 
 impl Source {
@@ -386,17 +388,24 @@ impl Source {
             .subscribe(&topics)
             .with_context(|| format!("failed to subscribe to {topics:?}"))?;
         let thread_stop = stop.clone();
+        let (mirror, mirrored) = std_mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("kafka-poll".into())
-            .spawn(move || poll_loop(consumer, events, thread_stop))
+            .spawn(move || poll_loop(consumer, events, mirrored, thread_stop))
             .context("failed to start the consumer thread")?;
         Ok((
             Source {
                 thread: Some(thread),
                 stop,
+                mirror,
             },
             receiver,
         ))
+    }
+
+    /// A handle that mirrors committed offsets into Kafka.
+    pub fn offset_mirror(&self) -> OffsetMirror {
+        OffsetMirror(self.mirror.clone())
     }
 
     /// Stops polling and closes the consumer (leaving the group).
@@ -414,12 +423,47 @@ impl Drop for Source {
     }
 }
 
+/// Mirrors offsets already durable in PostgreSQL into the group's Kafka offsets, only so
+/// that standard lag tools (kafka-consumer-groups, Burrow, ...) see progress. Nothing reads
+/// them back: start positions always come from `consumer_offsets`.
+#[derive(Debug, Clone)]
+pub struct OffsetMirror(std_mpsc::Sender<Vec<(TopicPartition, i64)>>);
+
+impl OffsetMirror {
+    /// Queues `next_offset` per partition for an asynchronous commit by the consumer thread.
+    pub fn mirror(&self, offsets: Vec<(TopicPartition, i64)>) {
+        let _ = self.0.send(offsets);
+    }
+}
+
+/// Commits mirrored offsets of partitions still assigned (a failure only delays lag
+/// reporting: nothing depends on these offsets).
+fn commit_mirrored(consumer: &BaseConsumer<RebalanceContext>, offsets: Vec<(TopicPartition, i64)>) {
+    let Ok(assigned) = consumer.assignment() else {
+        return;
+    };
+    let owned = partitions_of(&assigned);
+    let mut list = TopicPartitionList::new();
+    for (tp, next) in offsets.into_iter().filter(|(tp, _)| owned.contains(tp)) {
+        let _ = list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(next));
+    }
+    if list.count() > 0
+        && let Err(err) = consumer.commit(&list, rdkafka::consumer::CommitMode::Async)
+    {
+        tracing::debug!(error = %err, "mirroring offsets to Kafka failed");
+    }
+}
+
 fn poll_loop(
     consumer: BaseConsumer<RebalanceContext>,
     events: mpsc::Sender<SourceEvent>,
+    mirrored: std_mpsc::Receiver<Vec<(TopicPartition, i64)>>,
     stop: CancellationToken,
 ) {
     while !stop.is_cancelled() {
+        while let Ok(offsets) = mirrored.try_recv() {
+            commit_mirrored(&consumer, offsets);
+        }
         let event = match consumer.poll(Duration::from_millis(100)) {
             None => continue,
             Some(Ok(message)) => SourceEvent::Record(owned(&message)),
