@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::pipeline::{
-    expected_totals, ledger_count, ledger_totals, mixed_stream, publish_records, services,
-    spawn_run, terminate,
+    expected_totals, ledger_totals, mixed_stream, publish_records, services, spawn_run, terminate,
+    wait_for_rows,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,11 +41,7 @@ async fn the_run_survives_a_broker_restart_and_the_ledger_stays_exact() {
         ],
         &url,
     );
-    common::wait_until(Duration::from_secs(120), "first lines ingested", || {
-        let pool = pool.clone();
-        async move { ledger_count(&pool).await >= 500 }
-    })
-    .await;
+    wait_for_rows(&pool, 500, Duration::from_secs(120), "first lines ingested").await;
 
     services("kafka-stop");
     assert!(
@@ -56,13 +52,11 @@ async fn the_run_survives_a_broker_restart_and_the_ledger_stays_exact() {
     publish_records(&producer, &topic, rest).await;
 
     let expected = expected_totals(&lines);
-    common::wait_until(
+    wait_for_rows(
+        &pool,
+        expected.0,
         Duration::from_secs(240),
         "every line ingested after the restart",
-        || {
-            let pool = pool.clone();
-            async move { ledger_count(&pool).await >= expected.0 }
-        },
     )
     .await;
     let quarantined = || {

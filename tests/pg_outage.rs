@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::pipeline::{
-    expected_totals, ledger_count, ledger_totals, mixed_stream, publish_records, services,
-    spawn_run, terminate,
+    expected_totals, ledger_totals, mixed_stream, publish_records, services, spawn_run, terminate,
+    wait_for_rows,
 };
 
 async fn retries_reported(metrics_addr: &str) -> bool {
@@ -65,10 +65,12 @@ async fn the_run_survives_a_postgresql_outage_and_the_ledger_stays_exact() {
     let producer = common::producer();
     let (first, rest) = records.split_at(2_000);
     publish_records(&producer, &topic, first).await;
-    common::wait_until(Duration::from_secs(120), "first lines ingested", || {
-        let pool = pool.clone();
-        async move { ledger_count(&pool).await >= 1_000 }
-    })
+    wait_for_rows(
+        &pool,
+        1_000,
+        Duration::from_secs(120),
+        "first lines ingested",
+    )
     .await;
     pool.close().await;
 
@@ -86,13 +88,11 @@ async fn the_run_survives_a_postgresql_outage_and_the_ledger_stays_exact() {
 
     let pool = sqlx::PgPool::connect(&url).await.expect("reconnect");
     let expected = expected_totals(&lines);
-    common::wait_until(
+    wait_for_rows(
+        &pool,
+        expected.0,
         Duration::from_secs(180),
         "every line ingested after the outage",
-        || {
-            let pool = pool.clone();
-            async move { ledger_count(&pool).await >= expected.0 }
-        },
     )
     .await;
     let quarantined = || {

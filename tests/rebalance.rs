@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::pipeline::{
-    expected_totals, kill_hard, ledger_count, ledger_totals, mixed_stream, publish_records,
-    spawn_run, terminate,
+    expected_totals, kill_hard, ledger_totals, mixed_stream, publish_records, spawn_run, terminate,
+    wait_for_rows,
 };
 
 async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
@@ -46,33 +46,31 @@ async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
         let topic = topic.clone();
         tokio::spawn(async move { publish_records(&producer, &topic, &records).await })
     };
-    common::wait_until(
+    wait_for_rows(
+        &pool,
+        2_000,
         Duration::from_secs(180),
         "a quarter of the lines ingested",
-        || {
-            let pool = pool.clone();
-            async move { ledger_count(&pool).await >= 2_000 }
-        },
     )
     .await;
     kill_hard(&mut first);
-    common::wait_until(
+    wait_for_rows(
+        &pool,
+        4_000,
         Duration::from_secs(180),
         "progress without the killed instance",
-        || {
-            let pool = pool.clone();
-            async move { ledger_count(&pool).await >= 4_000 }
-        },
     )
     .await;
     let mut restarted = spawn_run(&args, &url);
     streaming.await.expect("producer task");
 
     let expected = expected_totals(&lines);
-    common::wait_until(Duration::from_secs(240), "every line ingested", || {
-        let pool = pool.clone();
-        async move { ledger_count(&pool).await >= expected.0 }
-    })
+    wait_for_rows(
+        &pool,
+        expected.0,
+        Duration::from_secs(240),
+        "every line ingested",
+    )
     .await;
     // Both send SIGTERM-then-wait in turn: each must stop cleanly with exit 0.
     terminate(&mut second).await;

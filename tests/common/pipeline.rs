@@ -288,3 +288,12 @@ pub fn services(command: &str) {
         .expect("run scripts/services");
     assert!(status.success(), "scripts/services {command}");
 }
+
+/// Waits until the ledger holds at least `rows` rows.
+pub async fn wait_for_rows(pool: &PgPool, rows: i64, timeout: Duration, what: &str) {
+    super::wait_until(timeout, what, || {
+        let pool = pool.clone();
+        async move { ledger_count(&pool).await >= rows }
+    })
+    .await;
+}
