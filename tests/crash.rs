@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::pipeline::{
-    expected_totals, kill_at_thresholds, ledger_totals, mixed_stream, publish_records, spawn_run,
-    wait_exit,
+    expected_totals, kill_at_thresholds, ledger_totals, mixed_stream, publish_in_background,
+    spawn_run, wait_exit,
 };
 use royalty_ingest::ledger::dead_letter::headers;
 use royalty_ingest::sample::SampleRng;
@@ -44,11 +44,7 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         "crash-test",
     ];
 
-    let producer = common::producer();
-    let streaming = {
-        let topic = topic.clone();
-        tokio::spawn(async move { publish_records(&producer, &topic, &records).await })
-    };
+    let streaming = publish_in_background(common::producer(), &topic, records);
 
     // Kill points: right after start (before anything is written), then whenever the ledger
     // has grown past a random threshold.

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::pipeline::{
-    distinct_lines, encode, kill_at_thresholds, ledger_count, publish, publish_records, run_args,
-    run_until_idle, spawn_run, wait_exit,
+    distinct_lines, encode, kill_at_thresholds, ledger_count, publish, publish_in_background,
+    run_args, run_until_idle, spawn_run, wait_exit,
 };
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -383,11 +383,7 @@ async fn sigkill_during_a_drifting_stream_neither_loses_nor_multiplies_alerts() 
         "--instance-id",
         "drift-crash",
     ];
-    let producer = common::producer();
-    let streaming = {
-        let topic = topic.clone();
-        tokio::spawn(async move { publish_records(&producer, &topic, &records).await })
-    };
+    let streaming = publish_in_background(common::producer(), &topic, records);
     kill_at_thresholds(&run, &url, &pool, &[0, 900, 2_100, 3_300, 4_500]).await;
     streaming.await.expect("producer");
     let mut last = spawn_run(&[&run[..], &["--exit-when-idle-ms", "3000"]].concat(), &url);

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::pipeline::{
-    expected_totals, kill_hard, ledger_totals, mixed_stream, publish_records, spawn_run, terminate,
-    wait_for_rows,
+    expected_totals, kill_hard, ledger_totals, mixed_stream, publish_in_background, spawn_run,
+    terminate, wait_for_rows,
 };
 
 async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
@@ -41,11 +41,7 @@ async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
     let mut first = spawn_run(&args, &url);
     let mut second = spawn_run(&args, &url);
 
-    let producer = common::producer();
-    let streaming = {
-        let topic = topic.clone();
-        tokio::spawn(async move { publish_records(&producer, &topic, &records).await })
-    };
+    let streaming = publish_in_background(common::producer(), &topic, records);
     wait_for_rows(
         &pool,
         2_000,

@@ -4,14 +4,11 @@
 use apache_avro::types::Value;
 use chrono::{DateTime, Utc};
 
-use crate::avro::Framing;
-use crate::avro::{
-    DecodeError, SchemaStore, WriterSchema, decode_value, encode_record_single_object,
-    parse_framing,
-};
+use crate::avro::{SchemaStore, WriterSchema, encode_record_single_object};
 use crate::ledger::outbox::OutboxMessage;
 
 use super::detect::{Drift, DriftKind};
+use super::record::{decode_record, text};
 
 /// Full name of the alert record.
 pub const DRIFT_ALERT: &str = "io.royaltyingest.DriftAlert";
@@ -131,18 +128,7 @@ impl DriftAlert {
 
     /// Decodes a published alert (single-object encoded with a known schema).
     pub fn decode(store: &SchemaStore, payload: &[u8]) -> Result<DriftAlert, String> {
-        let (framing, datum) = parse_framing(payload).map_err(|e: DecodeError| e.to_string())?;
-        let Framing::SingleObject { fingerprint } = framing else {
-            return Err("drift alerts are single-object encoded".into());
-        };
-        let schema = store
-            .get(fingerprint)
-            .filter(|s| s.full_name() == DRIFT_ALERT)
-            .ok_or_else(|| format!("unknown drift alert schema {fingerprint:#018x}"))?;
-        let value = decode_value(&schema, datum).map_err(|e| e.to_string())?;
-        let Value::Record(fields) = value else {
-            return Err("a drift alert is a record".into());
-        };
+        let fields = decode_record(store, payload, DRIFT_ALERT).map_err(|(_, reason)| reason)?;
         let mut alert = DriftAlert {
             alert_id: String::new(),
             kind: String::new(),
@@ -158,14 +144,7 @@ impl DriftAlert {
             detected_at: String::new(),
         };
         for (name, value) in fields {
-            let value = match value {
-                Value::Union(_, inner) => *inner,
-                other => other,
-            };
-            let text = match &value {
-                Value::String(s) => Some(s.clone()),
-                _ => None,
-            };
+            let text = text(&value);
             match name.as_str() {
                 "alert_id" => alert.alert_id = text.unwrap_or_default(),
                 "kind" => alert.kind = text.unwrap_or_default(),

@@ -210,44 +210,14 @@ pub fn decode_update(
     store: &crate::avro::SchemaStore,
     payload: &[u8],
 ) -> Result<(RawCatalogEntry, Option<String>), (String, String)> {
-    use crate::avro::{Framing, decode_value, parse_framing};
+    use super::record::{decode_record, text};
     use apache_avro::types::Value;
 
-    let (framing, datum) =
-        parse_framing(payload).map_err(|e| (e.class().to_string(), e.to_string()))?;
-    let Framing::SingleObject { fingerprint } = framing else {
-        return Err((
-            "unknown_framing".into(),
-            "catalog updates must be Avro single-object encoded".into(),
-        ));
-    };
-    let schema = store
-        .get(fingerprint)
-        .filter(|s| s.full_name() == CATALOG_UPDATE)
-        .ok_or_else(|| {
-            (
-                "unknown_fingerprint".to_string(),
-                format!("no CatalogUpdate schema with fingerprint {fingerprint:#018x}"),
-            )
-        })?;
-    let value = decode_value(&schema, datum).map_err(|e| (e.class().to_string(), e.to_string()))?;
-    let Value::Record(fields) = value else {
-        return Err((
-            "invalid_datum".into(),
-            "a catalog update is a record".into(),
-        ));
-    };
+    let fields = decode_record(store, payload, CATALOG_UPDATE)?;
     let mut raw = RawCatalogEntry::default();
     let mut source = None;
     for (name, value) in fields {
-        let value = match value {
-            Value::Union(_, inner) => *inner,
-            other => other,
-        };
-        let text = match &value {
-            Value::String(s) => Some(s.clone()),
-            _ => None,
-        };
+        let text = text(&value);
         match name.as_str() {
             "isrc" => raw.isrc = text.unwrap_or_default(),
             "upcs" => {

@@ -10,6 +10,7 @@ pub mod alert;
 pub mod catalog;
 pub mod detect;
 pub mod import;
+pub mod record;
 pub mod store;
 pub mod subscribe;
 

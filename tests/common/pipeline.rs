@@ -297,3 +297,13 @@ pub async fn wait_for_rows(pool: &PgPool, rows: i64, timeout: Duration, what: &s
     })
     .await;
 }
+
+/// Publishes the records from a background task while the test kills and restarts runs.
+pub fn publish_in_background(
+    producer: FutureProducer,
+    topic: &str,
+    records: Vec<(String, Vec<u8>)>,
+) -> tokio::task::JoinHandle<()> {
+    let topic = topic.to_string();
+    tokio::spawn(async move { publish_records(&producer, &topic, &records).await })
+}
