@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, ValueEnum};
 
 /// Where the broker is and the librdkafka properties to pass through.
@@ -91,14 +92,15 @@ pub struct RunArgs {
 
     /// Do not alert on ISRCs missing from the catalog (by default, once a catalog is
     /// loaded, an unknown ISRC is drift).
-    #[arg(long, env = "ROYALTY_NO_UNKNOWN_ISRC_ALERTS")]
+    #[arg(long, env = "ROYALTY_NO_UNKNOWN_ISRC_ALERTS", value_parser = BoolishValueParser::new())]
     pub no_unknown_isrc_alerts: bool,
 
     /// Most records in one batch transaction.
     #[arg(long, env = "ROYALTY_BATCH_SIZE", default_value_t = 5000)]
     pub batch_size: usize,
 
-    /// How long a partly filled batch waits for more records, in milliseconds.
+    /// How long a partly filled batch waits for more records, in milliseconds (a batch is
+    /// committed at once when every assigned partition has been read to its end).
     #[arg(long, env = "ROYALTY_LINGER_MS", default_value_t = 200)]
     pub linger_ms: u64,
 
@@ -109,10 +111,13 @@ pub struct RunArgs {
     /// Allow continuing when a stored offset is out of range (the broker deleted records
     /// never ingested). Without it the run stops and names the partition: data was lost
     /// upstream and someone should look.
-    #[arg(long, env = "ROYALTY_ALLOW_OFFSET_SKIP")]
+    #[arg(long, env = "ROYALTY_ALLOW_OFFSET_SKIP", value_parser = BoolishValueParser::new())]
     pub allow_offset_skip: bool,
 
-    /// Directory of `*.avsc` writer schemas (default: the schemas built into the binary).
+    /// Directory of writer schemas named `NAME.vN.avsc` (N = version, e.g.
+    /// `royalty_line.v4.avsc`), every version a writer may still send; replaces the built-in
+    /// royalty-line schemas. The built-in `CatalogUpdate` and `DriftAlert` records are added
+    /// when the directory has none of its own (default: the schemas built into the binary).
     #[arg(long, env = "ROYALTY_SCHEMAS_DIR")]
     pub schemas_dir: Option<PathBuf>,
 
@@ -141,17 +146,63 @@ pub struct RunArgs {
     #[arg(long, env = "ROYALTY_EXIT_WHEN_IDLE_MS")]
     pub exit_when_idle_ms: Option<u64>,
 
-    /// Do not create missing topics at start (by default the raw and dead-letter topics are
-    /// created when absent).
-    #[arg(long, env = "ROYALTY_NO_CREATE_TOPICS")]
+    /// Do not create missing topics at start (by default the input, catalog, dead-letter and
+    /// alert topics are created when absent). With it, a missing dead-letter or alert topic
+    /// stops the run at start; a missing input topic stops a batch job
+    /// (--exit-when-idle-ms) and is waited for by a daemon.
+    #[arg(long, env = "ROYALTY_NO_CREATE_TOPICS", value_parser = BoolishValueParser::new())]
     pub no_create_topics: bool,
 
     /// Partitions for topics this command creates.
-    #[arg(long, env = "ROYALTY_TOPIC_PARTITIONS", default_value_t = 4)]
+    #[arg(long, env = "ROYALTY_TOPIC_PARTITIONS", default_value_t = DEFAULT_TOPIC_PARTITIONS)]
     pub topic_partitions: i32,
 }
 
+/// Partitions of the topics the commands create when absent (input, DLQ, alerts alike).
+pub const DEFAULT_TOPIC_PARTITIONS: i32 = 4;
+
 impl RunArgs {
+    /// Checks the topic names before any broker call: trims them, drops repeated input
+    /// topics, and refuses empty names and an output topic (dead letters, alerts) that is
+    /// also an input (a replay loop waiting to happen) or the other output.
+    pub fn check_topics(&mut self) -> anyhow::Result<()> {
+        let mut inputs: Vec<String> = Vec::with_capacity(self.topics.len());
+        for raw in &self.topics {
+            let name = checked_topic_name("--topics", raw)?;
+            if !inputs.contains(&name) {
+                inputs.push(name);
+            }
+        }
+        anyhow::ensure!(!inputs.is_empty(), "--topics needs at least one topic");
+        self.topics = inputs;
+        self.catalog_topic = self.catalog_topic.trim().to_string();
+        if let Some(catalog) = self.catalog_topic() {
+            let catalog = checked_topic_name("--catalog-topic", catalog)?;
+            anyhow::ensure!(
+                !self.topics.contains(&catalog),
+                "--catalog-topic {catalog:?} is also in --topics; catalog updates and royalty lines need topics of their own"
+            );
+        }
+        self.dlq_topic = checked_topic_name("--dlq-topic", &self.dlq_topic)?;
+        self.alerts_topic = checked_topic_name("--alerts-topic", &self.alerts_topic)?;
+        for (flag, output) in [
+            ("--dlq-topic", &self.dlq_topic),
+            ("--alerts-topic", &self.alerts_topic),
+        ] {
+            anyhow::ensure!(
+                !self.subscribed_topics().contains(&output.as_str()),
+                "{flag} {output:?} is also an input topic; records written there would be read back \
+                 and refused again (a loop). Give it a topic of its own"
+            );
+        }
+        anyhow::ensure!(
+            self.dlq_topic != self.alerts_topic,
+            "--dlq-topic and --alerts-topic are both {:?}; dead letters and drift alerts need topics of their own",
+            self.dlq_topic
+        );
+        Ok(())
+    }
+
     /// The catalog topic, if consumed.
     pub fn catalog_topic(&self) -> Option<&str> {
         Some(self.catalog_topic.trim()).filter(|t| !t.is_empty())
@@ -183,6 +234,27 @@ impl RunArgs {
     }
 }
 
+/// A topic name as Kafka accepts it: 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or
+/// `..`. The error names the flag and the name.
+pub fn checked_topic_name(flag: &str, raw: &str) -> anyhow::Result<String> {
+    let name = raw.trim();
+    anyhow::ensure!(
+        !name.is_empty(),
+        "{flag}: empty topic name (check for a stray comma)"
+    );
+    let legal = name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    anyhow::ensure!(
+        legal,
+        "{flag}: {name:?} is not a Kafka topic name (1-249 characters of letters, digits, '.', '_' and '-')"
+    );
+    Ok(name.to_string())
+}
+
 /// Parses `key=value` for librdkafka pass-through properties.
 pub fn parse_property(raw: &str) -> Result<(String, String), String> {
     let (key, value) = raw
@@ -207,5 +279,56 @@ mod tests {
         );
         assert!(parse_property("novalue").is_err());
         assert!(parse_property("=x").is_err());
+    }
+
+    fn args(topics: &[&str], dlq: &str) -> RunArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let mut cli = <Cli as clap::Parser>::parse_from(["run"]);
+        cli.run.topics = topics.iter().map(|t| t.to_string()).collect();
+        cli.run.dlq_topic = dlq.to_string();
+        cli.run
+    }
+
+    #[test]
+    fn repeated_input_topics_are_dropped() {
+        let mut run = args(&["walk.raw1", " walk.raw1", "other"], "dlq");
+        run.check_topics().expect("valid topics");
+        assert_eq!(run.topics, vec!["walk.raw1", "other"]);
+    }
+
+    #[test]
+    fn empty_topic_names_are_refused() {
+        for topics in [&["", ""][..], &["ok", " "][..]] {
+            let err = args(topics, "dlq").check_topics().unwrap_err().to_string();
+            assert!(err.contains("empty topic name"), "{err}");
+        }
+        let err = args(&["a b"], "dlq")
+            .check_topics()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a Kafka topic name"), "{err}");
+    }
+
+    #[test]
+    fn an_output_topic_that_is_also_an_input_is_refused() {
+        let err = args(&["raw"], "raw")
+            .check_topics()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--dlq-topic \"raw\" is also an input topic"),
+            "{err}"
+        );
+        let mut run = args(&["raw"], "dlq");
+        run.alerts_topic = "catalog.updates".into();
+        let err = run.check_topics().unwrap_err().to_string();
+        assert!(err.contains("--alerts-topic"), "{err}");
+        let mut run = args(&["raw"], "same");
+        run.alerts_topic = "same".into();
+        assert!(run.check_topics().is_err());
     }
 }

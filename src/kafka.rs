@@ -7,6 +7,7 @@ use anyhow::Context;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
 use crate::config::KafkaArgs;
@@ -37,8 +38,50 @@ pub fn idempotent_producer_config(kafka: &KafkaArgs) -> ClientConfig {
     config
 }
 
+/// How long a command waits for the broker's first answer before it says so (batch
+/// commands then stop; a daemon keeps waiting).
+pub const BROKER_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Asks the broker which of `topics` exist, within [`BROKER_PROBE_TIMEOUT`]. Returns the
+/// missing ones; fails with an actionable message when the broker does not answer.
+pub async fn missing_topics(kafka: &KafkaArgs, topics: &[&str]) -> anyhow::Result<Vec<String>> {
+    let consumer: BaseConsumer = client_config(kafka)
+        .create()
+        .context("failed to create a Kafka client")?;
+    let brokers = kafka.brokers.clone();
+    // The metadata call blocks: keep it off the async workers.
+    let metadata = tokio::task::spawn_blocking(move || {
+        consumer
+            .fetch_metadata(None, BROKER_PROBE_TIMEOUT)
+            .map(|m| {
+                m.topics()
+                    .iter()
+                    .filter(|t| t.error().is_none())
+                    .map(|t| t.name().to_string())
+                    .collect::<Vec<_>>()
+            })
+    })
+    .await
+    .context("the Kafka metadata request was interrupted")?
+    .map_err(|err| {
+        anyhow::anyhow!(
+            "the Kafka broker at {brokers} did not answer within {} s ({err}); is it running \
+             (scripts/services up) and is --brokers / KAFKA_BROKERS right?",
+            BROKER_PROBE_TIMEOUT.as_secs()
+        )
+    })?;
+    let mut missing: Vec<String> = Vec::new();
+    for topic in topics {
+        if !metadata.iter().any(|t| t == topic) && !missing.iter().any(|m| m == topic) {
+            missing.push((*topic).to_string());
+        }
+    }
+    Ok(missing)
+}
+
 /// Creates each topic that does not exist yet (replication 1 on a single broker,
-/// otherwise the broker default). Existing topics are left as they are.
+/// otherwise the broker default). Existing topics are left as they are; a name given
+/// twice is created once (librdkafka crashes on a repeated name in one request).
 pub async fn ensure_topics(
     kafka: &KafkaArgs,
     topics: &[&str],
@@ -47,7 +90,13 @@ pub async fn ensure_topics(
     let admin: AdminClient<DefaultClientContext> = client_config(kafka)
         .create()
         .context("failed to create Kafka admin client")?;
-    let new_topics: Vec<NewTopic<'_>> = topics
+    let mut distinct: Vec<&str> = Vec::with_capacity(topics.len());
+    for topic in topics {
+        if !distinct.contains(topic) {
+            distinct.push(topic);
+        }
+    }
+    let new_topics: Vec<NewTopic<'_>> = distinct
         .iter()
         .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(-1)))
         .collect();

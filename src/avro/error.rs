@@ -146,24 +146,26 @@ impl From<DecodeErrorKind> for DecodeError {
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     /// A schema file or directory could not be read.
-    #[error("cannot read {path}: {source}")]
+    // The inner errors are part of the message and deliberately not `#[source]`: an
+    // `{:#}` chain would otherwise say the same cause twice.
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The path that failed.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Context: which schema file the inner error is about.
-    #[error("{file}: {source}")]
+    #[error("{file}: {error}")]
     InFile {
         /// File name (or registry id) of the schema.
         file: String,
         /// The error in that schema.
-        source: Box<SchemaError>,
+        error: Box<SchemaError>,
     },
     /// Not JSON.
     #[error("not valid JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// JSON, but not a schema (by the spec or by the apache-avro parser).
     #[error("not a valid Avro schema: {0}")]
     Invalid(String),
@@ -235,8 +237,14 @@ impl SchemaError {
     pub fn in_file(self, file: impl Into<String>) -> SchemaError {
         SchemaError::InFile {
             file: file.into(),
-            source: Box::new(self),
+            error: Box::new(self),
         }
+    }
+}
+
+impl From<serde_json::Error> for SchemaError {
+    fn from(err: serde_json::Error) -> Self {
+        SchemaError::Json(err)
     }
 }
 

@@ -30,13 +30,27 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum RegistryConfigError {
     /// The base URL does not parse.
     #[error("invalid schema registry URL: {0}")]
-    Url(#[from] url::ParseError),
+    Url(url::ParseError),
     /// Only http and https are spoken.
     #[error("schema registry URL must be http:// or https://, got {0}://")]
     Scheme(String),
     /// The HTTP client could not be built (e.g. TLS setup).
     #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(reqwest::Error),
+}
+
+// Written out instead of `#[from]`: the inner error is in the message, and a `#[source]`
+// would make an `{:#}` chain say it twice.
+impl From<url::ParseError> for RegistryConfigError {
+    fn from(err: url::ParseError) -> Self {
+        RegistryConfigError::Url(err)
+    }
+}
+
+impl From<reqwest::Error> for RegistryConfigError {
+    fn from(err: reqwest::Error) -> Self {
+        RegistryConfigError::Client(err)
+    }
 }
 
 /// What the registry said about one id, kept forever.

@@ -53,13 +53,14 @@ fn version_of(file: &str) -> Option<u32> {
 }
 
 impl SchemaStore {
-    /// Loads every `*.avsc` file of `dir` (an empty directory is refused: a consumer with
-    /// no schema would dead-letter every record).
+    /// Loads every `NAME.vN.avsc` file of `dir` (an empty directory is refused: a consumer
+    /// with no schema would dead-letter every record). Each built-in record the directory
+    /// does not define at all (catalog updates, drift alerts) is added from the binary.
     pub fn load_dir(dir: impl AsRef<Path>) -> Result<SchemaStore, SchemaError> {
         let dir = dir.as_ref();
-        let io_error = |source| SchemaError::Io {
+        let io_error = |error| SchemaError::Io {
             path: dir.to_path_buf(),
-            source,
+            error,
         };
         let mut sources = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io_error)? {
@@ -70,20 +71,31 @@ impl SchemaStore {
             if !file.ends_with(".avsc") || !path.is_file() {
                 continue;
             }
-            let text = std::fs::read_to_string(&path).map_err(|source| SchemaError::Io {
+            let text = std::fs::read_to_string(&path).map_err(|error| SchemaError::Io {
                 path: path.clone(),
-                source,
+                error,
             })?;
             sources.push((file.to_owned(), text));
         }
         if sources.is_empty() {
             return Err(SchemaError::Io {
                 path: dir.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no *.avsc files"),
+                error: std::io::Error::new(std::io::ErrorKind::NotFound, "no *.avsc files"),
             });
         }
         sources.sort();
-        SchemaStore::from_sources(sources)
+        let mut store = SchemaStore::from_sources(sources)?;
+        // A directory made for new royalty-line versions need not copy the records the
+        // service itself reads and writes (catalog updates, drift alerts).
+        let builtin = SchemaStore::builtin()?;
+        for (name, versions) in builtin.by_name {
+            if !store.by_name.contains_key(&name) {
+                for (file, schema) in versions.into_values() {
+                    store.insert(file, schema)?;
+                }
+            }
+        }
+        Ok(store)
     }
 
     /// The schemas committed in `schemas/`, compiled into the binary.

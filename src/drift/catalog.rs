@@ -29,6 +29,22 @@ pub struct CatalogEntry {
 }
 
 impl CatalogEntry {
+    /// This entry with every optional field it does not state (None) taken from `known`,
+    /// the version in effect: as in the ledger, an absent value is unknown, never an
+    /// erasure. UPCs are always stated (at least one is required).
+    pub fn filled_from(&self, known: &CatalogEntry) -> CatalogEntry {
+        let keep = |stated: &Option<String>, known: &Option<String>| {
+            stated.clone().or_else(|| known.clone())
+        };
+        CatalogEntry {
+            title: keep(&self.title, &known.title),
+            display_artist: keep(&self.display_artist, &known.display_artist),
+            label: keep(&self.label, &known.label),
+            iswc: keep(&self.iswc, &known.iswc),
+            ..self.clone()
+        }
+    }
+
     /// Whether two entries say the same thing (dates aside).
     pub fn same_content(&self, other: &CatalogEntry) -> bool {
         self.isrc == other.isrc
@@ -133,14 +149,94 @@ pub struct BadRow {
 /// Good rows with their line numbers, and the bad rows.
 pub type CsvRows = (Vec<(u64, CatalogEntry)>, Vec<BadRow>);
 
+/// Why a catalog file cannot be read at all (nothing of it is loaded).
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogFileError {
+    /// The header row names unknown columns or lacks required ones.
+    #[error("the first line must be the header (columns {COLUMNS_HELP}; any order): {0}")]
+    Header(String),
+    /// The file is not readable CSV (I/O, encoding).
+    #[error("{0}")]
+    Csv(csv::Error),
+}
+
+/// The columns a catalog file may have: (canonical name, accepted spellings, required).
+const CATALOG_COLUMNS: [(&str, &[&str], bool); 7] = [
+    ("isrc", &["isrc"], true),
+    ("upc", &["upc", "upcs"], true),
+    ("title", &["title"], false),
+    ("display_artist", &["display_artist", "artist"], false),
+    ("label", &["label"], false),
+    ("iswc", &["iswc"], false),
+    ("valid_from", &["valid_from"], true),
+];
+
+/// The header as help text.
+const COLUMNS_HELP: &str =
+    "isrc, upc, valid_from required; title, display_artist, label, iswc optional";
+
+/// Checks the header row once, up front, and returns it with canonical column names:
+/// every unknown, repeated or missing required column is named in the error.
+fn check_header(header: &csv::StringRecord) -> Result<csv::StringRecord, CatalogFileError> {
+    let mut canonical = csv::StringRecord::new();
+    let mut unknown = Vec::new();
+    let mut repeated = Vec::new();
+    for cell in header {
+        let name = cell
+            .trim()
+            .trim_start_matches('\u{feff}')
+            .to_ascii_lowercase();
+        match CATALOG_COLUMNS
+            .iter()
+            .find(|(_, spellings, _)| spellings.contains(&name.as_str()))
+        {
+            Some((column, _, _)) => {
+                if canonical.iter().any(|c| c == *column) {
+                    repeated.push(*column);
+                }
+                canonical.push_field(column);
+            }
+            None => {
+                unknown.push(cell.to_string());
+                canonical.push_field(cell);
+            }
+        }
+    }
+    let missing: Vec<&str> = CATALOG_COLUMNS
+        .iter()
+        .filter(|(column, _, required)| *required && !canonical.iter().any(|c| c == *column))
+        .map(|(column, _, _)| *column)
+        .collect();
+    let mut problems = Vec::new();
+    if !unknown.is_empty() {
+        problems.push(format!("unknown column(s) {unknown:?}"));
+    }
+    if !repeated.is_empty() {
+        problems.push(format!("column(s) {repeated:?} given twice"));
+    }
+    if !missing.is_empty() {
+        problems.push(format!("missing required column(s) {missing:?}"));
+    }
+    if problems.is_empty() {
+        Ok(canonical)
+    } else {
+        Err(CatalogFileError::Header(problems.join("; ")))
+    }
+}
+
 /// Reads a catalog CSV with a header row (`isrc,upc,title,display_artist,label,iswc,
-/// valid_from`; `upc` may hold several codes separated by `|`). Good rows are returned with
-/// their line numbers; bad rows are reported, never silently dropped.
-pub fn read_csv(mut input: impl Read) -> Result<CsvRows, csv::Error> {
+/// valid_from` in any order; `upc` may hold several codes separated by `|`). The header is
+/// checked first: an unknown or missing required column fails the whole file. Good rows
+/// are returned with their line numbers; bad rows are reported, never silently dropped. An
+/// empty optional cell (or a missing optional column) means "not stated": the value in
+/// effect is kept.
+pub fn read_csv(mut input: impl Read) -> Result<CsvRows, CatalogFileError> {
     // Line numbers are counted here from byte offsets: the csv crate's own line counter is
     // off after blank lines.
     let mut text = Vec::new();
-    input.read_to_end(&mut text)?;
+    input
+        .read_to_end(&mut text)
+        .map_err(|err| CatalogFileError::Csv(err.into()))?;
     let line_of = |byte: u64| {
         let mut at = (byte as usize).min(text.len());
         while at < text.len() && (text[at] == b'\n' || text[at] == b'\r') {
@@ -152,7 +248,7 @@ pub fn read_csv(mut input: impl Read) -> Result<CsvRows, csv::Error> {
         .trim(csv::Trim::All)
         .flexible(false)
         .from_reader(text.as_slice());
-    let headers = reader.headers()?.clone();
+    let headers = check_header(reader.headers().map_err(CatalogFileError::Csv)?)?;
     let mut good: Vec<(u64, CatalogEntry)> = Vec::new();
     let mut bad = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -161,7 +257,7 @@ pub fn read_csv(mut input: impl Read) -> Result<CsvRows, csv::Error> {
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(err) if err.is_io_error() => return Err(err),
+            Err(err) if err.is_io_error() => return Err(CatalogFileError::Csv(err)),
             Err(err) => {
                 bad.push(BadRow {
                     line: err.position().map_or(line, |p| line_of(p.byte())),
@@ -314,5 +410,78 @@ mod tests {
         assert_eq!(lines, vec![3, 5]);
         assert!(bad[0].reason.contains("duplicate"));
         assert!(bad[1].reason.starts_with("isrc:"));
+    }
+
+    fn header_error(csv: &str) -> String {
+        match read_csv(csv.as_bytes()) {
+            Err(CatalogFileError::Header(problem)) => problem,
+            other => panic!("expected a header error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_column_fails_the_file_naming_it() {
+        let problem = header_error(
+            "isrc,upc,title,performer,label,iswc,valid_from\n\
+             USRC17607839,036000291452,Song,Mira Kade,Harbor,,2026-01-01\n",
+        );
+        assert!(
+            problem.contains("unknown column(s) [\"performer\"]"),
+            "{problem}"
+        );
+        assert!(!problem.contains("missing"), "{problem}");
+    }
+
+    #[test]
+    fn a_file_without_header_or_with_other_names_is_refused_once() {
+        let problem = header_error("USRC17607839,036000291452,Song,Mira Kade,Harbor,,2026-01-01\n");
+        assert!(
+            problem.contains("missing required column(s) [\"isrc\", \"upc\", \"valid_from\"]"),
+            "{problem}"
+        );
+        let problem =
+            header_error("code,ean,title,valid_from\nUSRC17607839,036000291452,S,2026-01-01\n");
+        assert!(
+            problem.contains("unknown column(s) [\"code\", \"ean\"]"),
+            "{problem}"
+        );
+        assert!(
+            problem.contains("missing required column(s) [\"isrc\", \"upc\"]"),
+            "{problem}"
+        );
+        let problem = header_error("isrc,upc,artist,display_artist,valid_from\n");
+        assert!(problem.contains("given twice"), "{problem}");
+    }
+
+    #[test]
+    fn the_header_may_be_reordered_capitalised_and_lack_optional_columns() {
+        let csv = "\u{feff}Valid_From,ISRC,UPCs\n2026-01-01,USRC17607839,036000291452\n";
+        let (good, bad) = read_csv(csv.as_bytes()).expect("readable");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(good[0].1.isrc, "USRC17607839");
+        assert_eq!(good[0].1.display_artist, None);
+    }
+
+    #[test]
+    fn an_unstated_optional_field_keeps_the_known_value() {
+        let known = CatalogEntry {
+            isrc: "USRC17607839".into(),
+            upcs: vec!["036000291452".into()],
+            title: Some("Song".into()),
+            display_artist: Some("Mira Kade".into()),
+            label: Some("Harbor".into()),
+            iswc: None,
+            valid_from: NaiveDate::from_ymd_opt(2026, 1, 1).expect("date"),
+        };
+        let update = CatalogEntry {
+            upcs: vec!["6291041500213".into()],
+            display_artist: None,
+            label: Some("Other".into()),
+            ..known.clone()
+        };
+        let filled = update.filled_from(&known);
+        assert_eq!(filled.display_artist.as_deref(), Some("Mira Kade"));
+        assert_eq!(filled.label.as_deref(), Some("Other"));
+        assert_eq!(filled.upcs, vec!["6291041500213"]);
     }
 }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use clap::builder::BoolishValueParser;
 
 use crate::avro::SchemaStore;
-use crate::config::{DatabaseArgs, KafkaArgs};
+use crate::config::{DEFAULT_TOPIC_PARTITIONS, DatabaseArgs, KafkaArgs, checked_topic_name};
 use crate::kafka::ensure_topics;
 use crate::ledger::db;
 use crate::observe::Metrics;
@@ -43,16 +44,21 @@ pub struct ImportArgs {
     pub alerts_topic: String,
 
     /// Load only; leave the alerts in the outbox for the next `run` to publish.
-    #[arg(long)]
+    #[arg(long, env = "ROYALTY_CATALOG_NO_PUBLISH", value_parser = BoolishValueParser::new())]
     pub no_publish: bool,
+
+    /// Partitions of the alerts topic if this command has to create it (as `run` does).
+    #[arg(long, env = "ROYALTY_TOPIC_PARTITIONS", default_value_t = DEFAULT_TOPIC_PARTITIONS)]
+    pub topic_partitions: i32,
 }
 
 /// Imports the file and prints what it did.
 pub async fn import_catalog(args: &ImportArgs) -> anyhow::Result<()> {
+    checked_topic_name("--alerts-topic", &args.alerts_topic)?;
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let (good, bad) = read_csv(std::io::BufReader::new(file))
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
+        .map_err(|err| anyhow::anyhow!("{}: {err}; nothing was loaded", args.file.display()))?;
     for row in &bad {
         eprintln!(
             "{}:{}: {} (row not loaded)",
@@ -100,20 +106,21 @@ pub async fn import_catalog(args: &ImportArgs) -> anyhow::Result<()> {
         stats.superseded,
         stats.unchanged,
         bad.len(),
-        alerts
+        alerts.len()
     );
-    if alerts > 0 && !args.no_publish {
-        publish_alerts(args, pool).await;
+    if !alerts.is_empty() && !args.no_publish {
+        publish_alerts(args, pool, &alerts).await;
     }
     Ok(())
 }
 
-/// Publishes pending outbox rows; if the broker is unreachable they wait for the next run.
-async fn publish_alerts(args: &ImportArgs, pool: sqlx::PgPool) {
+/// Publishes the alerts this import raised (other pending outbox rows are `run`'s); if the
+/// broker is unreachable they wait for the next run.
+async fn publish_alerts(args: &ImportArgs, pool: sqlx::PgPool, alert_ids: &[String]) {
     let published = async {
-        ensure_topics(&args.kafka, &[&args.alerts_topic], 1).await?;
+        ensure_topics(&args.kafka, &[&args.alerts_topic], args.topic_partitions).await?;
         let relay = Relay::new(&args.kafka, pool, Arc::new(Metrics::new()?))?;
-        relay.drain().await
+        relay.drain_messages(alert_ids).await
     };
     match tokio::time::timeout(std::time::Duration::from_secs(60), published).await {
         Ok(Ok(n)) => println!("published {n} alerts to {}", args.alerts_topic),

@@ -111,7 +111,8 @@ fn version_from_row(row: &sqlx::postgres::PgRow) -> Result<CatalogVersion, sqlx:
 }
 
 /// Applies entries in order: an entry identical to the version effective at its date
-/// changes nothing (re-imports are no-ops); otherwise the covering version is closed at
+/// changes nothing (re-imports are no-ops; a field the entry leaves empty keeps the value in
+/// effect, as an absent field does in the ledger); otherwise the covering version is closed at
 /// the entry's date (the past is never edited) and a new version opened. Changes of UPCs,
 /// label or artist come back as drift.
 pub async fn apply_entries(
@@ -143,6 +144,9 @@ pub async fn apply_entries(
             .iter()
             .rev()
             .find(|v| v.entry.valid_from <= day && v.valid_to.is_none_or(|to| to > day));
+        // What the entry does not state is kept from the version in effect.
+        let filled = covering.map(|current| entry.filled_from(&current.entry));
+        let entry = filled.as_ref().unwrap_or(entry);
         let valid_to = match covering {
             Some(current) if current.entry.same_content(entry) => {
                 stats.unchanged += 1;
@@ -188,14 +192,15 @@ pub async fn apply_entries(
 }
 
 /// Counts drift occurrences per DSP and enqueues one alert per drift never seen before.
+/// Returns the ids of the alerts enqueued.
 /// Returns the number of new alerts.
 pub async fn record_drifts(
     conn: &mut PgConnection,
     drifts: &[Drift],
     settings: &DriftSettings,
-) -> Result<u64, DbFailure> {
+) -> Result<Vec<String>, DbFailure> {
     if drifts.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     // (drift id, dsp) → occurrences and the first observation, in order of appearance.
     let mut order: Vec<(String, String)> = Vec::new();
@@ -289,5 +294,5 @@ pub async fn record_drifts(
     for message in &messages {
         tracing::info!(alert_id = %message.message_id, "drift alert raised");
     }
-    Ok(messages.len() as u64)
+    Ok(messages.into_iter().map(|m| m.message_id).collect())
 }

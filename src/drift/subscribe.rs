@@ -1,7 +1,7 @@
 //! `royalty-ingest alerts tail`: follows the drift alerts topic for the people who act on
 //! drift. One readable line per alert (or one JSON object with `--json`), repeats of a
-//! publication dropped by their stable id, filters by DSP and kind, its own consumer group,
-//! a clean exit on Ctrl-C.
+//! publication dropped by their stable id, filters by DSP and kind, its own consumer group
+//! that resumes exactly where it stopped, a clean exit on Ctrl-C.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -9,14 +9,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use clap::builder::BoolishValueParser;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::avro::SchemaStore;
-use crate::config::KafkaArgs;
-use crate::kafka::client_config;
+use crate::config::{DatabaseArgs, KafkaArgs, checked_topic_name};
+use crate::kafka::{BROKER_PROBE_TIMEOUT, client_config, missing_topics};
+use crate::ledger::db;
+use crate::retry::Backoff;
 
 use super::alert::DriftAlert;
 use super::detect::{ALL_KINDS, DriftKind};
@@ -27,6 +31,10 @@ pub struct TailArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
 
+    /// The ledger database; read only with --dsp (which DSPs showed each drift).
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
     /// Topic of the drift alerts.
     #[arg(
         long,
@@ -35,7 +43,8 @@ pub struct TailArgs {
     )]
     pub alerts_topic: String,
 
-    /// Consumer group of this subscriber (where it resumes next time).
+    /// Consumer group of this subscriber: the next session resumes exactly where this one
+    /// stopped (from its first session on, even if it saw no alert).
     #[arg(
         long,
         env = "ROYALTY_ALERTS_GROUP",
@@ -44,29 +53,33 @@ pub struct TailArgs {
     pub group: String,
 
     /// Read every alert still on the topic, not only new ones (does not move the group).
-    #[arg(long)]
+    #[arg(long, env = "ROYALTY_ALERTS_FROM_BEGINNING", value_parser = BoolishValueParser::new())]
     pub from_beginning: bool,
 
     /// One JSON object per line instead of readable text.
-    #[arg(long)]
+    #[arg(long, env = "ROYALTY_ALERTS_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
 
-    /// Only alerts first seen at this DSP (case-insensitive).
-    #[arg(long)]
+    /// Only drifts seen at this DSP (case-insensitive): the DSP that raised the alert or
+    /// any DSP whose lines showed the same drift by the time the alert is read (from the
+    /// ledger's `drift_events`, hence --database-url).
+    #[arg(long, env = "ROYALTY_ALERTS_DSP")]
     pub dsp: Option<String>,
 
-    /// Only alerts of this kind (repeatable): upc_mismatch, label_mismatch,
-    /// artist_mismatch, unknown_isrc, catalog_upc_changed, catalog_label_changed,
-    /// catalog_artist_changed.
-    #[arg(long, value_parser = parse_kind)]
+    /// Only alerts of this kind (repeatable; comma-separated in the variable):
+    /// upc_mismatch, label_mismatch, artist_mismatch, unknown_isrc, catalog_upc_changed,
+    /// catalog_label_changed, catalog_artist_changed.
+    #[arg(long, env = "ROYALTY_ALERTS_KIND", value_delimiter = ',', value_parser = parse_kind)]
     pub kind: Vec<DriftKind>,
 
     /// Exit after printing this many alerts.
-    #[arg(long)]
+    #[arg(long, env = "ROYALTY_ALERTS_LIMIT")]
     pub limit: Option<usize>,
 
-    /// Exit when no alert arrived for this many milliseconds.
-    #[arg(long)]
+    /// Exit 0 when no alert arrived for this many milliseconds (a batch job). Then an
+    /// unreachable broker or a missing topic ends the command with an error within 10 s;
+    /// without it, the command says once what it waits for and keeps waiting.
+    #[arg(long, env = "ROYALTY_ALERTS_IDLE_EXIT_MS")]
     pub idle_exit_ms: Option<u64>,
 }
 
@@ -77,20 +90,52 @@ fn parse_kind(raw: &str) -> Result<DriftKind, String> {
     })
 }
 
-impl TailArgs {
-    fn wants(&self, alert: &DriftAlert) -> bool {
-        let dsp_ok = self
-            .dsp
-            .as_deref()
-            .is_none_or(|d| d.eq_ignore_ascii_case(&alert.dsp_name));
-        let kind_ok = self.kind.is_empty() || alert.kind().is_some_and(|k| self.kind.contains(&k));
-        dsp_ok && kind_ok
+/// Which alerts to print.
+struct AlertFilter<'a> {
+    args: &'a TailArgs,
+    /// The ledger, when filtering by DSP.
+    pool: Option<PgPool>,
+}
+
+impl AlertFilter<'_> {
+    async fn wants(&self, alert: &DriftAlert) -> anyhow::Result<bool> {
+        if !self.args.kind.is_empty() && !alert.kind().is_some_and(|k| self.args.kind.contains(&k))
+        {
+            return Ok(false);
+        }
+        let Some(dsp) = self.args.dsp.as_deref() else {
+            return Ok(true);
+        };
+        if dsp.trim().eq_ignore_ascii_case(alert.dsp_name.trim()) {
+            return Ok(true);
+        }
+        let Some(pool) = &self.pool else {
+            return Ok(false);
+        };
+        // Drift events are counted per DSP as the line key spells it (lower-case, trimmed).
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM drift_events WHERE drift_id = $1 AND dsp_name = $2)",
+        )
+        .bind(&alert.alert_id)
+        .bind(dsp.trim().to_lowercase())
+        .fetch_one(pool)
+        .await
+        .context("cannot read drift_events for --dsp")
     }
 }
 
 /// Follows the topic until Ctrl-C, the limit or the idle time.
 pub async fn tail(args: &TailArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    checked_topic_name("--alerts-topic", &args.alerts_topic)?;
     let store = SchemaStore::builtin().context("the built-in schemas do not load")?;
+    let pool = match &args.dsp {
+        Some(_) => Some(db::connect(&args.database.database_url, 1).await?),
+        None => None,
+    };
+    let filter = AlertFilter { args, pool };
+    if !wait_for_topic(args, &shutdown).await? {
+        return Ok(());
+    }
     let mut config = client_config(&args.kafka);
     config
         .set("group.id", &args.group)
@@ -99,64 +144,164 @@ pub async fn tail(args: &TailArgs, shutdown: CancellationToken) -> anyhow::Resul
             "enable.auto.commit",
             if args.from_beginning { "false" } else { "true" },
         );
+    if args.from_beginning {
+        let consumer: StreamConsumer = config
+            .create()
+            .context("failed to create the alerts consumer")?;
+        let assignment = partitions_from(&consumer, &args.alerts_topic, Offset::Beginning).await?;
+        consumer.assign(&assignment)?;
+        return print_alerts(args, &filter, &store, &consumer, &shutdown).await;
+    }
+    anchor_group(&config, &args.alerts_topic).await?;
     let consumer: StreamConsumer = config
         .create()
         .context("failed to create the alerts consumer")?;
-    if args.from_beginning {
+    consumer
+        .subscribe(&[&args.alerts_topic])
+        .with_context(|| format!("cannot subscribe to {}", args.alerts_topic))?;
+    print_alerts(args, &filter, &store, &consumer, &shutdown).await
+}
+
+/// Waits until the broker answers and the alerts topic exists: one bounded probe for a
+/// batch job (`--idle-exit-ms`, `--from-beginning`), said once and waited for otherwise.
+/// False: stopped while waiting.
+async fn wait_for_topic(args: &TailArgs, shutdown: &CancellationToken) -> anyhow::Result<bool> {
+    let batch_job = args.idle_exit_ms.is_some() || args.from_beginning;
+    let mut backoff = Backoff::default();
+    let mut waiting_for: Option<String> = None;
+    loop {
+        let problem = match missing_topics(&args.kafka, &[&args.alerts_topic]).await {
+            Ok(missing) if missing.is_empty() => return Ok(true),
+            Ok(_) => format!(
+                "topic {} does not exist (no alert was raised yet, or check --alerts-topic)",
+                args.alerts_topic
+            ),
+            Err(err) => format!("{err:#}"),
+        };
+        anyhow::ensure!(!batch_job, problem);
+        if waiting_for.as_deref() != Some(problem.as_str()) {
+            eprintln!("waiting: {problem}");
+            waiting_for = Some(problem);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(false),
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+        }
+    }
+}
+
+/// Every partition of `topic` at `offset`.
+async fn partitions_from(
+    consumer: &StreamConsumer,
+    topic: &str,
+    offset: Offset,
+) -> anyhow::Result<TopicPartitionList> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), BROKER_PROBE_TIMEOUT)
+        .with_context(|| format!("cannot read the partitions of {topic} (is the broker up?)"))?;
+    let mut assignment = TopicPartitionList::new();
+    for topic in metadata.topics() {
+        for partition in topic.partitions() {
+            assignment.add_partition_offset(topic.name(), partition.id(), offset)?;
+        }
+    }
+    anyhow::ensure!(assignment.count() > 0, "topic {topic} has no partitions");
+    Ok(assignment)
+}
+
+/// Gives the group a stored position on every partition that has none, at the current end:
+/// a group whose first session saw no alert would otherwise start its next session at the
+/// newest alert and miss what was published in between. Positions already stored are left
+/// alone. (A commit refused because other members are active is harmless: they store
+/// positions of their own.)
+async fn anchor_group(config: &ClientConfig, topic: &str) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = config
+        .create()
+        .context("failed to create the alerts consumer")?;
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let metadata = consumer
-            .fetch_metadata(Some(&args.alerts_topic), Duration::from_secs(10))
-            .with_context(|| {
-                format!(
-                    "cannot read the partitions of {} (is the broker up?)",
-                    args.alerts_topic
-                )
-            })?;
-        let mut assignment = TopicPartitionList::new();
-        for topic in metadata.topics() {
-            for partition in topic.partitions() {
-                assignment.add_partition_offset(topic.name(), partition.id(), Offset::Beginning)?;
+            .fetch_metadata(Some(&topic), BROKER_PROBE_TIMEOUT)
+            .with_context(|| format!("cannot read the partitions of {topic}"))?;
+        let mut wanted = TopicPartitionList::new();
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                wanted.add_partition(t.name(), p.id());
             }
         }
-        anyhow::ensure!(
-            assignment.count() > 0,
-            "topic {} does not exist yet (no alert was ever raised)",
-            args.alerts_topic
-        );
-        consumer.assign(&assignment)?;
-    } else {
-        consumer
-            .subscribe(&[&args.alerts_topic])
-            .with_context(|| format!("cannot subscribe to {}", args.alerts_topic))?;
-    }
+        let committed = consumer
+            .committed_offsets(wanted, BROKER_PROBE_TIMEOUT)
+            .context("cannot read the group's stored positions")?;
+        let mut anchors = TopicPartitionList::new();
+        for element in committed.elements() {
+            if matches!(element.offset(), Offset::Offset(_)) {
+                continue;
+            }
+            let (_, high) = consumer
+                .fetch_watermarks(element.topic(), element.partition(), BROKER_PROBE_TIMEOUT)
+                .with_context(|| {
+                    format!(
+                        "cannot read the end of {}[{}]",
+                        element.topic(),
+                        element.partition()
+                    )
+                })?;
+            anchors.add_partition_offset(
+                element.topic(),
+                element.partition(),
+                Offset::Offset(high),
+            )?;
+        }
+        if anchors.count() > 0
+            && let Err(err) = consumer.commit(&anchors, CommitMode::Sync)
+        {
+            tracing::debug!(error = %err, "group position not anchored (other members active?)");
+        }
+        Ok(())
+    })
+    .await
+    .context("anchoring the group position was interrupted")?
+}
 
+/// Prints alerts until Ctrl-C, the limit or the idle time. Consumer errors are shown once
+/// each (librdkafka retries by itself) and never count as activity.
+async fn print_alerts(
+    args: &TailArgs,
+    filter: &AlertFilter<'_>,
+    store: &SchemaStore,
+    consumer: &StreamConsumer,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let mut seen: HashSet<String> = HashSet::new();
+    let mut warned: HashSet<String> = HashSet::new();
     let mut printed = 0usize;
     let idle = args.idle_exit_ms.map(Duration::from_millis);
+    let mut last_alert = tokio::time::Instant::now();
     loop {
         if args.limit.is_some_and(|limit| printed >= limit) {
             return Ok(());
         }
-        let next = async {
-            match idle {
-                Some(idle) => tokio::time::timeout(idle, consumer.recv()).await.ok(),
-                None => Some(consumer.recv().await),
-            }
-        };
+        let idle_deadline = idle.map(|idle| last_alert + idle);
         let received = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            received = next => received,
-        };
-        let Some(received) = received else {
-            return Ok(()); // idle
+            _ = async { match idle_deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                } } => return Ok(()),
+            received = consumer.recv() => received,
         };
         let message = match received {
             Ok(message) => message,
             Err(err) => {
-                eprintln!("warning: {err}");
+                let text = err.to_string();
+                if warned.insert(text.clone()) {
+                    eprintln!("warning: {text} (shown once; the client keeps retrying)");
+                }
                 continue;
             }
         };
-        let alert = match DriftAlert::decode(&store, message.payload().unwrap_or_default()) {
+        last_alert = tokio::time::Instant::now();
+        let alert = match DriftAlert::decode(store, message.payload().unwrap_or_default()) {
             Ok(alert) => alert,
             Err(err) => {
                 eprintln!(
@@ -168,7 +313,7 @@ pub async fn tail(args: &TailArgs, shutdown: CancellationToken) -> anyhow::Resul
                 continue;
             }
         };
-        if !seen.insert(alert.alert_id.clone()) || !args.wants(&alert) {
+        if !seen.insert(alert.alert_id.clone()) || !filter.wants(&alert).await? {
             continue;
         }
         let line = if args.json {

@@ -79,7 +79,9 @@ pub async fn commit_batch(
     let groups = group_by_key(&batch.lines);
     let posted = post_isolating(&mut tx, &groups, target.drift).await?;
     drifts.extend(posted.drifts);
-    let drift_alerts = drift::store::record_drifts(&mut tx, &drifts, target.drift).await?;
+    let drift_alerts = drift::store::record_drifts(&mut tx, &drifts, target.drift)
+        .await?
+        .len() as u64;
     let poisoned_count = posted.refused.len() as u64;
     if posted.refused.is_empty() {
         dead_letter::record(&mut tx, target.group, target.dlq_topic, &batch.dead_letters).await?;

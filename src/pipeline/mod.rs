@@ -1,7 +1,7 @@
 //! `royalty-ingest run`: Kafka → decode → validate → key → one PostgreSQL transaction per
 //! batch (ledger + offsets) → outbox relay.
 //!
-//! The exactly-once contract (DESIGN.md): offsets live in PostgreSQL and move only in the
+//! The exactly-once contract (ARCHITECTURE.md): offsets live in PostgreSQL and move only in the
 //! transaction that wrote the data below them; every assignment starts from them; a
 //! compare-and-set fences zombies; side effects leave through the outbox.
 
@@ -21,10 +21,11 @@ use crate::avro::{LineDecoder, RegistryClient, SchemaStore};
 use crate::config::RunArgs;
 use crate::drift::DriftSettings;
 use crate::drift::alert::DRIFT_ALERT;
-use crate::kafka::ensure_topics;
+use crate::kafka::{ensure_topics, missing_topics};
 use crate::ledger::db;
 use crate::observe::{Metrics, server};
 use crate::publish::Relay;
+use crate::retry::Backoff;
 
 pub use run::RunTotals;
 
@@ -33,22 +34,18 @@ pub use run::RunTotals;
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Runs the ingestion pipeline until `shutdown` (or idle exit, or a fatal error).
-pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<RunTotals> {
+pub async fn run(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<RunTotals> {
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
-    anyhow::ensure!(!args.topics.is_empty(), "--topics needs at least one topic");
+    args.check_topics()?;
     let pool = db::connect(&args.database.database_url, 8).await?;
     db::migrate(&pool).await?;
-    if !args.no_create_topics {
-        let mut topics = args.subscribed_topics();
-        topics.push(&args.dlq_topic);
-        topics.push(&args.alerts_topic);
-        ensure_topics(&args.kafka, &topics, args.topic_partitions).await?;
-    }
     let store = match &args.schemas_dir {
-        Some(dir) => SchemaStore::load_dir(dir)
-            .with_context(|| format!("cannot load schemas from {}", dir.display()))?,
+        Some(dir) => SchemaStore::load_dir(dir).context("cannot load --schemas-dir")?,
         None => SchemaStore::builtin().context("the built-in schemas do not load")?,
     };
+    if !prepare_topics(&args, &shutdown).await? {
+        return Ok(RunTotals::default());
+    }
     let registry = args
         .registry_url
         .as_deref()
@@ -103,15 +100,32 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<R
 
     background.cancel();
     let _ = relay_task.await;
-    match tokio::time::timeout(DRAIN_DEADLINE, relay.drain()).await {
-        Ok(Ok(n)) if n > 0 => tracing::info!(published = n, "outbox drained"),
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) => {
-            tracing::warn!(error = %format!("{err:#}"), "outbox not drained; the next run publishes the rest")
+    let undrained = match tokio::time::timeout(DRAIN_DEADLINE, relay.drain()).await {
+        Ok(Ok(n)) => {
+            if n > 0 {
+                tracing::info!(published = n, "outbox drained");
+            }
+            None
         }
-        Err(_) => tracing::warn!("outbox drain timed out; the next run publishes the rest"),
-    }
+        Ok(Err(err)) => Some(format!("{err:#}")),
+        Err(_) => Some(format!(
+            "not all published within {} s",
+            DRAIN_DEADLINE.as_secs()
+        )),
+    };
     let totals = result?;
+    if let Some(reason) = undrained {
+        // A batch job must not report success while refused lines or alerts are stuck:
+        // nobody would look for them. A daemon's next start publishes them.
+        let unpublished = relay.unpublished().await.unwrap_or(0);
+        if args.exit_when_idle_ms.is_some() && unpublished > 0 {
+            anyhow::bail!(
+                "the ledger is written, but {unpublished} dead letters / drift alerts are not published ({reason}); \
+                 they wait in the outbox table (last_error says why) and the next `royalty-ingest run` publishes them"
+            );
+        }
+        tracing::warn!(unpublished, reason = %reason, "outbox not drained; the next run publishes the rest");
+    }
     tracing::info!(
         records = totals.records,
         batches = totals.batches,
@@ -125,4 +139,73 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<R
         "royalty-ingest stopped"
     );
     Ok(totals)
+}
+
+/// Waits for the broker and makes sure the topics exist, creating the missing ones unless
+/// `--no-create-topics`. A batch job (`--exit-when-idle-ms`) gives up after one bounded
+/// probe; a daemon says once what it waits for and keeps waiting. False: stopped while
+/// waiting.
+async fn prepare_topics(args: &RunArgs, shutdown: &CancellationToken) -> anyhow::Result<bool> {
+    let mut all = args.subscribed_topics();
+    all.push(&args.dlq_topic);
+    all.push(&args.alerts_topic);
+    let batch_job = args.exit_when_idle_ms.is_some();
+    tracing::info!(brokers = %args.kafka.brokers, "connecting to Kafka");
+    let mut backoff = Backoff::default();
+    let mut said = false;
+    let missing = loop {
+        match missing_topics(&args.kafka, &all).await {
+            Ok(missing) => break missing,
+            Err(err) if batch_job => return Err(err),
+            Err(err) => {
+                if !said {
+                    tracing::warn!(error = %format!("{err:#}"), "waiting for the Kafka broker (said once; retrying quietly)");
+                    said = true;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(false),
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+            }
+        }
+    };
+    if said {
+        tracing::info!(brokers = %args.kafka.brokers, "the Kafka broker answers");
+    }
+    if missing.is_empty() {
+        return Ok(true);
+    }
+    if !args.no_create_topics {
+        let names: Vec<&str> = missing.iter().map(String::as_str).collect();
+        ensure_topics(&args.kafka, &names, args.topic_partitions).await?;
+        tracing::info!(topics = ?missing, partitions = args.topic_partitions, "created missing topics");
+        return Ok(true);
+    }
+    let outputs: Vec<&String> = missing
+        .iter()
+        .filter(|t| **t == args.dlq_topic || **t == args.alerts_topic)
+        .collect();
+    anyhow::ensure!(
+        outputs.is_empty(),
+        "topic(s) {outputs:?} do not exist and --no-create-topics is set: refused lines and drift alerts \
+         would have nowhere to go. Create them, or drop --no-create-topics"
+    );
+    let inputs: Vec<&String> = missing.iter().filter(|t| args.topics.contains(t)).collect();
+    if !inputs.is_empty() {
+        anyhow::ensure!(
+            !batch_job,
+            "input topic(s) {inputs:?} do not exist and --no-create-topics is set: nothing to ingest. \
+             Check --topics, create the topics, or drop --no-create-topics"
+        );
+        tracing::warn!(topics = ?inputs, "input topics do not exist yet; waiting for them to be created");
+    }
+    if let Some(catalog) = args.catalog_topic()
+        && missing.iter().any(|t| t == catalog)
+    {
+        tracing::warn!(
+            topic = catalog,
+            "the catalog topic does not exist; catalog updates are read once it is created"
+        );
+    }
+    Ok(true)
 }

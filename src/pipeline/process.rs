@@ -50,11 +50,12 @@ pub async fn build_batch(
             ));
             continue;
         }
-        let Some(payload) = message.record.value.as_deref() else {
+        let Some(payload) = message.record.value.as_deref().filter(|v| !v.is_empty()) else {
             batch.dead_letters.push(refuse(
                 "decode",
                 "empty_value".into(),
-                "the record has no value (a tombstone is not a royalty line)".into(),
+                "the record has no value (null or 0 bytes; a tombstone is not a royalty line)"
+                    .into(),
                 None,
             ));
             continue;

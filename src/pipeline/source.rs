@@ -39,7 +39,9 @@ pub enum SourceEvent {
     Assigned(Vec<Assignment>),
     /// A record.
     Record(SourceMessage),
-    /// The broker reached the end of a partition (used by `--exit-when-idle-ms`).
+    /// The broker reached the end of a partition: the owned partitions with its number and
+    /// their watermarks (for `--exit-when-idle-ms`); also the batcher's cue that the stream
+    /// is trickling and a partial batch need not linger.
     CaughtUp(Vec<EndOfPartition>),
     /// Partitions taken away: commit what is buffered for them, forget them, then
     /// acknowledge.
@@ -96,6 +98,8 @@ struct RebalanceContext {
     shutdown: CancellationToken,
     /// Whether a stored offset the broker no longer holds may be skipped over.
     allow_skip: bool,
+    /// The client error logged last (repeats are not logged again).
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 impl ClientContext for RebalanceContext {
@@ -104,7 +108,16 @@ impl ClientContext for RebalanceContext {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
             return;
         }
-        tracing::warn!(error = %error, reason, "kafka client error");
+        // librdkafka repeats a connection failure on every retry: log each distinct error
+        // once until another one replaces it.
+        let text = format!("{error}: {reason}");
+        let Ok(mut last) = self.last_error.lock() else {
+            return;
+        };
+        if last.as_deref() != Some(text.as_str()) {
+            tracing::warn!(error = %error, reason, "kafka client error (repeats not logged)");
+            *last = Some(text);
+        }
     }
 }
 
@@ -359,6 +372,7 @@ impl Source {
             start: args.start,
             shutdown: stop.clone(),
             allow_skip: args.allow_offset_skip,
+            last_error: std::sync::Mutex::new(None),
         };
         let mut config = client_config(&args.kafka);
         config
@@ -460,6 +474,7 @@ fn poll_loop(
     mirrored: std_mpsc::Receiver<Vec<(TopicPartition, i64)>>,
     stop: CancellationToken,
 ) {
+    let mut last_warning: Option<String> = None;
     while !stop.is_cancelled() {
         while let Ok(offsets) = mirrored.try_recv() {
             commit_mirrored(&consumer, offsets);
@@ -468,18 +483,19 @@ fn poll_loop(
             None => continue,
             Some(Ok(message)) => SourceEvent::Record(owned(&message)),
             Some(Err(KafkaError::PartitionEOF(partition))) => {
-                let owned = at_end_with_number(&consumer, partition);
-                if owned.is_empty() {
-                    continue;
-                }
-                SourceEvent::CaughtUp(owned)
+                SourceEvent::CaughtUp(at_end_with_number(&consumer, partition))
             }
             Some(Err(err)) if is_offset_out_of_range(&err) => {
                 SourceEvent::Fatal(out_of_range(&consumer))
             }
             Some(Err(err)) => {
-                // Transport errors are retried by librdkafka itself; log and go on.
-                tracing::warn!(error = %err, "kafka consumer error");
+                // Transport errors are retried by librdkafka itself: say each once, not
+                // per retry (a missing topic or a down broker repeats every few ms).
+                let text = err.to_string();
+                if last_warning.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(error = %text, "kafka consumer error (repeats not logged)");
+                    last_warning = Some(text);
+                }
                 continue;
             }
         };
@@ -493,8 +509,10 @@ fn poll_loop(
 }
 
 /// librdkafka names only the partition number of an end-of-partition event: the owned
-/// partitions with that number (one per topic) and their current watermarks, for the
-/// batcher to compare with what it has read.
+/// partitions with that number (one per topic) and their watermarks as last seen in fetch
+/// responses, for the batcher to compare with what it has read. Never a broker round trip:
+/// this runs on the poll thread for every end of partition, which a trickling stream
+/// reaches after nearly every fetch.
 fn at_end_with_number(
     consumer: &BaseConsumer<RebalanceContext>,
     partition: i32,
@@ -507,16 +525,40 @@ fn at_end_with_number(
         .iter()
         .filter(|e| e.partition() == partition)
         .filter_map(|e| {
-            let (low, high) = consumer
-                .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(5))
-                .ok()?;
+            let (low, high) = cached_watermarks(consumer, e.topic(), e.partition())?;
             Some(EndOfPartition {
                 partition: TopicPartition::new(e.topic(), e.partition()),
-                low,
+                // Not reported yet by any fetch: nothing below the high mark is known gone.
+                low: low.max(0),
                 high,
             })
         })
         .collect()
+}
+
+/// The low and high watermarks librdkafka cached from the last fetch response of a
+/// partition (`rd_kafka_get_watermark_offsets`, which the rdkafka crate does not wrap);
+/// None while no fetch has reported them.
+fn cached_watermarks(
+    consumer: &BaseConsumer<RebalanceContext>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1_i64, -1_i64);
+    // SAFETY: the client handle lives as long as `consumer`, which outlives the call; the
+    // topic is a NUL-terminated string that outlives it; the out-pointers are valid for
+    // writes. The function only reads librdkafka's cached partition state under its lock.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some((low, high))
 }
 
 fn is_offset_out_of_range(err: &KafkaError) -> bool {

@@ -74,9 +74,32 @@ impl Relay {
 
     /// Publishes everything pending now (used before a batch job exits).
     pub async fn drain(&self) -> anyhow::Result<u64> {
+        self.drain_claims(None).await
+    }
+
+    /// Publishes only the given messages (by `message_id`), e.g. the alerts one catalog
+    /// import raised; other pending rows are left to `run`.
+    pub async fn drain_messages(&self, message_ids: &[String]) -> anyhow::Result<u64> {
+        if message_ids.is_empty() {
+            return Ok(0);
+        }
+        self.drain_claims(Some(message_ids)).await
+    }
+
+    /// How many outbox rows are still unpublished.
+    pub async fn unpublished(&self) -> anyhow::Result<i64> {
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .context("outbox: cannot count unpublished rows")
+    }
+
+    async fn drain_claims(&self, only: Option<&[String]>) -> anyhow::Result<u64> {
         let mut total = 0;
+        // A claim with a failed message ends the drain with its error; the row keeps it in
+        // `last_error` and `attempts` orders it behind the others next time.
         loop {
-            let n = self.publish_claim().await?;
+            let n = self.claim_and_publish(only).await?;
             if n == 0 {
                 return Ok(total);
             }
@@ -87,15 +110,21 @@ impl Relay {
     /// Claims up to [`CLAIM_SIZE`] unpublished rows, publishes them and marks them, in one
     /// transaction. Returns how many were published.
     pub async fn publish_claim(&self) -> anyhow::Result<u64> {
+        self.claim_and_publish(None).await
+    }
+
+    async fn claim_and_publish(&self, only: Option<&[String]>) -> anyhow::Result<u64> {
         let mut tx = self.pool.begin().await.context("outbox: cannot begin")?;
         let rows = sqlx::query(
             "SELECT outbox_id, message_id, topic, message_key, payload, header_names,
                     header_values, message_timestamp
                FROM outbox WHERE published_at IS NULL
+                AND ($2::text[] IS NULL OR message_id = ANY($2))
               ORDER BY attempts, outbox_id LIMIT $1
                 FOR UPDATE SKIP LOCKED",
         )
         .bind(CLAIM_SIZE)
+        .bind(only)
         .fetch_all(&mut *tx)
         .await
         .context("outbox: cannot claim rows")?;
@@ -121,12 +150,14 @@ impl Relay {
         // gone) stays unpublished and is retried without holding back the others.
         let mut delivered: Vec<i64> = Vec::with_capacity(messages.len());
         let mut failed: Vec<i64> = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
         let mut failures = Vec::new();
         for (message, result) in messages.iter().zip(results) {
             match result {
                 Ok(()) => delivered.push(message.id),
                 Err(err) => {
                     failed.push(message.id);
+                    errors.push(format!("{err:#}"));
                     failures.push(format!(
                         "{} to {}: {err:#}",
                         message.message_id, message.topic
@@ -140,12 +171,17 @@ impl Relay {
             .await
             .context("outbox: cannot mark rows published")?;
         if !failed.is_empty() {
-            sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE outbox_id = ANY($1)")
-                .bind(&failed)
-                .bind(failures.join("; "))
-                .execute(&mut *tx)
-                .await
-                .context("outbox: cannot record failed attempts")?;
+            // Each row keeps its own error, not the whole claim's.
+            sqlx::query(
+                "UPDATE outbox o SET attempts = o.attempts + 1, last_error = f.error
+                   FROM unnest($1::bigint[], $2::text[]) AS f(id, error)
+                  WHERE o.outbox_id = f.id",
+            )
+            .bind(&failed)
+            .bind(&errors)
+            .execute(&mut *tx)
+            .await
+            .context("outbox: cannot record failed attempts")?;
         }
         tx.commit().await.context("outbox: cannot commit")?;
         let topics: Vec<&str> = messages
@@ -154,12 +190,11 @@ impl Relay {
             .map(|m| m.topic.as_str())
             .collect();
         self.metrics.record_outbox_published(&topics);
-        if !failures.is_empty() {
+        if let Some(first) = failures.first() {
             anyhow::bail!(
-                "outbox: {} of {} messages not published: {}",
+                "outbox: {} of {} messages not published (first: {first})",
                 failures.len(),
                 messages.len(),
-                failures.join("; ")
             );
         }
         Ok(delivered.len() as u64)

@@ -9,8 +9,8 @@ use futures::future::join_all;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::avro::{SchemaStore, encode_single_object};
-use crate::config::KafkaArgs;
-use crate::kafka::{ensure_topics, idempotent_producer_config};
+use crate::config::{DEFAULT_TOPIC_PARTITIONS, KafkaArgs, checked_topic_name};
+use crate::kafka::{ensure_topics, idempotent_producer_config, missing_topics};
 use crate::sample::{SampleKind, generate};
 
 /// Full name of the royalty-line record.
@@ -23,12 +23,12 @@ pub struct SampleArgs {
     pub kafka: KafkaArgs,
 
     /// How many records to publish.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, env = "ROYALTY_SAMPLE_LINES", default_value_t = 1000)]
     pub lines: usize,
 
     /// Seed of the generator: the same seed publishes the same lines again (the ledger
     /// absorbs them); change it for new lines.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "ROYALTY_SAMPLE_SEED", default_value_t = 1)]
     pub seed: u64,
 
     /// Topic to publish to.
@@ -36,12 +36,14 @@ pub struct SampleArgs {
     pub topic: String,
 
     /// Partitions if the topic has to be created.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, env = "ROYALTY_TOPIC_PARTITIONS", default_value_t = DEFAULT_TOPIC_PARTITIONS)]
     pub partitions: i32,
 }
 
 /// Publishes the sample and prints what it was made of.
 pub async fn publish_sample(args: &SampleArgs) -> anyhow::Result<()> {
+    checked_topic_name("--topic", &args.topic)?;
+    missing_topics(&args.kafka, &[&args.topic]).await?;
     ensure_topics(&args.kafka, &[&args.topic], args.partitions).await?;
     let store = SchemaStore::builtin().context("the built-in schemas do not load")?;
     let producer: FutureProducer = idempotent_producer_config(&args.kafka)

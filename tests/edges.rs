@@ -1,0 +1,317 @@
+//! The edges a new user touches first, each once wrong: repeated or empty topic names
+//! (once a segfault in the admin client), a catalog header with unknown or missing
+//! columns (once loaded blank artists), commands that never exited on a missing topic or
+//! an unreachable broker, and `alerts tail --group` resuming past alerts.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::pipeline::{distinct_lines, ledger_count, publish};
+use royalty_ingest::avro::SchemaStore;
+use royalty_ingest::drift::alert::{DRIFT_ALERT, DriftAlert};
+
+/// Generous bound for a command that must end by itself (the broker probe gives up after
+/// 10 s; the rest is start-up).
+const MUST_EXIT_WITHIN: Duration = Duration::from_secs(60);
+
+/// Runs `royalty-ingest ARGS` against the test services and waits (bounded) for its exit.
+async fn royalty_ingest(args: &[&str], database_url: &str) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+        .args(args)
+        .env("KAFKA_BROKERS", common::brokers())
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start royalty-ingest");
+    let pid = child.id();
+    match tokio::time::timeout(
+        MUST_EXIT_WITHIN,
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    {
+        Ok(output) => output.expect("join").expect("output"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("royalty-ingest {args:?} did not exit within {MUST_EXIT_WITHIN:?}");
+        }
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `run` over one topic of the test's own, as a batch job.
+fn run_args<'a>(topics: &'a str, dlq: &'a str, alerts: &'a str) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--topics",
+        topics,
+        "--dlq-topic",
+        dlq,
+        "--alerts-topic",
+        alerts,
+        "--catalog-topic",
+        "",
+        "--metrics-addr",
+        "",
+        "--group",
+        "it-edges",
+        "--exit-when-idle-ms",
+        "1500",
+    ]
+}
+
+#[tokio::test]
+async fn a_repeated_input_topic_is_read_once_and_bad_topic_names_are_refused_by_name() {
+    let topic = common::fresh_topic("it.edges.raw", 2).await;
+    let dlq = common::fresh_topic("it.edges.dlq", 1).await;
+    let alerts = common::fresh_topic("it.edges.alerts", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    publish(&common::producer(), &topic, 3, &distinct_lines(41, 1, 20)).await;
+
+    let repeated = format!("{topic},{topic}");
+    let output = royalty_ingest(&run_args(&repeated, &dlq, &alerts), &url).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(ledger_count(&pool).await, 20);
+
+    let output = royalty_ingest(&run_args(",", &dlq, &alerts), &url).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--topics: empty topic name"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = royalty_ingest(&run_args(&topic, &topic, &alerts), &url).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!("--dlq-topic {topic:?} is also an input topic")),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn a_missing_input_topic_ends_a_batch_job_with_an_error_naming_it() {
+    let dlq = common::fresh_topic("it.edges.dlq", 1).await;
+    let alerts = common::fresh_topic("it.edges.alerts", 1).await;
+    let (url, _pool) = common::fresh_database().await;
+    let missing = format!("it.edges.missing.{}", common::unique_suffix());
+    let mut args = run_args(&missing, &dlq, &alerts);
+    args.push("--no-create-topics");
+    let output = royalty_ingest(&args, &url).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!("input topic(s) [{missing:?}] do not exist")),
+        "{}",
+        stderr(&output)
+    );
+
+    // The same through the environment, spelled as many operators spell a boolean.
+    let output = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+        .args(run_args(&missing, &dlq, &alerts))
+        .env("ROYALTY_NO_CREATE_TOPICS", "1")
+        .env("KAFKA_BROKERS", common::brokers())
+        .env("DATABASE_URL", &url)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("do not exist"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn alerts_tail_against_an_unreachable_broker_exits_with_one_clear_message() {
+    let (url, _pool) = common::fresh_database().await;
+    let child = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+        .args([
+            "alerts",
+            "tail",
+            "--brokers",
+            "127.0.0.1:9",
+            "--idle-exit-ms",
+            "2000",
+        ])
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tail");
+    let output = tokio::time::timeout(
+        MUST_EXIT_WITHIN,
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    .expect("alerts tail exits by itself")
+    .expect("join")
+    .expect("output");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("127.0.0.1:9 did not answer within 10 s"),
+        "{text}"
+    );
+    assert!(
+        text.lines().count() <= 3,
+        "one message, not one per retry:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn alerts_tail_group_resumes_where_it_stopped_even_after_a_session_without_alerts() {
+    let alerts = common::fresh_topic("it.edges.alerts", 2).await;
+    let (url, _pool) = common::fresh_database().await;
+    let group = format!("it-tail-{}", common::unique_suffix());
+    let tail = |group: String, alerts: String, url: String| async move {
+        royalty_ingest(
+            &[
+                "alerts",
+                "tail",
+                "--json",
+                "--alerts-topic",
+                &alerts,
+                "--group",
+                &group,
+                "--idle-exit-ms",
+                "3000",
+            ],
+            &url,
+        )
+        .await
+    };
+    let first = tail(group.clone(), alerts.clone(), url.clone()).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(first.stdout.is_empty(), "no alert yet");
+
+    // Published between the two sessions.
+    let store = SchemaStore::builtin().expect("schemas");
+    let schema = store.latest(DRIFT_ALERT).expect("alert schema");
+    let alert = DriftAlert {
+        alert_id: format!("drift-{}", common::unique_suffix()),
+        kind: "upc_mismatch".into(),
+        isrc: "GBQZA2400001".into(),
+        expected: Some("036000291452".into()),
+        received: Some("6291041500213".into()),
+        catalog_version_id: Some(1),
+        dsp_name: "spotify".into(),
+        report_id: None,
+        report_period: Some("2026-09-01".into()),
+        transaction_id: Some("T-1".into()),
+        source: "raw[0]@5".into(),
+        detected_at: "2026-11-27T00:00:00+00:00".into(),
+    };
+    let message = alert.to_message(&schema, &alerts).expect("encode alert");
+    common::send(
+        &common::producer(),
+        &alerts,
+        message.key.as_deref().unwrap_or_default(),
+        message.payload.as_deref().unwrap_or_default(),
+    )
+    .await;
+
+    let second = tail(group.clone(), alerts.clone(), url.clone()).await;
+    assert!(second.status.success(), "{}", stderr(&second));
+    let printed: Vec<serde_json::Value> = String::from_utf8_lossy(&second.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(printed.len(), 1, "the alert published between sessions");
+    assert_eq!(printed[0]["alert_id"], alert.alert_id.as_str());
+
+    let third = tail(group, alerts, url).await;
+    assert!(third.status.success(), "{}", stderr(&third));
+    assert!(third.stdout.is_empty(), "already shown to this group");
+}
+
+/// Runs `catalog import` on `csv` with a test database; publishing is left out.
+async fn import(csv: &str, url: &str) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("catalog.csv");
+    std::fs::write(&file, csv).expect("write csv");
+    let path = file.to_string_lossy().into_owned();
+    royalty_ingest(&["catalog", "import", &path, "--no-publish"], url).await
+}
+
+#[tokio::test]
+async fn a_catalog_header_with_unknown_or_missing_columns_loads_nothing() {
+    let (url, pool) = common::fresh_database().await;
+    let row = "USRC17607839,036000291452,Song,Mira Kade,Harbor,,2026-01-01";
+    for (header, expected) in [
+        (
+            "isrc,upc,title,performer,label,iswc,valid_from\n",
+            "unknown column(s) [\"performer\"]",
+        ),
+        (
+            "",
+            "missing required column(s) [\"isrc\", \"upc\", \"valid_from\"]",
+        ),
+        (
+            "code,ean,title,display_artist,label,iswc,valid_from\n",
+            "missing required column(s) [\"isrc\", \"upc\"]",
+        ),
+    ] {
+        let output = import(&format!("{header}{row}\n"), &url).await;
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        let text = stderr(&output);
+        assert!(text.contains(expected), "{text}");
+        assert!(text.contains("nothing was loaded"), "{text}");
+        assert_eq!(
+            text.lines().count(),
+            1,
+            "one header error, not one per row: {text}"
+        );
+    }
+    let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_versions")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(versions, 0);
+}
+
+#[tokio::test]
+async fn an_empty_catalog_cell_keeps_the_known_value_instead_of_erasing_it() {
+    let (url, pool) = common::fresh_database().await;
+    let header = "isrc,upc,title,display_artist,label,iswc,valid_from\n";
+    let first = import(
+        &format!("{header}USRC17607839,036000291452,Song,Mira Kade,Harbor,,2026-01-01\n"),
+        &url,
+    )
+    .await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    // A later export that leaves the artist out restates nothing about it.
+    let second = import(
+        &format!("{header}USRC17607839,036000291452,Song,,Harbor,,2026-03-01\n"),
+        &url,
+    )
+    .await;
+    assert!(second.status.success(), "{}", stderr(&second));
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        stdout.contains("0 new versions, 0 superseded, 1 unchanged"),
+        "{stdout}"
+    );
+    let artists: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT display_artist FROM catalog_versions")
+            .fetch_all(&pool)
+            .await
+            .expect("versions");
+    assert_eq!(artists, vec![Some("Mira Kade".to_string())]);
+    let alerts: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&pool)
+        .await
+        .expect("outbox");
+    assert_eq!(alerts, 0, "no catalog_artist_changed alert");
+}
