@@ -110,7 +110,20 @@ impl BatchLoop<'_> {
                                     }
                             }
                         }
-                        SourceEvent::CaughtUp(list) => positions.caught_up(&list),
+                        SourceEvent::CaughtUp(list) => {
+                            positions.caught_up(&list);
+                            // A partition was read to its end and nothing else is queued:
+                            // the stream is trickling, and waiting out the linger time would
+                            // only add latency. (Not before the queued events are taken in:
+                            // a trickle ends nearly every fetch at a partition's end, and
+                            // committing at each would make one transaction per record.
+                            // Under load no partition reaches its end; batches fill up.)
+                            if !pending.is_empty()
+                                && events.is_empty()
+                                && let Flush::ShutdownDuringRetry = self.flush(&mut positions, &mut pending, &mut totals).await? {
+                                    break;
+                                }
+                        }
                         SourceEvent::Revoked { partitions, done } => {
                             // Settle what is buffered (the records of the revoked partitions
                             // included) while this instance still owns them.
