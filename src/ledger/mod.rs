@@ -8,6 +8,7 @@
 //! dead-lettered; the rest of the batch commits.
 
 pub mod batch;
+pub mod copy;
 pub mod db;
 pub mod dead_letter;
 pub mod error;
