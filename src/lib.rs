@@ -6,7 +6,9 @@
 //! [`publish`] (outbox relay to the dead-letter and alert topics).
 
 pub mod avro;
+pub mod commands;
 pub mod config;
+pub mod db;
 pub mod domain;
 pub mod drift;
 pub mod kafka;
@@ -14,6 +16,7 @@ pub mod ledger;
 pub mod observe;
 pub mod pipeline;
 pub mod publish;
+pub mod record;
 pub mod retry;
 pub mod sample;
 pub mod shutdown;

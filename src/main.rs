@@ -2,11 +2,11 @@
 //! the library.
 
 use clap::{Parser, Subcommand};
+use royalty_ingest::commands::alerts_tail::{TailArgs, tail};
+use royalty_ingest::commands::catalog_import::{ImportArgs, import_catalog};
+use royalty_ingest::commands::sample::{SampleArgs, publish_sample};
 use royalty_ingest::config::{DatabaseArgs, RunArgs};
-use royalty_ingest::drift::import::{ImportArgs, import_catalog};
-use royalty_ingest::drift::subscribe::{TailArgs, tail};
-use royalty_ingest::ledger::db;
-use royalty_ingest::publish::sample::{SampleArgs, publish_sample};
+use royalty_ingest::db;
 use royalty_ingest::{observe, pipeline, shutdown};
 
 /// Exactly-once ingestion of DSP royalty report lines from Kafka into a PostgreSQL ledger.

@@ -10,9 +10,9 @@ use royalty_ingest::domain::validate;
 use royalty_ingest::drift::DriftSettings;
 use royalty_ingest::drift::alert::DRIFT_ALERT;
 use royalty_ingest::ledger::{
-    Batch, BatchTarget, CommitOutcome, LineToPost, OffsetAdvance, RecordBytes, SourceRecord,
-    TopicPartition, commit_batch,
+    Batch, BatchTarget, CommitOutcome, LineToPost, OffsetAdvance, commit_batch,
 };
+use royalty_ingest::record::{RecordBytes, SourceRecord, TopicPartition};
 
 fn drift_settings() -> DriftSettings {
     let store = royalty_ingest::avro::SchemaStore::builtin().expect("schemas");

@@ -5,7 +5,7 @@ use apache_avro::types::Value;
 use chrono::{DateTime, Utc};
 
 use crate::avro::{SchemaStore, WriterSchema, encode_record_single_object};
-use crate::ledger::outbox::OutboxMessage;
+use crate::db::outbox::OutboxMessage;
 
 use super::detect::{Drift, DriftKind};
 use super::record::{decode_record, text};

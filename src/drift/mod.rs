@@ -9,72 +9,90 @@
 pub mod alert;
 pub mod catalog;
 pub mod detect;
-pub mod import;
 pub mod record;
 pub mod store;
-pub mod subscribe;
 
 use sqlx::PgConnection;
 
+use crate::db::DbFailure;
 use crate::domain::RoyaltyLine;
-use crate::ledger::DbFailure;
-use crate::ledger::post::LedgerRow;
+use crate::record::SourceRecord;
 
 pub use alert::DriftAlert;
 pub use catalog::{CatalogEntry, CatalogVersion};
 pub use detect::{Drift, DriftKind};
 pub use store::DriftSettings;
 
-/// Stamps each written row with the catalog version effective at its period and returns
-/// the drift it shows that its previous values (for a rewritten row) did not already show:
-/// a line counts once per distinct drift, however often it is resent, enriched or
-/// restated without touching what the catalog checks.
-pub async fn check_rows(
+/// A line about to be written to the ledger and the values it replaces (None: new row).
+#[derive(Debug, Clone, Copy)]
+pub struct LineToCheck<'a> {
+    /// The values to be written.
+    pub line: &'a RoyaltyLine,
+    /// The record that carried them.
+    pub source: &'a SourceRecord,
+    /// The row's values before (a restatement or enrichment).
+    pub previous: Option<&'a RoyaltyLine>,
+}
+
+/// What the catalog says of one line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineCheck {
+    /// The catalog version effective at the line's report period (None: not catalogued).
+    pub catalog_version_id: Option<i64>,
+    /// Drift the line shows that its previous values did not already show.
+    pub drifts: Vec<Drift>,
+}
+
+/// Checks lines against the catalog version effective at their report periods, with one
+/// lookup for all of them. A line counts once per distinct drift, however often it is
+/// resent, enriched or restated without touching what the catalog checks. The result is
+/// in the order of `lines`.
+pub async fn check_lines(
     conn: &mut PgConnection,
-    rows: &mut [(&mut LedgerRow, Option<&RoyaltyLine>)],
+    lines: &[LineToCheck<'_>],
     settings: &DriftSettings,
-) -> Result<Vec<Drift>, DbFailure> {
-    if rows.is_empty() {
+) -> Result<Vec<LineCheck>, DbFailure> {
+    if lines.is_empty() {
         return Ok(Vec::new());
     }
-    let wanted: Vec<(String, chrono::NaiveDate)> = rows
+    let wanted: Vec<(String, chrono::NaiveDate)> = lines
         .iter()
-        .map(|(r, _)| (r.line.isrc.clone(), r.line.report_period))
+        .map(|l| (l.line.isrc.clone(), l.line.report_period))
         .collect();
     let versions = store::versions_at(conn, &wanted).await?;
     let loaded = !versions.is_empty() || store::catalog_loaded(conn).await?;
     // ISRCs without a version at the line's date but with versions at other dates are not
     // unknown: the catalog just does not cover that period.
-    let uncovered: Vec<String> = rows
+    let uncovered: Vec<String> = lines
         .iter()
-        .filter(|(r, _)| !versions.contains_key(&(r.line.isrc.clone(), r.line.report_period)))
-        .map(|(r, _)| r.line.isrc.clone())
+        .filter(|l| !versions.contains_key(&(l.line.isrc.clone(), l.line.report_period)))
+        .map(|l| l.line.isrc.clone())
         .collect();
     let known = if loaded && settings.alert_unknown_isrc {
         store::known_isrcs(conn, &uncovered).await?
     } else {
         Default::default()
     };
-    let mut drifts = Vec::new();
-    for (row, previous) in rows.iter_mut() {
-        let version = versions.get(&(row.line.isrc.clone(), row.line.report_period));
-        row.catalog_version_id = version.map(|v| v.version_id);
-        let alert_unknown = settings.alert_unknown_isrc && !known.contains(&row.line.isrc);
-        let source = format!(
-            "{}[{}]@{}",
-            row.source.topic, row.source.partition, row.source.offset
-        );
-        let already: Vec<String> = previous
-            .map(|old| detect::detect_line(old, version, loaded, alert_unknown, &source))
-            .unwrap_or_default()
-            .iter()
-            .map(Drift::id)
-            .collect();
-        drifts.extend(
-            detect::detect_line(&row.line, version, loaded, alert_unknown, &source)
-                .into_iter()
-                .filter(|d| !already.contains(&d.id())),
-        );
-    }
-    Ok(drifts)
+    Ok(lines
+        .iter()
+        .map(|l| {
+            let version = versions.get(&(l.line.isrc.clone(), l.line.report_period));
+            let alert_unknown = settings.alert_unknown_isrc && !known.contains(&l.line.isrc);
+            let source = l.source.to_string();
+            let already: Vec<String> = l
+                .previous
+                .map(|old| detect::detect_line(old, version, loaded, alert_unknown, &source))
+                .unwrap_or_default()
+                .iter()
+                .map(Drift::id)
+                .collect();
+            LineCheck {
+                catalog_version_id: version.map(|v| v.version_id),
+                drifts: detect::detect_line(l.line, version, loaded, alert_unknown, &source)
+                    .into_iter()
+                    .filter(|d| !already.contains(&d.id()))
+                    .collect(),
+            }
+        })
+        .collect())
 }

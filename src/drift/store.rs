@@ -9,8 +9,8 @@ use chrono::{NaiveDate, Utc};
 use sqlx::{PgConnection, Row};
 
 use crate::avro::WriterSchema;
-use crate::ledger::DbFailure;
-use crate::ledger::outbox::{self, OutboxMessage};
+use crate::db::DbFailure;
+use crate::db::outbox::{self, OutboxMessage};
 
 use super::alert::DriftAlert;
 use super::catalog::{CatalogEntry, CatalogVersion};

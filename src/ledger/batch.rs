@@ -6,11 +6,12 @@ use sqlx::{PgConnection, PgPool};
 
 use super::LineToPost;
 use super::dead_letter::{self, DeadLetter};
-use super::error::{DbFailure, describe};
-use super::offsets::{self, OffsetAdvance, TopicPartition};
-use super::post::{self, PostStats};
+use super::offsets::{self, OffsetAdvance};
+use super::post::{self, KeyPlan, PostStats};
+use crate::db::{DbFailure, describe};
 use crate::drift::store::ApplyStats;
 use crate::drift::{self, CatalogEntry, Drift, DriftSettings};
+use crate::record::TopicPartition;
 
 /// Where a batch's side effects go.
 #[derive(Debug, Clone, Copy)]
@@ -76,8 +77,8 @@ pub async fn commit_batch(
         return Ok(CommitOutcome::Fenced(fenced));
     }
     let (catalog, mut drifts) = drift::store::apply_entries(&mut tx, &batch.catalog).await?;
-    let groups = group_by_key(&batch.lines);
-    let posted = post_isolating(&mut tx, &groups, target.drift).await?;
+    let plans = post::plan(&mut tx, group_by_key(&batch.lines), target.drift).await?;
+    let posted = write_isolating(&mut tx, &plans).await?;
     drifts.extend(posted.drifts);
     let drift_alerts = drift::store::record_drifts(&mut tx, &drifts, target.drift)
         .await?
@@ -131,47 +132,47 @@ fn group_by_key(lines: &[LineToPost]) -> Vec<Vec<&LineToPost>> {
     groups
 }
 
-/// Posts the groups under a savepoint; when PostgreSQL refuses the data, splits the groups
-/// in halves until the refused line is alone, and returns it as a dead letter.
-fn post_isolating<'a>(
+/// Writes the planned lines under a savepoint; when PostgreSQL refuses the data, splits
+/// the plans in halves until the refused line is alone, and returns it as a dead letter
+/// (its counts and drift are dropped with it).
+fn write_isolating<'a>(
     conn: &'a mut PgConnection,
-    groups: &'a [Vec<&'a LineToPost>],
-    drift: &'a DriftSettings,
+    plans: &'a [KeyPlan<'a>],
 ) -> BoxFuture<'a, Result<Posted, DbFailure>> {
     Box::pin(async move {
-        if groups.is_empty() {
+        if plans.is_empty() {
             return Ok(Posted::default());
         }
-        let lines: Vec<&LineToPost> = groups.iter().flatten().copied().collect();
         sqlx::raw_sql("SAVEPOINT post_lines")
             .execute(&mut *conn)
             .await?;
-        match post::post_lines(conn, &lines, drift).await {
-            Ok((stats, drifts)) => {
+        match post::write(conn, plans).await {
+            Ok(()) => {
                 sqlx::raw_sql("RELEASE SAVEPOINT post_lines")
                     .execute(&mut *conn)
                     .await?;
-                Ok(Posted {
-                    stats,
-                    drifts,
-                    refused: Vec::new(),
-                })
+                let mut posted = Posted::default();
+                for plan in plans {
+                    posted.stats.add(plan.folded.stats);
+                    posted.drifts.extend(plan.drifts.iter().cloned());
+                }
+                Ok(posted)
             }
             Err(DbFailure::Poison(error)) => {
                 sqlx::raw_sql("ROLLBACK TO SAVEPOINT post_lines; RELEASE SAVEPOINT post_lines")
                     .execute(&mut *conn)
                     .await?;
-                if groups.len() == 1 {
+                if let [plan] = plans {
                     let reason = describe(&error);
-                    tracing::warn!(reason = %reason, lines = lines.len(), "ledger refused a line; dead-lettering it");
+                    tracing::warn!(reason = %reason, lines = plan.versions.len(), "ledger refused a line; dead-lettering it");
                     return Ok(Posted {
-                        refused: lines.iter().map(|l| refused(l, &reason)).collect(),
+                        refused: plan.versions.iter().map(|l| refused(l, &reason)).collect(),
                         ..Posted::default()
                     });
                 }
-                let (left, right) = groups.split_at(groups.len() / 2);
-                let mut posted = post_isolating(conn, left, drift).await?;
-                posted.merge(post_isolating(conn, right, drift).await?);
+                let (left, right) = plans.split_at(plans.len() / 2);
+                let mut posted = write_isolating(conn, left).await?;
+                posted.merge(write_isolating(conn, right).await?);
                 Ok(posted)
             }
             Err(other) => Err(other),

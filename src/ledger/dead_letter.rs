@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
-use super::error::DbFailure;
-use super::outbox::{self, OutboxMessage, headers_json};
 use super::{RecordBytes, SourceRecord};
+use crate::db::DbFailure;
+use crate::db::outbox::{self, OutboxMessage, headers_json};
 
 /// Header names added to every dead letter.
 pub mod headers {

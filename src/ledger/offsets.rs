@@ -3,36 +3,11 @@
 //! batch transaction that wrote the data it covers.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::error::DbFailure;
-
-/// A topic and one of its partitions.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    /// Topic name.
-    pub topic: Arc<str>,
-    /// Partition number.
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    /// A topic-partition pair.
-    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
-        Self {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl std::fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}[{}]", self.topic, self.partition)
-    }
-}
+use crate::db::DbFailure;
+use crate::record::TopicPartition;
 
 /// One partition's move in a batch: from the stored `expected` (None: no row yet) to `next`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,10 +12,10 @@ use rust_decimal::Decimal;
 use sqlx::{PgConnection, Row};
 
 use super::copy::{CopyRows, copy_in};
-use super::error::DbFailure;
 use super::{LineToPost, SourceRecord};
+use crate::db::DbFailure;
 use crate::domain::{LineKey, LineType, RoyaltyLine};
-use crate::drift::{Drift, DriftSettings};
+use crate::drift::{Drift, DriftSettings, LineToCheck, check_lines};
 
 /// Counts of what posting did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -207,56 +207,94 @@ pub fn values_json(line: &RoyaltyLine) -> serde_json::Value {
     })
 }
 
-/// Posts the lines of one batch (several versions of a key allowed) inside the caller's
-/// transaction; every row written is checked against the catalog. Returns what happened
-/// and the drift the written rows show.
-pub async fn post_lines(
-    conn: &mut PgConnection,
-    lines: &[&LineToPost],
-    drift: &DriftSettings,
-) -> Result<(PostStats, Vec<Drift>), DbFailure> {
-    let mut by_key: HashMap<LineKey, Vec<&LineToPost>> = HashMap::new();
-    let mut order: Vec<LineKey> = Vec::new();
-    for &line in lines {
-        let versions = by_key.entry(line.line.key).or_default();
-        if versions.is_empty() {
-            order.push(line.line.key);
-        }
-        versions.push(line);
-    }
-    let mut stored = load_rows(conn, &order).await?;
+/// One line's versions in a batch folded against its stored row and checked against the
+/// catalog: what the batch writes for it. A batch is planned once; if PostgreSQL then
+/// refuses a line, only the writes are retried around it, never the lookups.
+#[derive(Debug)]
+pub struct KeyPlan<'a> {
+    /// The versions of the line in this batch, in arrival order.
+    pub versions: Vec<&'a LineToPost>,
+    /// What the fold decided (the row to write, revisions, counts).
+    pub folded: Folded,
+    /// Drift the written row newly shows (none when nothing is written).
+    pub drifts: Vec<Drift>,
+}
 
-    let mut stats = PostStats::default();
-    let mut inserts = Vec::new();
-    let mut updates = Vec::new();
-    let mut before_update: Vec<RoyaltyLine> = Vec::new();
-    let mut revisions = Vec::new();
-    for key in &order {
-        let versions = by_key.get(key).map(Vec::as_slice).unwrap_or_default();
-        let previous = stored.remove(key);
-        let previous_line = previous.as_ref().map(|p| p.line.clone());
-        let folded = fold(previous, versions);
-        stats.add(folded.stats);
-        revisions.extend(folded.revisions.into_iter().map(|r| (*key, r)));
-        match (folded.row, previous_line) {
-            (Some(row), None) => inserts.push(row),
-            (Some(row), Some(previous)) => {
-                updates.push(row);
-                before_update.push(previous);
-            }
-            (None, _) => {}
-        }
-    }
-    let mut written: Vec<(&mut LedgerRow, Option<&RoyaltyLine>)> = inserts
-        .iter_mut()
-        .map(|row| (row, None))
-        .chain(updates.iter_mut().zip(before_update.iter().map(Some)))
+/// Plans a batch inside the caller's transaction: reads and locks the stored rows of its
+/// keys (one query), folds each key's versions (`groups`: one non-empty group per key, in
+/// order of first appearance), and checks every row to be written against the catalog (one
+/// lookup for all).
+pub async fn plan<'a>(
+    conn: &mut PgConnection,
+    groups: Vec<Vec<&'a LineToPost>>,
+    drift: &DriftSettings,
+) -> Result<Vec<KeyPlan<'a>>, DbFailure> {
+    let keys: Vec<LineKey> = groups
+        .iter()
+        .filter_map(|versions| versions.first().map(|v| v.line.key))
         .collect();
-    let drifts = crate::drift::check_rows(conn, &mut written, drift).await?;
-    insert_rows(conn, &inserts).await?;
-    update_rows(conn, &updates).await?;
-    write_revisions(conn, &revisions).await?;
-    Ok((stats, drifts))
+    let mut stored = load_rows(conn, &keys).await?;
+    let mut plans = Vec::with_capacity(groups.len());
+    let mut previous_lines = Vec::with_capacity(groups.len());
+    for (key, versions) in keys.iter().zip(groups) {
+        let previous = stored.remove(key);
+        previous_lines.push(previous.as_ref().map(|p| p.line.clone()));
+        plans.push(KeyPlan {
+            folded: fold(previous, &versions),
+            versions,
+            drifts: Vec::new(),
+        });
+    }
+    let (written, to_check): (Vec<usize>, Vec<LineToCheck<'_>>) = plans
+        .iter()
+        .zip(&previous_lines)
+        .enumerate()
+        .filter_map(|(i, (plan, previous))| {
+            let row = plan.folded.row.as_ref()?;
+            Some((
+                i,
+                LineToCheck {
+                    line: &row.line,
+                    source: &row.source,
+                    previous: previous.as_ref(),
+                },
+            ))
+        })
+        .unzip();
+    let checks = check_lines(conn, &to_check, drift).await?;
+    for (i, check) in written.into_iter().zip(checks) {
+        let plan = &mut plans[i];
+        if let Some(row) = plan.folded.row.as_mut() {
+            row.catalog_version_id = check.catalog_version_id;
+        }
+        plan.drifts = check.drifts;
+    }
+    Ok(plans)
+}
+
+/// Writes planned lines: new rows with one COPY, changed rows with one UPDATE, revisions
+/// with one INSERT.
+pub async fn write(conn: &mut PgConnection, plans: &[KeyPlan<'_>]) -> Result<(), DbFailure> {
+    let rows = |new: bool| -> Vec<&LedgerRow> {
+        plans
+            .iter()
+            .filter(|p| p.folded.is_new == new)
+            .filter_map(|p| p.folded.row.as_ref())
+            .collect()
+    };
+    let revisions: Vec<(LineKey, &Revision)> = plans
+        .iter()
+        .flat_map(|p| {
+            let key = p.versions.first().map(|v| v.line.key);
+            p.folded
+                .revisions
+                .iter()
+                .filter_map(move |r| key.map(|k| (k, r)))
+        })
+        .collect();
+    insert_rows(conn, &rows(true)).await?;
+    update_rows(conn, &rows(false)).await?;
+    write_revisions(conn, &revisions).await
 }
 
 /// Reads and locks the stored rows of the given keys.
@@ -340,7 +378,7 @@ macro_rules! ledger_rows_input {
 
 /// Inserts new rows with one binary `COPY` (the bulk of any batch: a new line is the common
 /// case, and COPY takes it far faster than a bulk INSERT).
-async fn insert_rows(conn: &mut PgConnection, rows: &[LedgerRow]) -> Result<(), DbFailure> {
+async fn insert_rows(conn: &mut PgConnection, rows: &[&LedgerRow]) -> Result<(), DbFailure> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -384,7 +422,7 @@ async fn insert_rows(conn: &mut PgConnection, rows: &[LedgerRow]) -> Result<(), 
 }
 
 /// Overwrites changed rows, one statement for all of them.
-async fn update_rows(conn: &mut PgConnection, rows: &[LedgerRow]) -> Result<(), DbFailure> {
+async fn update_rows(conn: &mut PgConnection, rows: &[&LedgerRow]) -> Result<(), DbFailure> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -457,7 +495,7 @@ async fn update_rows(conn: &mut PgConnection, rows: &[LedgerRow]) -> Result<(), 
 /// Appends journal entries (a re-read of the same source record is absorbed).
 async fn write_revisions(
     conn: &mut PgConnection,
-    revisions: &[(LineKey, Revision)],
+    revisions: &[(LineKey, &Revision)],
 ) -> Result<(), DbFailure> {
     if revisions.is_empty() {
         return Ok(());

@@ -6,7 +6,8 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
-use crate::ledger::{BatchStats, DeadLetter, TopicPartition};
+use crate::ledger::{BatchStats, DeadLetter};
+use crate::record::TopicPartition;
 
 /// Counters and histograms of one process, in their own registry.
 pub struct Metrics {

@@ -19,10 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::avro::{LineDecoder, RegistryClient, SchemaStore};
 use crate::config::RunArgs;
+use crate::db;
 use crate::drift::DriftSettings;
 use crate::drift::alert::DRIFT_ALERT;
 use crate::kafka::{ensure_topics, missing_topics};
-use crate::ledger::db;
 use crate::observe::{Metrics, server};
 use crate::publish::Relay;
 use crate::retry::Backoff;

@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use crate::ledger::{OffsetAdvance, TopicPartition};
+use crate::ledger::OffsetAdvance;
+use crate::record::TopicPartition;
 
 use super::source::{Assignment, EndOfPartition, SourceMessage};
 

@@ -61,10 +61,7 @@ pub async fn build_batch(
             continue;
         };
         if catalog_topic == Some(&*message.source.topic) {
-            let coordinates = format!(
-                "{}[{}]@{}",
-                message.source.topic, message.source.partition, message.source.offset
-            );
+            let coordinates = message.source.to_string();
             match catalog_entry(decoder, payload) {
                 // The sender's own `source` first, then where we read it.
                 Ok((entry, Some(sender))) => batch

@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::avro::LineDecoder;
 use crate::config::RunArgs;
+use crate::db::DbFailure;
 use crate::drift::DriftSettings;
-use crate::ledger::{self, BatchTarget, CommitOutcome, DbFailure, offsets};
+use crate::ledger::{self, BatchTarget, CommitOutcome, offsets};
 use crate::observe::Metrics;
 use crate::retry::Backoff;
 
@@ -242,7 +243,14 @@ impl BatchLoop<'_> {
         )
         .await
         .map_err(|err| Failure::Retry(err.to_string()))?;
+        let built = started.elapsed();
         let outcome = ledger::commit_batch(&self.pool, self.target(), &batch).await;
+        tracing::debug!(
+            records = pending.len(),
+            build_ms = built.as_millis() as u64,
+            commit_ms = (started.elapsed() - built).as_millis() as u64,
+            "batch attempted"
+        );
         match outcome {
             Ok(CommitOutcome::Committed(stats)) => {
                 positions.committed(&advances);
@@ -312,7 +320,7 @@ impl Failure {
 
 impl SourceMessage {
     /// The record's topic-partition.
-    pub fn tp(&self) -> crate::ledger::TopicPartition {
-        crate::ledger::TopicPartition::new(self.source.topic.clone(), self.source.partition)
+    pub fn tp(&self) -> crate::record::TopicPartition {
+        self.source.partition()
     }
 }

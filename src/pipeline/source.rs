@@ -26,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{RunArgs, StartPolicy};
 use crate::kafka::client_config;
-use crate::ledger::{RecordBytes, SourceRecord, TopicPartition, offsets};
+use crate::ledger::offsets;
+use crate::record::{RecordBytes, SourceRecord, TopicPartition};
 
 /// How long a revocation waits for the batch in flight to commit before it lets the
 /// partitions go anyway (the offsets compare-and-set keeps an abandoned batch harmless).

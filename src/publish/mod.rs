@@ -1,6 +1,5 @@
-//! Everything that writes to Kafka: the outbox relay and the sample publisher.
+//! The outbox relay: publishes what batch transactions wrote to `outbox`.
 
 pub mod relay;
-pub mod sample;
 
 pub use relay::Relay;

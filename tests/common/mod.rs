@@ -68,7 +68,7 @@ pub async fn fresh_database_on(admin: &str) -> (String, PgPool) {
         .connect(&url)
         .await
         .expect("connect to test database");
-    royalty_ingest::ledger::db::migrate(&pool)
+    royalty_ingest::db::migrate(&pool)
         .await
         .expect("migrations");
     (url, pool)

@@ -18,12 +18,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::avro::SchemaStore;
 use crate::config::{DatabaseArgs, KafkaArgs, checked_topic_name};
+use crate::db;
 use crate::kafka::{BROKER_PROBE_TIMEOUT, client_config, missing_topics};
-use crate::ledger::db;
 use crate::retry::Backoff;
 
-use super::alert::DriftAlert;
-use super::detect::{ALL_KINDS, DriftKind};
+use crate::drift::alert::DriftAlert;
+use crate::drift::detect::{ALL_KINDS, DriftKind};
 
 /// Settings of `royalty-ingest alerts tail`.
 #[derive(Debug, Clone, Args)]

@@ -12,14 +12,14 @@ use clap::builder::BoolishValueParser;
 
 use crate::avro::SchemaStore;
 use crate::config::{DEFAULT_TOPIC_PARTITIONS, DatabaseArgs, KafkaArgs, checked_topic_name};
+use crate::db;
 use crate::kafka::ensure_topics;
-use crate::ledger::db;
 use crate::observe::Metrics;
 use crate::publish::Relay;
 
-use super::alert::DRIFT_ALERT;
-use super::catalog::read_csv;
-use super::store::{self, DriftSettings};
+use crate::drift::alert::DRIFT_ALERT;
+use crate::drift::catalog::read_csv;
+use crate::drift::store::{self, DriftSettings};
 
 /// Settings of `royalty-ingest catalog import`.
 #[derive(Debug, Clone, Args)]

@@ -1,4 +1,10 @@
-//! Connecting to the ledger database and applying the migrations.
+//! PostgreSQL plumbing below the ledger and the drift tables: connecting, migrations, what
+//! a database error means ([`DbFailure`]), and the outbox both write their messages to.
+
+pub mod error;
+pub mod outbox;
+
+pub use error::{DbFailure, classify, describe};
 
 use std::time::Duration;
 

@@ -1,0 +1,6 @@
+//! The commands besides `run` (which is [`crate::pipeline`]): each module holds its
+//! arguments and the one function `main.rs` calls. They sit above every other module.
+
+pub mod alerts_tail;
+pub mod catalog_import;
+pub mod sample;
