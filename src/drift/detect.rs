@@ -224,3 +224,111 @@ pub fn detect_update(old: &CatalogVersion, new: &CatalogEntry, source: &str) -> 
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::validate::validate;
+    use crate::sample::{SampleRng, valid_line};
+    use chrono::NaiveDate;
+
+    fn line() -> RoyaltyLine {
+        let mut line = validate(&valid_line(&mut SampleRng::new(9), 1)).expect("valid line");
+        line.upc = "036000291452".into();
+        line.label = Some("Harbor Records".into());
+        line.artist = Some("Mira Kade".into());
+        line
+    }
+
+    fn version(upcs: &[&str], label: &str, artist: &str) -> CatalogVersion {
+        CatalogVersion {
+            version_id: 7,
+            entry: CatalogEntry {
+                isrc: line().isrc,
+                upcs: upcs.iter().map(|u| u.to_string()).collect(),
+                title: None,
+                display_artist: Some(artist.into()),
+                label: Some(label.into()),
+                iswc: None,
+                valid_from: NaiveDate::from_ymd_opt(2020, 1, 1).expect("date"),
+            },
+            valid_to: None,
+        }
+    }
+
+    fn kinds(found: &[Drift]) -> Vec<DriftKind> {
+        found.iter().map(|d| d.kind).collect()
+    }
+
+    #[test]
+    fn a_line_matching_its_catalog_version_shows_no_drift_whatever_the_spelling() {
+        // The same GTIN with a leading zero, the same names in other case and spacing.
+        let catalog = version(&["0036000291452"], "harbor  RECORDS", "mira kade");
+        assert!(detect_line(&line(), Some(&catalog), true, true, "raw[0]@1").is_empty());
+    }
+
+    #[test]
+    fn each_differing_field_is_its_own_drift_naming_both_values() {
+        let catalog = version(&["6291041500213"], "Quiet Current", "Someone Else");
+        let found = detect_line(&line(), Some(&catalog), true, true, "raw[0]@1");
+        assert_eq!(
+            kinds(&found),
+            vec![
+                DriftKind::UpcMismatch,
+                DriftKind::LabelMismatch,
+                DriftKind::ArtistMismatch
+            ]
+        );
+        assert_eq!(found[0].expected.as_deref(), Some("6291041500213"));
+        assert_eq!(found[0].received.as_deref(), Some("036000291452"));
+        assert_eq!(found[0].catalog_version_id, Some(7));
+    }
+
+    #[test]
+    fn a_field_the_line_does_not_carry_is_not_compared() {
+        let mut bare = line();
+        bare.label = None;
+        bare.artist = None;
+        let catalog = version(&["036000291452"], "Other", "Other");
+        assert!(detect_line(&bare, Some(&catalog), true, true, "raw[0]@1").is_empty());
+    }
+
+    #[test]
+    fn an_unknown_isrc_is_drift_only_once_a_catalog_exists_and_alerts_are_wanted() {
+        assert_eq!(
+            kinds(&detect_line(&line(), None, true, true, "raw[0]@1")),
+            vec![DriftKind::UnknownIsrc]
+        );
+        assert!(detect_line(&line(), None, false, true, "raw[0]@1").is_empty());
+        assert!(detect_line(&line(), None, true, false, "raw[0]@1").is_empty());
+    }
+
+    #[test]
+    fn the_same_drift_has_the_same_id_wherever_it_is_seen() {
+        let catalog = version(&["6291041500213"], "Harbor Records", "Mira Kade");
+        let a = detect_line(&line(), Some(&catalog), true, true, "raw[0]@1");
+        let mut elsewhere = line();
+        elsewhere.dsp_name = "Apple Music".into();
+        let b = detect_line(&elsewhere, Some(&catalog), true, true, "raw[3]@99");
+        assert_eq!(a[0].id(), b[0].id());
+    }
+
+    #[test]
+    fn a_catalog_update_reports_what_it_changes() {
+        let old = version(&["036000291452"], "Harbor Records", "Mira Kade");
+        let mut new = old.entry.clone();
+        new.upcs = vec!["6291041500213".into()];
+        new.label = Some("HARBOR records".into());
+        let found = detect_update(&old, &new, "import:catalog.csv:2");
+        assert_eq!(kinds(&found), vec![DriftKind::CatalogUpcChanged]);
+        new.display_artist = None;
+        let found = detect_update(&old, &new, "import:catalog.csv:2");
+        assert_eq!(
+            kinds(&found),
+            vec![
+                DriftKind::CatalogUpcChanged,
+                DriftKind::CatalogArtistChanged
+            ]
+        );
+    }
+}

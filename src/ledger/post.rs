@@ -552,3 +552,136 @@ async fn write_revisions(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::validate::validate;
+    use crate::record::RecordBytes;
+    use crate::sample::{SampleRng, valid_line};
+    use chrono::TimeZone;
+
+    /// A valid line (transaction `n`) carried by the record at `offset`, stamped `second`.
+    fn version(line: &RoyaltyLine, offset: i64, second: i64) -> LineToPost {
+        LineToPost {
+            line: line.clone(),
+            source: SourceRecord {
+                topic: "raw".into(),
+                partition: 0,
+                offset,
+                timestamp: Utc
+                    .timestamp_opt(1_790_000_000 + second, 0)
+                    .single()
+                    .expect("ts"),
+            },
+            record: RecordBytes::default(),
+        }
+    }
+
+    fn line(n: u64) -> RoyaltyLine {
+        validate(&valid_line(&mut SampleRng::new(n), n)).expect("valid sample line")
+    }
+
+    fn stored(line: &RoyaltyLine, second: i64) -> LedgerRow {
+        let v = version(line, 0, second);
+        LedgerRow {
+            line: v.line,
+            source: v.source,
+            version: 1,
+            catalog_version_id: None,
+        }
+    }
+
+    #[test]
+    fn a_new_line_and_its_identical_resend_insert_once() {
+        let first = line(1);
+        let (a, b) = (version(&first, 0, 0), version(&first, 1, 1));
+        let folded = fold(None, &[&a, &b]);
+        assert!(folded.is_new);
+        assert_eq!(folded.stats.inserted, 1);
+        assert_eq!(folded.stats.duplicates, 1);
+        assert!(folded.revisions.is_empty());
+        assert_eq!(folded.row.map(|r| r.source.offset), Some(0));
+    }
+
+    #[test]
+    fn a_resend_in_another_report_is_still_a_duplicate_and_writes_nothing() {
+        let original = line(2);
+        let mut resent = original.clone();
+        resent.report_id = Some("another-report".into());
+        let mut known = original.clone();
+        known.report_id = Some("first-report".into());
+        let folded = fold(Some(stored(&known, 0)), &[&version(&resent, 5, 5)]);
+        assert_eq!(folded.stats.duplicates, 1);
+        assert!(folded.row.is_none(), "nothing to write");
+    }
+
+    #[test]
+    fn a_changed_amount_restates_the_row_and_journals_old_and_new() {
+        let original = line(3);
+        let mut corrected = original.clone();
+        corrected.royalty_amount += Decimal::new(1, 13);
+        let folded = fold(Some(stored(&original, 0)), &[&version(&corrected, 7, 10)]);
+        assert_eq!(folded.stats.restated, 1);
+        let row = folded.row.expect("row rewritten");
+        assert_eq!(row.version, 2);
+        assert_eq!(row.line.royalty_amount, corrected.royalty_amount);
+        assert_eq!(folded.revisions.len(), 1);
+        let revision = &folded.revisions[0];
+        assert!(revision.applied);
+        assert_eq!(revision.changed_fields, vec!["royalty_amount"]);
+        assert_eq!(revision.old.royalty_amount, original.royalty_amount);
+    }
+
+    #[test]
+    fn an_older_version_is_journaled_but_not_applied() {
+        let current = line(4);
+        let mut older = current.clone();
+        older.stream_count += 1;
+        let folded = fold(Some(stored(&current, 100)), &[&version(&older, 9, 50)]);
+        assert_eq!(folded.stats.stale, 1);
+        assert!(folded.row.is_none(), "the row keeps the newer version");
+        assert_eq!(folded.revisions.len(), 1);
+        assert!(!folded.revisions[0].applied);
+    }
+
+    #[test]
+    fn a_copy_that_lacks_a_field_neither_restates_nor_erases_it_and_one_that_adds_it_enriches() {
+        let mut v3 = line(5);
+        v3.territory = Some("SE".into());
+        let mut v1 = v3.clone();
+        v1.territory = None;
+        let folded = fold(Some(stored(&v3, 0)), &[&version(&v1, 3, 3)]);
+        assert_eq!(folded.stats.duplicates, 1);
+        assert!(folded.row.is_none());
+
+        let folded = fold(Some(stored(&v1, 0)), &[&version(&v3, 3, 3)]);
+        assert_eq!(folded.stats.enriched, 1);
+        assert!(folded.revisions.is_empty());
+        assert_eq!(
+            folded.row.and_then(|r| r.line.territory).as_deref(),
+            Some("SE")
+        );
+    }
+
+    #[test]
+    fn versions_in_one_batch_fold_in_arrival_order() {
+        let first = line(6);
+        let mut second = first.clone();
+        second.upc = "6291041500213".into();
+        let mut third = second.clone();
+        third.stream_count += 10;
+        let (a, b, c) = (
+            version(&first, 0, 0),
+            version(&second, 1, 1),
+            version(&third, 2, 2),
+        );
+        let folded = fold(None, &[&a, &b, &c]);
+        assert_eq!((folded.stats.inserted, folded.stats.restated), (1, 2));
+        let row = folded.row.expect("row");
+        assert_eq!(row.version, 3);
+        assert_eq!(row.line.stream_count, third.stream_count);
+        assert_eq!(folded.revisions[0].changed_fields, vec!["upc"]);
+        assert_eq!(folded.revisions[1].changed_fields, vec!["stream_count"]);
+    }
+}

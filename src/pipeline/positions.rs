@@ -127,3 +127,118 @@ impl Positions {
         stored
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{RecordBytes, SourceRecord};
+    use chrono::Utc;
+
+    fn tp(partition: i32) -> TopicPartition {
+        TopicPartition::new("raw", partition)
+    }
+
+    fn record(partition: i32, offset: i64) -> SourceMessage {
+        SourceMessage {
+            source: SourceRecord {
+                topic: "raw".into(),
+                partition,
+                offset,
+                timestamp: Utc::now(),
+            },
+            record: RecordBytes::default(),
+        }
+    }
+
+    fn owning(partition: i32, stored: Option<i64>) -> Positions {
+        let mut positions = Positions::default();
+        positions.assign(&Assignment {
+            partition: tp(partition),
+            stored,
+            start: stored,
+        });
+        positions
+    }
+
+    #[test]
+    fn records_below_the_next_offset_or_of_unowned_partitions_are_dropped() {
+        let mut positions = owning(0, Some(5));
+        assert!(!positions.accept(&record(0, 4)), "already handled");
+        assert!(positions.accept(&record(0, 5)));
+        assert!(!positions.accept(&record(0, 5)), "a repeat");
+        assert!(
+            positions.accept(&record(0, 7)),
+            "a gap (compaction) is fine"
+        );
+        assert!(!positions.accept(&record(1, 0)), "not owned");
+    }
+
+    #[test]
+    fn a_batch_advances_each_partition_from_its_stored_offset_in_a_stable_order() {
+        let mut positions = owning(1, Some(10));
+        positions.assign(&Assignment {
+            partition: tp(0),
+            stored: None,
+            start: None,
+        });
+        let batch = [record(1, 10), record(0, 0), record(1, 11), record(0, 1)];
+        let advances = positions.advances(batch.iter());
+        assert_eq!(
+            advances,
+            vec![
+                OffsetAdvance {
+                    partition: tp(0),
+                    expected: None,
+                    next: 2
+                },
+                OffsetAdvance {
+                    partition: tp(1),
+                    expected: Some(10),
+                    next: 12
+                },
+            ]
+        );
+        positions.committed(&advances);
+        let next = positions.advances([record(1, 12)].iter());
+        assert_eq!(next[0].expected, Some(12));
+    }
+
+    #[test]
+    fn after_a_fence_records_below_the_other_instances_offset_are_handled() {
+        let mut positions = owning(0, Some(0));
+        assert!(positions.accept(&record(0, 0)));
+        assert_eq!(positions.fenced(&tp(0), Some(40)), Some(40));
+        assert!(!positions.accept(&record(0, 39)));
+        assert!(positions.accept(&record(0, 40)));
+        assert_eq!(
+            positions.advances([record(0, 40)].iter())[0].expected,
+            Some(40)
+        );
+    }
+
+    #[test]
+    fn caught_up_means_every_owned_partition_read_to_its_high_watermark() {
+        let mut positions = owning(0, Some(3));
+        assert!(!positions.all_caught_up());
+        positions.caught_up(&[EndOfPartition {
+            partition: tp(0),
+            low: 0,
+            high: 5,
+        }]);
+        assert!(!positions.all_caught_up(), "offsets 3 and 4 not read yet");
+        assert!(positions.accept(&record(0, 3)));
+        assert!(positions.accept(&record(0, 4)));
+        positions.caught_up(&[EndOfPartition {
+            partition: tp(0),
+            low: 0,
+            high: 5,
+        }]);
+        assert!(positions.all_caught_up());
+        assert!(positions.accept(&record(0, 5)));
+        assert!(!positions.all_caught_up(), "a new record resets it");
+        assert!(
+            !Positions::default().all_caught_up(),
+            "nothing owned is not caught up"
+        );
+    }
+}
