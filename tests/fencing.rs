@@ -12,7 +12,7 @@ use royalty_ingest::drift::alert::DRIFT_ALERT;
 use royalty_ingest::ledger::{
     Batch, BatchTarget, CommitOutcome, LineToPost, OffsetAdvance, commit_batch,
 };
-use royalty_ingest::record::{RecordBytes, SourceRecord, TopicPartition};
+use royalty_ingest::record::{SourceRecord, TopicPartition};
 
 fn drift_settings() -> DriftSettings {
     let store = royalty_ingest::avro::SchemaStore::builtin().expect("schemas");
@@ -48,7 +48,7 @@ fn batch(
                     offset: first_offset + i as i64,
                     timestamp: Utc::now(),
                 },
-                record: RecordBytes::default(),
+                record: Default::default(),
             })
             .collect(),
         dead_letters: Vec::new(),

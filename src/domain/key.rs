@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 identity key of a royalty line.
@@ -23,11 +23,24 @@ impl LineKey {
 
     /// The key of the line `transaction_id` reported by `dsp_name` for `report_period`.
     pub fn for_line(dsp_name: &str, report_period: NaiveDate, transaction_id: &str) -> LineKey {
+        // The ISO date written out by hand for four-digit years: chrono's `format` parses
+        // its pattern on every call, which showed in profiles (one key per record). Other
+        // years keep chrono's spelling (a sign and more digits), so no key ever changes.
+        let period = if (0..=9999).contains(&report_period.year()) {
+            format!(
+                "{:04}-{:02}-{:02}",
+                report_period.year(),
+                report_period.month(),
+                report_period.day()
+            )
+        } else {
+            report_period.format("%Y-%m-%d").to_string()
+        };
         let preimage = format!(
             "{}|{}|{}|{}",
             Self::VERSION,
             dsp_name.trim().to_lowercase(),
-            report_period.format("%Y-%m-%d"),
+            period,
             transaction_id.trim(),
         );
         LineKey(Sha256::digest(preimage.as_bytes()).into())

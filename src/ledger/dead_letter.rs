@@ -3,6 +3,8 @@
 //! travels in a header; the dead letter is stamped with the refusal time), plus
 //! headers that say why (the facts Kafka Connect's `__connect.errors.*` headers carry).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
@@ -45,7 +47,7 @@ pub struct DeadLetter {
     /// Where the record came from.
     pub source: SourceRecord,
     /// The original key, value and headers.
-    pub record: RecordBytes,
+    pub record: Arc<RecordBytes>,
     /// `decode`, `validate` or `ledger`.
     pub stage: &'static str,
     /// Machine-readable class.

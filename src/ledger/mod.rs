@@ -14,6 +14,8 @@ pub mod offsets;
 pub mod post;
 
 use crate::domain::RoyaltyLine;
+use std::sync::Arc;
+
 use crate::record::{RecordBytes, SourceRecord};
 
 pub use batch::{Batch, BatchStats, BatchTarget, CommitOutcome, commit_batch};
@@ -28,5 +30,5 @@ pub struct LineToPost {
     /// Its source record.
     pub source: SourceRecord,
     /// The record's bytes, in case PostgreSQL refuses the line.
-    pub record: RecordBytes,
+    pub record: Arc<RecordBytes>,
 }

@@ -557,7 +557,6 @@ async fn write_revisions(
 mod tests {
     use super::*;
     use crate::domain::validate::validate;
-    use crate::record::RecordBytes;
     use crate::sample::{SampleRng, valid_line};
     use chrono::TimeZone;
 
@@ -574,7 +573,7 @@ mod tests {
                     .single()
                     .expect("ts"),
             },
-            record: RecordBytes::default(),
+            record: Default::default(),
         }
     }
 

@@ -131,7 +131,7 @@ impl Positions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{RecordBytes, SourceRecord};
+    use crate::record::SourceRecord;
     use chrono::Utc;
 
     fn tp(partition: i32) -> TopicPartition {
@@ -146,7 +146,7 @@ mod tests {
                 offset,
                 timestamp: Utc::now(),
             },
-            record: RecordBytes::default(),
+            record: Default::default(),
         }
     }
 

@@ -86,7 +86,7 @@ pub struct SourceMessage {
     /// Coordinates and timestamp.
     pub source: SourceRecord,
     /// Key, value and headers.
-    pub record: RecordBytes,
+    pub record: Arc<RecordBytes>,
 }
 
 /// The rebalance context: loads start offsets from PostgreSQL and forwards events.
@@ -644,11 +644,11 @@ fn owned(message: &BorrowedMessage<'_>) -> SourceMessage {
             offset: message.offset(),
             timestamp,
         },
-        record: RecordBytes {
+        record: Arc::new(RecordBytes {
             key: message.key().map(<[u8]>::to_vec),
             value: message.payload().map(<[u8]>::to_vec),
             headers,
             unreadable,
-        },
+        }),
     }
 }
