@@ -4,6 +4,18 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
+/// A dependency (PostgreSQL, the schema registry) is briefly unavailable: the work in hand
+/// is retried with [`Backoff`], never dead-lettered or abandoned. The pipeline's one retry
+/// signal, whichever dependency raised it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{dependency} unavailable: {reason}")]
+pub struct Unavailable {
+    /// Which dependency.
+    pub dependency: &'static str,
+    /// What it said.
+    pub reason: String,
+}
+
 /// Delays that double from `initial` up to `max`, each drawn uniformly from the upper half
 /// of the current step ("equal jitter": never zero, never in lock-step).
 #[derive(Debug, Clone)]

@@ -8,12 +8,7 @@ use crate::drift::catalog::{check_entry, decode_update};
 use crate::ledger::{Batch, DeadLetter, LineToPost, OffsetAdvance};
 
 use super::source::SourceMessage;
-
-/// Why a batch could not be built: the schema registry is unreachable (retry later; never
-/// dead-letter a record because a dependency was briefly down).
-#[derive(Debug, thiserror::Error)]
-#[error("schema registry unavailable: {0}")]
-pub struct RetryLater(pub String);
+use crate::retry::Unavailable;
 
 /// Builds the batch for the given records and offset moves. Records of `catalog_topic`
 /// are catalog updates; all others are royalty lines.
@@ -22,7 +17,7 @@ pub async fn build_batch(
     catalog_topic: Option<&str>,
     records: &[SourceMessage],
     offsets: Vec<OffsetAdvance>,
-) -> Result<Batch, RetryLater> {
+) -> Result<Batch, Unavailable> {
     let mut batch = Batch {
         catalog: Vec::new(),
         lines: Vec::with_capacity(records.len()),
@@ -76,7 +71,13 @@ pub async fn build_batch(
         }
         let decoded = match decoder.decode(payload).await {
             Ok(decoded) => decoded,
-            Err(err) if err.is_retryable() => return Err(RetryLater(err.to_string())),
+            // Never dead-letter a record because a dependency was briefly down.
+            Err(err) if err.is_retryable() => {
+                return Err(Unavailable {
+                    dependency: "schema registry",
+                    reason: err.to_string(),
+                });
+            }
             Err(err) => {
                 batch.dead_letters.push(refuse(
                     "decode",

@@ -17,7 +17,7 @@ use crate::db::DbFailure;
 use crate::drift::DriftSettings;
 use crate::ledger::{self, BatchTarget, CommitOutcome, offsets};
 use crate::observe::Metrics;
-use crate::retry::Backoff;
+use crate::retry::{Backoff, Unavailable};
 
 use super::positions::Positions;
 use super::process::build_batch;
@@ -189,9 +189,10 @@ impl BatchLoop<'_> {
         while !pending.is_empty() {
             match self.commit_pending(positions, pending, totals).await {
                 Ok(()) => {}
-                Err(Failure::Retry(reason)) => {
+                Err(Failure::Retry(unavailable)) => {
                     let wait = backoff.next_delay();
-                    self.metrics.record_retry(&reason, wait, backoff.attempts());
+                    self.metrics
+                        .record_retry(&unavailable.to_string(), wait, backoff.attempts());
                     tokio::select! {
                         _ = self.shutdown.cancelled() => {
                             tracing::warn!(records = pending.len(), "stopping during a retry; the batch is left for the next run");
@@ -218,7 +219,7 @@ impl BatchLoop<'_> {
             match self.commit_pending(positions, pending, totals).await {
                 Ok(()) if pending.is_empty() => return Ok(()),
                 Ok(()) => continue,
-                Err(Failure::Retry(reason)) => anyhow::bail!(reason),
+                Err(Failure::Retry(unavailable)) => return Err(unavailable.into()),
                 Err(Failure::Fatal(err)) => return Err(err),
             }
         }
@@ -242,7 +243,7 @@ impl BatchLoop<'_> {
             advances.clone(),
         )
         .await
-        .map_err(|err| Failure::Retry(err.to_string()))?;
+        .map_err(Failure::Retry)?;
         let built = started.elapsed();
         let outcome = ledger::commit_batch(&self.pool, self.target(), &batch).await;
         tracing::debug!(
@@ -301,16 +302,19 @@ impl BatchLoop<'_> {
     }
 }
 
-/// Why an attempt failed.
+/// Why an attempt failed: try again later, or stop.
 enum Failure {
-    Retry(String),
+    Retry(Unavailable),
     Fatal(anyhow::Error),
 }
 
 impl Failure {
     fn from_db(err: DbFailure) -> Self {
         match err {
-            DbFailure::Retryable(_) => Failure::Retry(err.to_string()),
+            DbFailure::Retryable(_) => Failure::Retry(Unavailable {
+                dependency: "PostgreSQL",
+                reason: err.to_string(),
+            }),
             other => Failure::Fatal(
                 anyhow::Error::new(other).context("the ledger database refused the batch"),
             ),
