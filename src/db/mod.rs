@@ -6,21 +6,31 @@ pub mod outbox;
 
 pub use error::{DbFailure, classify, describe};
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Opens a connection pool to the ledger database.
+///
+/// Sequential scans are priced out (`enable_seqscan = off`, a planner cost, not a ban):
+/// every statement of the pipeline reads by key, and on a ledger that is new or grew fast
+/// since the last autoanalyze (which runs at most once a minute), the planner believed the
+/// table tiny and scanned it whole for each batch's key lookup: 173 scans reading 55 M rows
+/// while ingesting 1 M records, lookups of 5,000 keys taking up to 18 s (BENCHMARKS.md).
 pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(database_url)
+        .with_context(|| format!("invalid database URL {}", redact(database_url)))?
+        .options([("enable_seqscan", "off")]);
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(database_url)
+        .connect_with(options)
         .await
         .with_context(|| {
             format!(

@@ -29,6 +29,9 @@ use crate::kafka::client_config;
 use crate::ledger::offsets;
 use crate::record::{RecordBytes, SourceRecord, TopicPartition};
 
+/// Most often the stored offsets are mirrored into the Kafka group (for lag tools only).
+const MIRROR_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How long a revocation waits for the batch in flight to commit before it lets the
 /// partitions go anyway (the offsets compare-and-set keeps an abandoned batch harmless).
 const REVOKE_DEADLINE: Duration = Duration::from_secs(20);
@@ -476,9 +479,18 @@ fn poll_loop(
     stop: CancellationToken,
 ) {
     let mut last_warning: Option<String> = None;
+    // Mirrored offsets are coalesced and committed at most once per MIRROR_INTERVAL: lag
+    // tools need no more, and a commit after every small batch of a trickling stream made
+    // the broker busier than the ingestion itself.
+    let mut to_mirror: HashMap<TopicPartition, i64> = HashMap::new();
+    let mut last_mirror = std::time::Instant::now();
     while !stop.is_cancelled() {
         while let Ok(offsets) = mirrored.try_recv() {
-            commit_mirrored(&consumer, offsets);
+            to_mirror.extend(offsets);
+        }
+        if !to_mirror.is_empty() && last_mirror.elapsed() >= MIRROR_INTERVAL {
+            commit_mirrored(&consumer, to_mirror.drain().collect());
+            last_mirror = std::time::Instant::now();
         }
         let event = match consumer.poll(Duration::from_millis(100)) {
             None => continue,
