@@ -13,7 +13,7 @@ use clap::builder::BoolishValueParser;
 use crate::avro::SchemaStore;
 use crate::config::{DEFAULT_TOPIC_PARTITIONS, DatabaseArgs, KafkaArgs, checked_topic_name};
 use crate::db;
-use crate::kafka::ensure_topics;
+use crate::kafka::{ensure_topics, missing_topics};
 use crate::observe::Metrics;
 use crate::publish::Relay;
 
@@ -118,6 +118,8 @@ pub async fn import_catalog(args: &ImportArgs) -> anyhow::Result<()> {
 /// broker is unreachable they wait for the next run.
 async fn publish_alerts(args: &ImportArgs, pool: sqlx::PgPool, alert_ids: &[String]) {
     let published = async {
+        // A bounded first question, so an unreachable broker is named within seconds.
+        missing_topics(&args.kafka, &[&args.alerts_topic]).await?;
         ensure_topics(&args.kafka, &[&args.alerts_topic], args.topic_partitions).await?;
         let relay = Relay::new(&args.kafka, pool, Arc::new(Metrics::new()?))?;
         relay.drain_messages(alert_ids).await
