@@ -99,8 +99,9 @@ pub struct RunArgs {
     #[arg(long, env = "ROYALTY_BATCH_SIZE", default_value_t = 5000)]
     pub batch_size: usize,
 
-    /// How long a partly filled batch waits for more records, in milliseconds (a batch is
-    /// committed at once when every assigned partition has been read to its end).
+    /// How long a partly filled batch waits for more records, in milliseconds (it is
+    /// committed at once when a partition was read to its end and nothing else is queued:
+    /// a trickling stream waits for nobody).
     #[arg(long, env = "ROYALTY_LINGER_MS", default_value_t = 200)]
     pub linger_ms: u64,
 
