@@ -476,3 +476,45 @@ async fn alerts_tail_json_prints_one_parseable_object_per_alert() {
         );
     }
 }
+
+#[tokio::test]
+async fn alerts_tail_dsp_matches_every_dsp_that_showed_the_drift() {
+    let topic = common::fresh_topic("it.tail.raw", 1).await;
+    let dlq = common::fresh_topic("it.tail.dlq", 1).await;
+    let alerts = common::fresh_topic("it.tail.alerts", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    // The same UPC drift, first at one DSP, then at another: one alert, naming the first.
+    let mut lines = lines_for(96, 1, 2, ISRC, &upc_for(7));
+    lines[0].dsp_name = "Spotify".into();
+    lines[1].dsp_name = "Deezer".into();
+    publish(&common::producer(), &topic, 3, &lines).await;
+    let mut args = run_args(&topic, &dlq, &url, "it-tail-dsp");
+    args.alerts_topic = alerts.clone();
+    run_until_idle(args).await;
+    assert_eq!(topic_size(&alerts), 1);
+
+    let tail = |dsp: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+            .args(["alerts", "tail", "--json", "--from-beginning"])
+            .args([
+                "--alerts-topic",
+                &alerts,
+                "--dsp",
+                dsp,
+                "--idle-exit-ms",
+                "3000",
+            ])
+            .env("KAFKA_BROKERS", common::brokers())
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("alerts tail");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).lines().count()
+    };
+    assert_eq!(tail("spotify"), 1, "the DSP that raised it");
+    assert_eq!(tail("DEEZER"), 1, "a DSP that showed it later");
+    assert_eq!(tail("TIDAL"), 0, "a DSP that never showed it");
+}
