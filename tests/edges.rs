@@ -134,30 +134,19 @@ async fn a_missing_input_topic_ends_a_batch_job_with_an_error_naming_it() {
 #[tokio::test]
 async fn alerts_tail_against_an_unreachable_broker_exits_with_one_clear_message() {
     let (url, _pool) = common::fresh_database().await;
-    let child = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
-        .args([
+    // The flag wins over the KAFKA_BROKERS the helper sets.
+    let output = royalty_ingest(
+        &[
             "alerts",
             "tail",
             "--brokers",
             "127.0.0.1:9",
             "--idle-exit-ms",
             "2000",
-        ])
-        .env("DATABASE_URL", &url)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tail");
-    let output = tokio::time::timeout(
-        MUST_EXIT_WITHIN,
-        tokio::task::spawn_blocking(move || child.wait_with_output()),
+        ],
+        &url,
     )
-    .await
-    .expect("alerts tail exits by itself")
-    .expect("join")
-    .expect("output");
+    .await;
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let text = stderr(&output);
     assert!(
