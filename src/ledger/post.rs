@@ -362,20 +362,6 @@ async fn load_rows(
     Ok(out)
 }
 
-/// The ledger rows of an update as one `unnest` of column arrays ($1..$21).
-macro_rules! ledger_rows_input {
-    () => {
-        "unnest($1::bytea[], $2::text[], $3::date[], $4::text[], $5::text[],
-                $6::text[], $7::bigint[], $8::numeric[], $9::text[], $10::text[], $11::text[],
-                $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::int[],
-                $18::bigint[], $19::timestamptz[], $20::int[], $21::bigint[])
-             AS i(line_key, dsp_name, report_period, transaction_id, isrc, upc, stream_count,
-                  royalty_amount, currency, territory, usage_type, line_type, label, artist,
-                  report_id, source_topic, source_partition, source_offset, source_timestamp,
-                  version, catalog_version_id)"
-    };
-}
-
 /// Inserts new rows with one binary `COPY` (the bulk of any batch: a new line is the common
 /// case, and COPY takes it far faster than a bulk INSERT).
 async fn insert_rows(conn: &mut PgConnection, rows: &[&LedgerRow]) -> Result<(), DbFailure> {
@@ -451,8 +437,7 @@ async fn update_rows(conn: &mut PgConnection, rows: &[&LedgerRow]) -> Result<(),
     let versions: Vec<i32> = rows.iter().map(|r| r.version).collect();
     let catalog_versions: Vec<Option<i64>> = rows.iter().map(|r| r.catalog_version_id).collect();
 
-    let sql = concat!(
-        "UPDATE royalty_ledger l
+    let sql = "UPDATE royalty_ledger l
             SET isrc = i.isrc, upc = i.upc, stream_count = i.stream_count,
                 royalty_amount = i.royalty_amount, currency = i.currency,
                 territory = i.territory, usage_type = i.usage_type,
@@ -461,10 +446,15 @@ async fn update_rows(conn: &mut PgConnection, rows: &[&LedgerRow]) -> Result<(),
                 source_partition = i.source_partition, source_offset = i.source_offset,
                 source_timestamp = i.source_timestamp, version = i.version,
                 catalog_version_id = i.catalog_version_id, updated_at = now()
-           FROM ",
-        ledger_rows_input!(),
-        " WHERE l.line_key = i.line_key"
-    );
+           FROM unnest($1::bytea[], $2::text[], $3::date[], $4::text[], $5::text[],
+                $6::text[], $7::bigint[], $8::numeric[], $9::text[], $10::text[], $11::text[],
+                $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::int[],
+                $18::bigint[], $19::timestamptz[], $20::int[], $21::bigint[])
+             AS i(line_key, dsp_name, report_period, transaction_id, isrc, upc, stream_count,
+                  royalty_amount, currency, territory, usage_type, line_type, label, artist,
+                  report_id, source_topic, source_partition, source_offset, source_timestamp,
+                  version, catalog_version_id)
+          WHERE l.line_key = i.line_key";
     sqlx::query(sql)
         .bind(&keys)
         .bind(&dsps)
