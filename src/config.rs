@@ -6,8 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use clap::{Args, ValueEnum};
+
+use crate::avro::{RegistryClient, SchemaStore};
 
 /// Where the broker is and the librdkafka properties to pass through.
 #[derive(Debug, Clone, Args)]
@@ -41,6 +44,41 @@ pub struct DatabaseArgs {
         default_value = "postgres://royalty:royalty@127.0.0.1:5432/royalty"
     )]
     pub database_url: String,
+}
+
+/// The writer schemas records may name: local files and, optionally, a schema registry.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SchemaArgs {
+    /// Directory of writer schemas named `NAME.vN.avsc` (N = version, e.g.
+    /// `royalty_line.v4.avsc`), every version a writer may still send; replaces the built-in
+    /// royalty-line schemas. The built-in `CatalogUpdate` and `DriftAlert` records are added
+    /// when the directory has none of its own (default: the schemas built into the binary).
+    #[arg(long, env = "ROYALTY_SCHEMAS_DIR")]
+    pub schemas_dir: Option<PathBuf>,
+
+    /// Confluent-compatible schema registry URL, for records in the Confluent wire format.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL")]
+    pub registry_url: Option<String>,
+}
+
+impl SchemaArgs {
+    /// The local writer schemas: the directory's, or the ones built into the binary.
+    pub fn store(&self) -> anyhow::Result<SchemaStore> {
+        match &self.schemas_dir {
+            Some(dir) => SchemaStore::load_dir(dir)
+                .with_context(|| format!("cannot load --schemas-dir {}", dir.display())),
+            None => SchemaStore::builtin().context("the built-in schemas do not load"),
+        }
+    }
+
+    /// The registry client, when a URL is configured.
+    pub fn registry(&self) -> anyhow::Result<Option<RegistryClient>> {
+        Ok(self
+            .registry_url
+            .as_deref()
+            .map(RegistryClient::new)
+            .transpose()?)
+    }
 }
 
 /// Where a partition with no stored offset starts.
@@ -115,16 +153,8 @@ pub struct RunArgs {
     #[arg(long, env = "ROYALTY_ALLOW_OFFSET_SKIP", value_parser = BoolishValueParser::new())]
     pub allow_offset_skip: bool,
 
-    /// Directory of writer schemas named `NAME.vN.avsc` (N = version, e.g.
-    /// `royalty_line.v4.avsc`), every version a writer may still send; replaces the built-in
-    /// royalty-line schemas. The built-in `CatalogUpdate` and `DriftAlert` records are added
-    /// when the directory has none of its own (default: the schemas built into the binary).
-    #[arg(long, env = "ROYALTY_SCHEMAS_DIR")]
-    pub schemas_dir: Option<PathBuf>,
-
-    /// Confluent-compatible schema registry URL, for records in the Confluent wire format.
-    #[arg(long, env = "SCHEMA_REGISTRY_URL")]
-    pub registry_url: Option<String>,
+    #[command(flatten)]
+    pub schemas: SchemaArgs,
 
     /// Address for the Prometheus `/metrics` and `/healthz` endpoint (empty: off).
     #[arg(long, env = "ROYALTY_METRICS_ADDR", default_value = "127.0.0.1:9464")]

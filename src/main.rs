@@ -4,6 +4,9 @@
 use clap::{Parser, Subcommand};
 use royalty_ingest::commands::alerts_tail::{TailArgs, tail};
 use royalty_ingest::commands::catalog_import::{ImportArgs, import_catalog};
+use royalty_ingest::commands::dlq::list::{ListArgs, list};
+use royalty_ingest::commands::dlq::replay::{ReplayArgs, replay};
+use royalty_ingest::commands::dlq::show::{ShowArgs, show};
 use royalty_ingest::commands::sample::{SampleArgs, publish_sample};
 use royalty_ingest::config::{DatabaseArgs, RunArgs};
 use royalty_ingest::db;
@@ -39,6 +42,9 @@ enum Command {
     /// Follow the catalog drift alerts.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Review refused lines (dead letters) and send fixed ones back to be booked.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Apply the ledger's database migrations (run does this too).
     Migrate(DatabaseArgs),
 }
@@ -56,6 +62,21 @@ enum CatalogCommand {
 enum AlertsCommand {
     /// Print drift alerts as they arrive (Ctrl-C to stop): a readable line each, or JSON.
     Tail(TailArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Summarise the dead letters: counts by day, stage, class and source topic, with how
+    /// many are still open, were replayed, or never reached the topic (--each: one row per
+    /// dead letter). Reads the topic from its beginning, commits nothing, and exits.
+    List(ListArgs),
+    /// Everything about one dead letter: reason, source, original record (payload decoded
+    /// when its schema is known), quarantine row, replays.
+    Show(ShowArgs),
+    /// Send selected dead letters back to their source topic (or --to) with their original
+    /// key, value, headers and timestamp; `run` books each once and marks it resolved.
+    /// Asks before sending on a terminal; --dry-run shows what would be sent.
+    Replay(ReplayArgs),
 }
 
 #[tokio::main]
@@ -92,6 +113,9 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         }
         Command::Sample(args) => publish_sample(&args).await,
         Command::Catalog(CatalogCommand::Import(args)) => import_catalog(&args).await,
+        Command::Dlq(DlqCommand::List(args)) => list(&args).await,
+        Command::Dlq(DlqCommand::Show(args)) => show(&args).await,
+        Command::Dlq(DlqCommand::Replay(args)) => replay(&args).await,
         Command::Alerts(AlertsCommand::Tail(args)) => tail(&args, shutdown::on_signals()).await,
         Command::Migrate(args) => {
             let pool = db::connect(&args.database_url, 1).await?;

@@ -57,6 +57,16 @@ pub struct RecordBytes {
     pub unreadable: Option<String>,
 }
 
+impl RecordBytes {
+    /// The value of the first header named `name` that has one.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, v)| n == name && v.is_some())
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
 impl SourceRecord {
     /// The record's topic-partition.
     pub fn partition(&self) -> TopicPartition {

@@ -83,7 +83,7 @@ async fn confluent_framed_lines_are_decoded_through_the_registry() {
     common::send(&producer, &topic, b"unknown-id", &unknown_id).await;
 
     let mut args = run_args(&topic, &dlq, &url, "it-registry");
-    args.registry_url = Some(registry);
+    args.schemas.registry_url = Some(registry);
     run_until_idle(args).await;
 
     assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));

@@ -3,4 +3,6 @@
 
 pub mod alerts_tail;
 pub mod catalog_import;
+pub mod dlq;
+pub mod progress;
 pub mod sample;

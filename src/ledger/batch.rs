@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool};
 
 use super::LineToPost;
-use super::dead_letter::{self, DeadLetter};
+use super::dead_letter::{self, BookedReplay, DeadLetter};
 use super::offsets::{self, OffsetAdvance};
 use super::post::{self, KeyPlan, PostStats};
 use crate::db::{DbFailure, describe};
@@ -79,6 +79,7 @@ pub async fn commit_batch(
     let (catalog, mut drifts) = drift::store::apply_entries(&mut tx, &batch.catalog).await?;
     let plans = post::plan(&mut tx, group_by_key(&batch.lines), target.drift).await?;
     let posted = write_isolating(&mut tx, &plans).await?;
+    dead_letter::resolve(&mut tx, &booked_replays(&batch.lines, &posted.refused)).await?;
     drifts.extend(posted.drifts);
     let drift_alerts = drift::store::record_drifts(&mut tx, &drifts, target.drift)
         .await?
@@ -99,6 +100,23 @@ pub async fn commit_batch(
         catalog,
         drift_alerts,
     }))
+}
+
+/// The replayed records among the batch's lines that the ledger took (every outcome
+/// counts: new, duplicate, restated or stale, the line is accounted for).
+fn booked_replays(lines: &[LineToPost], refused: &[DeadLetter]) -> Vec<BookedReplay> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let dead_letter_id = dead_letter::replay_of(&line.record)?;
+            let was_refused = refused.iter().any(|r| r.source == line.source);
+            (!was_refused).then(|| BookedReplay {
+                dead_letter_id,
+                source: line.source.clone(),
+                line_key: line.line.key.0,
+            })
+        })
+        .collect()
 }
 
 /// What posting a set of key groups did.

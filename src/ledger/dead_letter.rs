@@ -39,6 +39,11 @@ pub mod headers {
     pub const GROUP: &str = "royalty.errors.group";
     /// When it was refused (RFC 3339, UTC).
     pub const TIME: &str = "royalty.errors.time";
+    /// On a record `dlq replay` sent: the id of the dead letter it replays. Booking the
+    /// record resolves that dead letter; refusing it again names it in the new one.
+    pub const REPLAY_OF: &str = "royalty.replay.of";
+    /// Prefix of the headers that say why a record was refused (dropped on replay).
+    pub const ERRORS_PREFIX: &str = "royalty.errors.";
 }
 
 /// A refused source record and why.
@@ -71,6 +76,11 @@ impl DeadLetter {
             .as_bytes(),
         );
         format!("dl-{}", &hex::encode(hasher.finalize())[..32])
+    }
+
+    /// The dead letter this record replays, when `dlq replay` sent it.
+    pub fn replay_of(&self) -> Option<String> {
+        replay_of(&self.record)
     }
 
     /// The headers of the published dead letter: the originals, then ours.
@@ -125,6 +135,7 @@ pub async fn record(
     let classes: Vec<&str> = letters.iter().map(|d| d.class.as_str()).collect();
     let reasons: Vec<&str> = letters.iter().map(|d| d.reason.as_str()).collect();
     let schemas: Vec<Option<&str>> = letters.iter().map(|d| d.schema_ref.as_deref()).collect();
+    let replays: Vec<Option<String>> = letters.iter().map(DeadLetter::replay_of).collect();
     // Headers travel as JSON (name + hex value) per row: PostgreSQL has no ragged arrays.
     let original_headers: Vec<serde_json::Value> = letters
         .iter()
@@ -135,15 +146,16 @@ pub async fn record(
         "INSERT INTO quarantine (source_topic, source_partition, source_offset, source_timestamp,
                                  consumer_group, record_key, record_value, header_names,
                                  header_values, error_stage, error_class, reason, schema_ref,
-                                 dead_letter_id)
+                                 dead_letter_id, replay_of)
          SELECT i.topic, i.partition, i.off, i.ts, $1, i.k, i.v,
                 ARRAY(SELECT h->>0 FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
                 ARRAY(SELECT decode(h->>1, 'hex') FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
-                i.stage, i.class, i.reason, i.schema, i.id
+                i.stage, i.class, i.reason, i.schema, i.id, i.replay_of
            FROM unnest($2::text[], $3::int[], $4::bigint[], $5::timestamptz[], $6::bytea[],
                        $7::bytea[], $8::jsonb[], $9::text[], $10::text[], $11::text[],
-                       $12::text[], $13::text[])
-                AS i(topic, partition, off, ts, k, v, headers, stage, class, reason, schema, id)
+                       $12::text[], $13::text[], $14::text[])
+                AS i(topic, partition, off, ts, k, v, headers, stage, class, reason, schema, id,
+                     replay_of)
          ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING",
     )
     .bind(group)
@@ -159,6 +171,7 @@ pub async fn record(
     .bind(&reasons)
     .bind(&schemas)
     .bind(&ids)
+    .bind(&replays)
     .execute(&mut *conn)
     .await?;
 
@@ -174,5 +187,61 @@ pub async fn record(
         })
         .collect();
     outbox::enqueue(conn, &messages).await?;
+    Ok(())
+}
+
+/// The dead letter a record replays (its `royalty.replay.of` header), if any.
+pub fn replay_of(record: &RecordBytes) -> Option<String> {
+    record
+        .header(headers::REPLAY_OF)
+        .and_then(|id| std::str::from_utf8(id).ok())
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
+}
+
+/// A replayed record the batch booked: which dead letter it resolves and where it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookedReplay {
+    /// The dead letter the record replays.
+    pub dead_letter_id: String,
+    /// Where the replayed copy was read.
+    pub source: SourceRecord,
+    /// The ledger row it was booked into.
+    pub line_key: [u8; 32],
+}
+
+/// Marks the replayed dead letters resolved, in the batch transaction that booked them,
+/// and with them every earlier dead letter of the same record that they replayed (a
+/// replay refused again and replayed once more). Already resolved rows keep their stamp.
+pub async fn resolve(conn: &mut PgConnection, booked: &[BookedReplay]) -> Result<(), DbFailure> {
+    if booked.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = booked.iter().map(|b| b.dead_letter_id.as_str()).collect();
+    let topics: Vec<&str> = booked.iter().map(|b| &*b.source.topic).collect();
+    let partitions: Vec<i32> = booked.iter().map(|b| b.source.partition).collect();
+    let offsets: Vec<i64> = booked.iter().map(|b| b.source.offset).collect();
+    let keys: Vec<&[u8]> = booked.iter().map(|b| &b.line_key[..]).collect();
+    sqlx::query(
+        "WITH RECURSIVE chain (id, topic, part, off, line_key, depth) AS (
+             SELECT * , 0 FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bytea[])
+           UNION
+             SELECT q.replay_of, c.topic, c.part, c.off, c.line_key, c.depth + 1
+               FROM quarantine q JOIN chain c ON q.dead_letter_id = c.id
+              WHERE q.replay_of IS NOT NULL AND c.depth < 32
+         )
+         UPDATE quarantine q
+            SET resolved_at = now(), resolved_topic = c.topic, resolved_partition = c.part,
+                resolved_offset = c.off, resolved_line_key = c.line_key
+           FROM chain c
+          WHERE q.dead_letter_id = c.id AND q.resolved_at IS NULL",
+    )
+    .bind(&ids)
+    .bind(&topics)
+    .bind(&partitions)
+    .bind(&offsets)
+    .bind(&keys)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }

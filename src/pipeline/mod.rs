@@ -17,7 +17,7 @@ use anyhow::Context;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::avro::{LineDecoder, RegistryClient, SchemaStore};
+use crate::avro::LineDecoder;
 use crate::config::RunArgs;
 use crate::db;
 use crate::drift::DriftSettings;
@@ -39,18 +39,11 @@ pub async fn run(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Resu
     args.check_topics()?;
     let pool = db::connect(&args.database.database_url, 8).await?;
     db::migrate(&pool).await?;
-    let store = match &args.schemas_dir {
-        Some(dir) => SchemaStore::load_dir(dir).context("cannot load --schemas-dir")?,
-        None => SchemaStore::builtin().context("the built-in schemas do not load")?,
-    };
+    let store = args.schemas.store()?;
     if !prepare_topics(&args, &shutdown).await? {
         return Ok(RunTotals::default());
     }
-    let registry = args
-        .registry_url
-        .as_deref()
-        .map(RegistryClient::new)
-        .transpose()?;
+    let registry = args.schemas.registry()?;
     let drift = DriftSettings {
         alerts_topic: args.alerts_topic.clone(),
         alert_unknown_isrc: !args.no_unknown_isrc_alerts,

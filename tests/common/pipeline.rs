@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::producer::FutureProducer;
 use royalty_ingest::avro::{SchemaStore, encode_single_object};
-use royalty_ingest::config::{DatabaseArgs, RunArgs, StartPolicy};
+use royalty_ingest::config::{DatabaseArgs, RunArgs, SchemaArgs, StartPolicy};
 use royalty_ingest::domain::DecodedLine;
 use royalty_ingest::pipeline::RunTotals;
 use royalty_ingest::sample::{SampleRng, record_key, valid_line};
@@ -38,8 +38,7 @@ pub fn run_args(topic: &str, dlq: &str, database_url: &str, group: &str) -> RunA
         linger_ms: 50,
         start: StartPolicy::Earliest,
         allow_offset_skip: false,
-        schemas_dir: None,
-        registry_url: None,
+        schemas: SchemaArgs::default(),
         metrics_addr: None,
         session_timeout_ms: 6_000,
         assignor: "range,roundrobin".to_string(),

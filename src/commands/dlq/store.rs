@@ -1,0 +1,276 @@
+//! What PostgreSQL knows about dead letters: the quarantine row (open or resolved, and
+//! where a replay was booked), the replays that sent it back, and the dead letters that
+//! never reached the topic (or no longer are on it).
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Row};
+
+use super::letter::{Letter, Place};
+
+/// The state of one dead letter in the ledger database.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    /// A quarantine row exists (false: refused by a pipeline writing to another database).
+    pub quarantined: bool,
+    /// When a replay of it was booked.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Where the booked replay was read, `topic[partition]@offset`.
+    pub resolved_by: Option<String>,
+    /// How often it was replayed.
+    pub replays: i64,
+    /// A replay of it was refused again: the newer dead letter (whose `replay_of` names
+    /// this one) carries the record on, and booking it resolves both.
+    pub superseded_by: Option<String>,
+}
+
+impl Status {
+    /// Still waiting for a fix: quarantined, not resolved, not carried on by a newer
+    /// dead letter of the same record.
+    pub fn is_open(&self) -> bool {
+        self.quarantined && self.resolved_at.is_none() && self.superseded_by.is_none()
+    }
+
+    /// One word for tables: `open`, `resolved`, `superseded` or `unknown` (no quarantine
+    /// row in this database).
+    pub fn word(&self) -> &'static str {
+        if !self.quarantined {
+            "unknown"
+        } else if self.resolved_at.is_some() {
+            "resolved"
+        } else if self.superseded_by.is_some() {
+            "superseded"
+        } else {
+            "open"
+        }
+    }
+}
+
+/// The status of each id (ids without a quarantine row get the default).
+pub async fn statuses(pool: &PgPool, ids: &[String]) -> anyhow::Result<HashMap<String, Status>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(10_000) {
+        let rows = sqlx::query(
+            "SELECT i.id, q.dead_letter_id IS NOT NULL AS quarantined, q.resolved_at,
+                    q.resolved_topic || '[' || q.resolved_partition || ']@' || q.resolved_offset
+                        AS resolved_by,
+                    (SELECT count(*) FROM dlq_replay_items r WHERE r.dead_letter_id = i.id)
+                        AS replays,
+                    (SELECT min(n.dead_letter_id) FROM quarantine n WHERE n.replay_of = i.id)
+                        AS superseded_by
+               FROM unnest($1::text[]) AS i(id)
+               LEFT JOIN quarantine q ON q.dead_letter_id = i.id",
+        )
+        .bind(chunk)
+        .fetch_all(pool)
+        .await
+        .context("cannot read quarantine and replay state")?;
+        for row in rows {
+            out.insert(
+                row.try_get("id")?,
+                Status {
+                    quarantined: row.try_get("quarantined")?,
+                    resolved_at: row.try_get("resolved_at")?,
+                    resolved_by: row.try_get("resolved_by")?,
+                    replays: row.try_get("replays")?,
+                    superseded_by: row.try_get("superseded_by")?,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Dead letters meant for `dlq_topic` whose id was not seen on it: unpublished ones (the
+/// broker refused them) and published ones the topic no longer holds, from quarantine.
+pub async fn letters_off_topic(
+    pool: &PgPool,
+    dlq_topic: &str,
+    seen: &HashSet<String>,
+) -> anyhow::Result<Vec<Letter>> {
+    let seen: Vec<&str> = seen.iter().map(String::as_str).collect();
+    let rows = sqlx::query(
+        "SELECT q.dead_letter_id, q.error_stage, q.error_class, q.reason, q.source_topic,
+                q.source_partition, q.source_offset, q.source_timestamp, q.quarantined_at,
+                q.schema_ref, q.consumer_group, q.replay_of, q.record_key, q.record_value,
+                q.header_names, q.header_values, o.published_at, o.last_error
+           FROM quarantine q JOIN outbox o ON o.message_id = q.dead_letter_id
+          WHERE o.topic = $1 AND NOT (q.dead_letter_id = ANY($2::text[]))
+          ORDER BY q.quarantine_id",
+    )
+    .bind(dlq_topic)
+    .bind(&seen)
+    .fetch_all(pool)
+    .await
+    .context("cannot read quarantine")?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let published_at: Option<DateTime<Utc>> = row.try_get("published_at")?;
+        let place = match published_at {
+            Some(_) => Place::Expired,
+            None => Place::Unpublished {
+                error: row.try_get("last_error")?,
+            },
+        };
+        let names: Vec<String> = row.try_get("header_names")?;
+        let values: Vec<Option<Vec<u8>>> = row.try_get("header_values")?;
+        out.push(Letter {
+            id: row.try_get("dead_letter_id")?,
+            stage: row.try_get("error_stage")?,
+            class: row.try_get("error_class")?,
+            reason: row.try_get("reason")?,
+            source_topic: Some(row.try_get("source_topic")?),
+            source_partition: Some(row.try_get("source_partition")?),
+            source_offset: Some(row.try_get("source_offset")?),
+            original_timestamp: row.try_get("source_timestamp")?,
+            refused_at: Some(row.try_get("quarantined_at")?),
+            schema: row.try_get("schema_ref")?,
+            group: Some(row.try_get("consumer_group")?),
+            replay_of: row.try_get("replay_of")?,
+            place,
+            key: row.try_get("record_key")?,
+            value: row.try_get("record_value")?,
+            original_headers: names.into_iter().zip(values).collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// The quarantine row of one dead letter, as JSON (bytes left out), if there is one.
+pub async fn quarantine_row(pool: &PgPool, id: &str) -> anyhow::Result<Option<serde_json::Value>> {
+    let row = sqlx::query(
+        "SELECT quarantine_id, consumer_group, error_stage, error_class, reason, schema_ref,
+                quarantined_at, replay_of, resolved_at, resolved_topic, resolved_partition,
+                resolved_offset, encode(resolved_line_key, 'hex') AS resolved_line_key
+           FROM quarantine WHERE dead_letter_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .context("cannot read quarantine")?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(serde_json::json!({
+        "quarantine_id": row.try_get::<i64, _>("quarantine_id")?,
+        "consumer_group": row.try_get::<String, _>("consumer_group")?,
+        "error_stage": row.try_get::<String, _>("error_stage")?,
+        "error_class": row.try_get::<String, _>("error_class")?,
+        "reason": row.try_get::<String, _>("reason")?,
+        "schema_ref": row.try_get::<Option<String>, _>("schema_ref")?,
+        "quarantined_at": row.try_get::<DateTime<Utc>, _>("quarantined_at")?,
+        "replay_of": row.try_get::<Option<String>, _>("replay_of")?,
+        "resolved_at": row.try_get::<Option<DateTime<Utc>>, _>("resolved_at")?,
+        "resolved_topic": row.try_get::<Option<String>, _>("resolved_topic")?,
+        "resolved_partition": row.try_get::<Option<i32>, _>("resolved_partition")?,
+        "resolved_offset": row.try_get::<Option<i64>, _>("resolved_offset")?,
+        "resolved_line_key": row.try_get::<Option<String>, _>("resolved_line_key")?,
+    })))
+}
+
+/// Every replay that sent one dead letter back, oldest first, as JSON.
+pub async fn replays_of(pool: &PgPool, id: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+    let rows = sqlx::query(
+        "SELECT r.replay_id, r.started_at, r.note, i.target_topic, i.target_partition,
+                i.target_offset, i.sent_at
+           FROM dlq_replay_items i JOIN dlq_replays r USING (replay_id)
+          WHERE i.dead_letter_id = $1 ORDER BY i.sent_at, r.replay_id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .context("cannot read dlq_replay_items")?;
+    rows.iter()
+        .map(|row| {
+            Ok(serde_json::json!({
+                "replay_id": row.try_get::<i64, _>("replay_id")?,
+                "started_at": row.try_get::<DateTime<Utc>, _>("started_at")?,
+                "note": row.try_get::<Option<String>, _>("note")?,
+                "target_topic": row.try_get::<String, _>("target_topic")?,
+                "target_partition": row.try_get::<i32, _>("target_partition")?,
+                "target_offset": row.try_get::<i64, _>("target_offset")?,
+                "sent_at": row.try_get::<DateTime<Utc>, _>("sent_at")?,
+            }))
+        })
+        .collect()
+}
+
+/// Opens the record of one replay; returns its id.
+pub async fn begin_replay(
+    pool: &PgPool,
+    note: Option<&str>,
+    target_topic: Option<&str>,
+    selection: &str,
+    selected: usize,
+) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO dlq_replays (note, target_topic, selection, selected)
+         VALUES ($1, $2, $3, $4) RETURNING replay_id",
+    )
+    .bind(note)
+    .bind(target_topic)
+    .bind(selection)
+    .bind(selected as i32)
+    .fetch_one(pool)
+    .await
+    .context("cannot record the replay in dlq_replays")
+}
+
+/// One dead letter the broker acknowledged: where its replayed copy went.
+pub struct SentItem {
+    /// The dead letter.
+    pub dead_letter_id: String,
+    /// Target topic.
+    pub topic: String,
+    /// Target partition.
+    pub partition: i32,
+    /// Target offset.
+    pub offset: i64,
+}
+
+/// Records acknowledged sends of a replay.
+pub async fn record_items(pool: &PgPool, replay_id: i64, items: &[SentItem]) -> anyhow::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = items.iter().map(|i| i.dead_letter_id.as_str()).collect();
+    let topics: Vec<&str> = items.iter().map(|i| i.topic.as_str()).collect();
+    let partitions: Vec<i32> = items.iter().map(|i| i.partition).collect();
+    let offsets: Vec<i64> = items.iter().map(|i| i.offset).collect();
+    sqlx::query(
+        "INSERT INTO dlq_replay_items (replay_id, dead_letter_id, target_topic, target_partition,
+                                       target_offset)
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[])
+         ON CONFLICT (replay_id, dead_letter_id) DO NOTHING",
+    )
+    .bind(replay_id)
+    .bind(&ids)
+    .bind(&topics)
+    .bind(&partitions)
+    .bind(&offsets)
+    .execute(pool)
+    .await
+    .context("cannot record replayed dead letters in dlq_replay_items")?;
+    Ok(())
+}
+
+/// Closes the record of a replay with its counts.
+pub async fn finish_replay(
+    pool: &PgPool,
+    replay_id: i64,
+    replayed: usize,
+    skipped: usize,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE dlq_replays SET finished_at = now(), replayed = $2, skipped = $3
+          WHERE replay_id = $1",
+    )
+    .bind(replay_id)
+    .bind(replayed as i32)
+    .bind(skipped as i32)
+    .execute(pool)
+    .await
+    .context("cannot close the replay record in dlq_replays")?;
+    Ok(())
+}
