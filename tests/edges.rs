@@ -6,42 +6,10 @@
 mod common;
 
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
-use common::pipeline::{distinct_lines, ledger_count, publish};
+use common::pipeline::{distinct_lines, ledger_count, publish, royalty_ingest};
 use royalty_ingest::avro::SchemaStore;
 use royalty_ingest::drift::alert::{DRIFT_ALERT, DriftAlert};
-
-/// Generous bound for a command that must end by itself (the broker probe gives up after
-/// 10 s; the rest is start-up).
-const MUST_EXIT_WITHIN: Duration = Duration::from_secs(60);
-
-/// Runs `royalty-ingest ARGS` against the test services and waits (bounded) for its exit.
-async fn royalty_ingest(args: &[&str], database_url: &str) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
-        .args(args)
-        .env("KAFKA_BROKERS", common::brokers())
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start royalty-ingest");
-    let pid = child.id();
-    match tokio::time::timeout(
-        MUST_EXIT_WITHIN,
-        tokio::task::spawn_blocking(move || child.wait_with_output()),
-    )
-    .await
-    {
-        Ok(output) => output.expect("join").expect("output"),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("royalty-ingest {args:?} did not exit within {MUST_EXIT_WITHIN:?}");
-        }
-    }
-}
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

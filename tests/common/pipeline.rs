@@ -146,6 +146,38 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Generous bound for a command that must end by itself (the broker probe gives up after
+/// 10 s; the rest is start-up and the command's own work).
+pub const MUST_EXIT_WITHIN: Duration = Duration::from_secs(60);
+
+/// Runs `royalty-ingest ARGS` against the test services (stdin closed, output captured)
+/// and waits, bounded, for its exit.
+pub async fn royalty_ingest(args: &[&str], database_url: &str) -> std::process::Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+        .args(args)
+        .env("KAFKA_BROKERS", super::brokers())
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start royalty-ingest");
+    let pid = child.id();
+    match tokio::time::timeout(
+        MUST_EXIT_WITHIN,
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    {
+        Ok(output) => output.expect("join").expect("output"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("royalty-ingest {args:?} did not exit within {MUST_EXIT_WITHIN:?}");
+        }
+    }
+}
+
 /// Starts `royalty-ingest run` as a child process with the given extra arguments.
 pub fn spawn_run(args: &[&str], database_url: &str) -> ChildGuard {
     let child = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))

@@ -1,0 +1,534 @@
+//! The dead-letter reviewer's workflow on the real broker and database: lines in a schema
+//! version `run` does not know yet are dead-lettered, listed, shown, replayed once the
+//! schema is added, and booked exactly once however often the replay is repeated; an old
+//! version replayed after a restatement stays stale; a replay killed halfway and run again
+//! books every line once.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::pipeline::{
+    ChildGuard, distinct_lines, encode, expected_totals, kill_hard, ledger_totals, royalty_ingest,
+    run_args, run_until_idle,
+};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use royalty_ingest::avro::{WriterSchema, encode_single_object};
+use royalty_ingest::config::SchemaArgs;
+use royalty_ingest::domain::DecodedLine;
+use royalty_ingest::sample::record_key;
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+
+/// A royalty-line version the built-in schemas lack: v3 plus an optional field.
+const NEW_VERSION: u32 = 9;
+
+fn new_schema_json() -> String {
+    let v3: serde_json::Value =
+        serde_json::from_str(include_str!("../schemas/royalty_line.v3.avsc")).expect("v3 json");
+    let mut schema = v3;
+    schema["doc"] = "Test writer version 9: v3 plus a track title.".into();
+    schema["fields"].as_array_mut().expect("fields").push(
+        serde_json::json!({"name": "track_title", "type": ["null", "string"], "default": null}),
+    );
+    schema.to_string()
+}
+
+fn encode_new(line: &DecodedLine) -> Vec<u8> {
+    let schema = WriterSchema::parse(&new_schema_json()).expect("v9 parses");
+    encode_single_object(&schema, line).expect("encode v9")
+}
+
+/// Two schema directories: the built-in versions, and the same plus version 9.
+struct SchemaDirs {
+    _root: tempfile::TempDir,
+    known: PathBuf,
+    with_new: PathBuf,
+}
+
+fn schema_dirs() -> SchemaDirs {
+    let root = tempfile::tempdir().expect("tempdir");
+    let known = root.path().join("known");
+    let with_new = root.path().join("with_new");
+    for dir in [&known, &with_new] {
+        std::fs::create_dir(dir).expect("mkdir");
+        for version in 1..=3 {
+            let file = format!("royalty_line.v{version}.avsc");
+            std::fs::copy(Path::new("schemas").join(&file), dir.join(&file)).expect("copy schema");
+        }
+    }
+    std::fs::write(
+        with_new.join(format!("royalty_line.v{NEW_VERSION}.avsc")),
+        new_schema_json(),
+    )
+    .expect("write v9");
+    SchemaDirs {
+        _root: root,
+        known,
+        with_new,
+    }
+}
+
+/// Publishes records with explicit timestamps (ms), keyed by line identity.
+async fn publish_at(
+    producer: &FutureProducer,
+    topic: &str,
+    records: &[(DecodedLine, Vec<u8>, i64)],
+) {
+    for chunk in records.chunks(500) {
+        let sends = chunk.iter().map(|(line, value, ts)| {
+            let key = record_key(line);
+            async move {
+                producer
+                    .send(
+                        FutureRecord::to(topic)
+                            .key(key.as_bytes())
+                            .payload(value.as_slice())
+                            .timestamp(*ts),
+                        Duration::from_secs(60),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+                    .expect("record acknowledged");
+            }
+        });
+        futures::future::join_all(sends).await;
+    }
+}
+
+/// Runs the pipeline in-process over `topic` with the given schema directory.
+async fn ingest(topic: &str, dlq: &str, url: &str, schemas: &Path) {
+    let mut args = run_args(topic, dlq, url, "it-dlq");
+    args.schemas = SchemaArgs {
+        schemas_dir: Some(schemas.to_path_buf()),
+        registry_url: None,
+    };
+    run_until_idle(args).await;
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs a `dlq` subcommand that must succeed; returns its stdout.
+async fn dlq_ok(args: &[&str], url: &str) -> String {
+    let output = royalty_ingest(args, url).await;
+    assert!(
+        output.status.success(),
+        "royalty-ingest {args:?} failed: {}\n{}",
+        stderr(&output),
+        stdout(&output)
+    );
+    stdout(&output)
+}
+
+/// `dlq list --json` with extra filters, parsed.
+async fn list_json(dlq: &str, url: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["dlq", "list", "--dlq-topic", dlq, "--json"];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&dlq_ok(&args, url).await).expect("dlq list --json parses")
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
+/// Records on a topic (sum over partitions of high − low watermark).
+fn records_on(topic: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", common::brokers())
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .expect("watermarks");
+            high - low
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn unknown_schema_lines_are_replayed_once_the_schema_is_known_and_booked_once() {
+    let dirs = schema_dirs();
+    let topic = common::fresh_topic("it.dlq.raw", 2).await;
+    let dlq = common::fresh_topic("it.dlq.dlq", 2).await;
+    let (url, pool) = common::fresh_database().await;
+    let known_dir = dirs.known.to_string_lossy().into_owned();
+    let new_dir = dirs.with_new.to_string_lossy().into_owned();
+
+    // 1,000 lines: half in v3, half in a version `run` does not know yet.
+    let lines = distinct_lines(801, 1, 1000);
+    let now = chrono::Utc::now().timestamp_millis();
+    let records: Vec<(DecodedLine, Vec<u8>, i64)> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let value = if i % 2 == 0 {
+                encode(3, line)
+            } else {
+                encode_new(line)
+            };
+            (line.clone(), value, now - 60_000 + i as i64)
+        })
+        .collect();
+    publish_at(&common::producer(), &topic, &records).await;
+    ingest(&topic, &dlq, &url, &dirs.known).await;
+    assert_eq!(ledger_totals(&pool).await.0, 500);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM quarantine WHERE error_class = 'unknown_fingerprint'"
+        )
+        .await,
+        500
+    );
+
+    // The report: one group, 500 open; filters that match nothing give nothing.
+    let all = list_json(&dlq, &url, &[]).await;
+    assert_eq!(all["total"], 500, "{all}");
+    assert_eq!(all["open"], 500, "{all}");
+    assert_eq!(all["groups"].as_array().map(Vec::len), Some(1), "{all}");
+    assert_eq!(all["groups"][0]["class"], "unknown_fingerprint");
+    assert_eq!(all["groups"][0]["stage"], "decode");
+    assert_eq!(all["groups"][0]["source_topic"], topic.as_str());
+    for filter in [
+        &["--class", "iso4217_code"][..],
+        &["--stage", "validate"][..],
+        &["--source-topic", "another.topic"][..],
+        &["--since", "2999-01-01"][..],
+        &["--until", "2000-01-01"][..],
+    ] {
+        let none = list_json(&dlq, &url, filter).await;
+        assert_eq!(none["total"], 0, "{filter:?}: {none}");
+    }
+    let each = list_json(&dlq, &url, &["--each", "--class", "unknown_fingerprint"]).await;
+    let ids: Vec<String> = each["letters"]
+        .as_array()
+        .expect("letters")
+        .iter()
+        .map(|l| l["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(ids.len(), 500);
+
+    // `show`: hex while the schema is unknown, the line once it is; an unknown id fails.
+    let shown: serde_json::Value = serde_json::from_str(
+        &dlq_ok(
+            &["dlq", "show", "--dlq-topic", &dlq, "--json", &ids[0]],
+            &url,
+        )
+        .await,
+    )
+    .expect("show --json parses");
+    assert!(shown["payload"]["hex"].is_string(), "{shown}");
+    assert_eq!(shown["quarantine"]["error_class"], "unknown_fingerprint");
+    let shown: serde_json::Value = serde_json::from_str(
+        &dlq_ok(
+            &[
+                "dlq",
+                "show",
+                "--dlq-topic",
+                &dlq,
+                "--json",
+                "--schemas-dir",
+                &new_dir,
+                &ids[0],
+            ],
+            &url,
+        )
+        .await,
+    )
+    .expect("show --json parses");
+    let txn = shown["payload"]["decoded"]["transaction_id"]
+        .as_str()
+        .expect("decoded line");
+    assert!(lines.iter().any(|l| l.transaction_id == txn), "{shown}");
+    let missing = royalty_ingest(
+        &["dlq", "show", "--dlq-topic", &dlq, "dl-does-not-exist"],
+        &url,
+    )
+    .await;
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("no dead letter \"dl-does-not-exist\""),
+        "{}",
+        stderr(&missing)
+    );
+
+    // A dry run and an unconfirmed replay send nothing and record nothing.
+    let before = records_on(&topic);
+    let dry = dlq_ok(
+        &[
+            "dlq",
+            "replay",
+            "--dlq-topic",
+            &dlq,
+            "--class",
+            "unknown_fingerprint",
+            "--dry-run",
+        ],
+        &url,
+    )
+    .await;
+    assert!(dry.contains("would replay 500"), "{dry}");
+    let unconfirmed = royalty_ingest(&["dlq", "replay", "--dlq-topic", &dlq], &url).await;
+    assert!(!unconfirmed.status.success());
+    assert!(
+        stderr(&unconfirmed).contains("--yes"),
+        "{}",
+        stderr(&unconfirmed)
+    );
+    let to_dlq = royalty_ingest(
+        &["dlq", "replay", "--dlq-topic", &dlq, "--to", &dlq, "--yes"],
+        &url,
+    )
+    .await;
+    assert!(!to_dlq.status.success());
+    assert_eq!(records_on(&topic), before);
+    assert_eq!(count(&pool, "SELECT count(*) FROM dlq_replays").await, 0);
+
+    // Replayed before the fix: refused again, each new dead letter names the one it
+    // replays, and the open count stays 500 (the old ones are superseded).
+    dlq_ok(
+        &[
+            "dlq",
+            "replay",
+            "--dlq-topic",
+            &dlq,
+            "--yes",
+            "--note",
+            "too early",
+        ],
+        &url,
+    )
+    .await;
+    ingest(&topic, &dlq, &url, &dirs.known).await;
+    assert_eq!(ledger_totals(&pool).await.0, 500);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM quarantine WHERE replay_of IS NOT NULL"
+        )
+        .await,
+        500
+    );
+    let open = list_json(&dlq, &url, &["--open"]).await;
+    assert_eq!(open["total"], 500, "{open}");
+
+    // The fix: the schema is added, the open ones replayed (the superseded skipped).
+    let replay = dlq_ok(
+        &[
+            "dlq",
+            "replay",
+            "--dlq-topic",
+            &dlq,
+            "--open",
+            "--yes",
+            "--schemas-dir",
+            &known_dir,
+            "--note",
+            "v9 deployed",
+        ],
+        &url,
+    )
+    .await;
+    assert!(replay.contains("replayed 500"), "{replay}");
+    ingest(&topic, &dlq, &url, &dirs.with_new).await;
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM quarantine WHERE resolved_at IS NULL"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM quarantine WHERE resolved_line_key IS NULL OR resolved_topic IS NULL").await,
+        0
+    );
+
+    // Again, even forcing the resend: still 1,000 lines, no revision, nothing open.
+    let again = dlq_ok(&["dlq", "replay", "--dlq-topic", &dlq, "--yes"], &url).await;
+    assert!(again.contains("nothing to replay"), "{again}");
+    dlq_ok(
+        &[
+            "dlq",
+            "replay",
+            "--dlq-topic",
+            &dlq,
+            "--yes",
+            "--include-resolved",
+        ],
+        &url,
+    )
+    .await;
+    ingest(&topic, &dlq, &url, &dirs.with_new).await;
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM ledger_revisions").await,
+        0
+    );
+    let open = list_json(&dlq, &url, &["--open"]).await;
+    assert_eq!(open["total"], 0, "{open}");
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM dlq_replays WHERE finished_at IS NOT NULL"
+        )
+        .await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_old_version_stays_stale_after_a_restatement() {
+    let dirs = schema_dirs();
+    let topic = common::fresh_topic("it.dlq.stale", 1).await;
+    let dlq = common::fresh_topic("it.dlq.staledlq", 1).await;
+    let (url, pool) = common::fresh_database().await;
+
+    let line = distinct_lines(802, 1, 1).remove(0);
+    let mut restated = line.clone();
+    restated.royalty_amount += Decimal::new(125, 2);
+    let t1 = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    let t2 = t1 + 60_000;
+    // t1 in the version not known yet (refused), t2 (a restatement) in v3 (booked).
+    publish_at(
+        &common::producer(),
+        &topic,
+        &[
+            (line.clone(), encode_new(&line), t1),
+            (restated.clone(), encode(3, &restated), t2),
+        ],
+    )
+    .await;
+    ingest(&topic, &dlq, &url, &dirs.known).await;
+    assert_eq!(
+        ledger_totals(&pool).await,
+        expected_totals(std::slice::from_ref(&restated))
+    );
+
+    dlq_ok(&["dlq", "replay", "--dlq-topic", &dlq, "--yes"], &url).await;
+    ingest(&topic, &dlq, &url, &dirs.with_new).await;
+    assert_eq!(
+        ledger_totals(&pool).await,
+        expected_totals(std::slice::from_ref(&restated))
+    );
+    let (applied, old, new): (bool, Decimal, Decimal) = sqlx::query_as(
+        "SELECT applied, old_royalty_amount, new_royalty_amount FROM ledger_revisions",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("one revision: the stale t1 version");
+    assert!(!applied);
+    assert_eq!(old, restated.royalty_amount);
+    assert_eq!(new, line.royalty_amount);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM quarantine WHERE resolved_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_replay_killed_halfway_and_run_again_books_every_line_once() {
+    let dirs = schema_dirs();
+    let topic = common::fresh_topic("it.dlq.kill", 2).await;
+    let dlq = common::fresh_topic("it.dlq.killdlq", 2).await;
+    let (url, pool) = common::fresh_database().await;
+    let lines = distinct_lines(803, 1, 600);
+    let now = chrono::Utc::now().timestamp_millis();
+    let records: Vec<(DecodedLine, Vec<u8>, i64)> = lines
+        .iter()
+        .map(|l| (l.clone(), encode_new(l), now))
+        .collect();
+    publish_at(&common::producer(), &topic, &records).await;
+    ingest(&topic, &dlq, &url, &dirs.known).await;
+    assert_eq!(ledger_totals(&pool).await.0, 0);
+
+    // A slow replay, killed once part of it is acknowledged.
+    let mut child = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+            .args([
+                "dlq",
+                "replay",
+                "--dlq-topic",
+                &dlq,
+                "--yes",
+                "--max-per-sec",
+                "50",
+            ])
+            .env("KAFKA_BROKERS", common::brokers())
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start dlq replay"),
+    );
+    common::wait_until(
+        Duration::from_secs(60),
+        "part of the replay acknowledged",
+        || {
+            let pool = pool.clone();
+            async move { count(&pool, "SELECT count(*) FROM dlq_replay_items").await >= 100 }
+        },
+    )
+    .await;
+    kill_hard(&mut child);
+    let sent = count(&pool, "SELECT count(*) FROM dlq_replay_items").await;
+    assert!(
+        sent < 600,
+        "the replay finished before the kill ({sent} sent)"
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM dlq_replays WHERE finished_at IS NULL"
+        )
+        .await,
+        1
+    );
+
+    let rerun = dlq_ok(&["dlq", "replay", "--dlq-topic", &dlq, "--yes"], &url).await;
+    assert!(rerun.contains("replayed 600"), "{rerun}");
+    assert!(
+        rerun.contains(&format!("{sent} of them replayed before")),
+        "{rerun}"
+    );
+    ingest(&topic, &dlq, &url, &dirs.with_new).await;
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM ledger_revisions").await,
+        0
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM quarantine WHERE resolved_at IS NULL"
+        )
+        .await,
+        0
+    );
+}
