@@ -532,3 +532,131 @@ async fn a_replay_killed_halfway_and_run_again_books_every_line_once() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_dead_letter_the_broker_refused_is_listed_and_replayed_from_quarantine() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+
+    let dirs = schema_dirs();
+    let topic = common::fresh_topic("it.dlq.big", 1).await;
+    // A dead-letter topic that takes at most 4 KB per record: a large refused record plus
+    // its headers does not fit.
+    let dlq = format!("it.dlq.small.{}", common::unique_suffix());
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", common::brokers())
+        .create()
+        .expect("admin client");
+    for result in
+        admin
+            .create_topics(
+                [&NewTopic::new(&dlq, 1, TopicReplication::Fixed(1))
+                    .set("max.message.bytes", "4096")],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+            )
+            .await
+            .expect("create topic")
+    {
+        result.expect("topic created");
+    }
+    let (url, pool) = common::fresh_database().await;
+
+    let lines = distinct_lines(804, 1, 2);
+    // The first record carries a 20,000-character header of its own (incompressible: the
+    // relay's producer compresses), which its dead letter keeps: too large for the DLQ.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: String = (0..20_000)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            char::from(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                    [(state >> 58) as usize % 62],
+            )
+        })
+        .collect();
+    let producer = common::producer();
+    let now = chrono::Utc::now().timestamp_millis();
+    let key = record_key(&lines[0]);
+    let value = encode_new(&lines[0]);
+    producer
+        .send(
+            FutureRecord::to(&topic)
+                .key(key.as_bytes())
+                .payload(value.as_slice())
+                .timestamp(now)
+                .headers(
+                    rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                        key: "trace",
+                        value: Some(noise.as_str()),
+                    }),
+                ),
+            Duration::from_secs(60),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("record acknowledged");
+    publish_at(
+        &producer,
+        &topic,
+        &[(lines[1].clone(), encode_new(&lines[1]), now)],
+    )
+    .await;
+
+    // The batch job ends non-zero: one dead letter could not be published.
+    let mut args = run_args(&topic, &dlq, &url, "it-dlq");
+    args.schemas = SchemaArgs {
+        schemas_dir: Some(dirs.known.clone()),
+        registry_url: None,
+    };
+    royalty_ingest::observe::init_tracing();
+    let outcome =
+        royalty_ingest::pipeline::run(args, tokio_util::sync::CancellationToken::new()).await;
+    assert!(
+        outcome.is_err(),
+        "an unpublished dead letter must fail the batch job"
+    );
+
+    let summary = list_json(&dlq, &url, &[]).await;
+    assert_eq!(summary["total"], 2, "{summary}");
+    assert_eq!(summary["groups"][0]["unpublished"], 1, "{summary}");
+    let each = list_json(&dlq, &url, &["--each"]).await;
+    let parked: Vec<&serde_json::Value> = each["letters"]
+        .as_array()
+        .expect("letters")
+        .iter()
+        .filter(|l| l["place"]["kind"] == "unpublished")
+        .collect();
+    assert_eq!(parked.len(), 1, "{each}");
+    let id = parked[0]["id"].as_str().expect("id").to_string();
+    let shown = dlq_ok(&["dlq", "show", "--dlq-topic", &dlq, &id], &url).await;
+    assert!(shown.contains("NOT on"), "{shown}");
+
+    // Replayed from its quarantine copy (with its own header), booked.
+    let replay = dlq_ok(&["dlq", "replay", "--dlq-topic", &dlq, "--yes"], &url).await;
+    assert!(replay.contains("replayed 2"), "{replay}");
+    let mut args = run_args(&topic, &dlq, &url, "it-dlq");
+    args.schemas = SchemaArgs {
+        schemas_dir: Some(dirs.with_new.clone()),
+        registry_url: None,
+    };
+    // Still non-zero (the parked dead letter is still not publishable), but both booked.
+    let _ = royalty_ingest::pipeline::run(args, tokio_util::sync::CancellationToken::new()).await;
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
+    let replayed = common::read_topic(&topic, 4, Duration::from_secs(30));
+    let copy = replayed
+        .iter()
+        .find(|r| r.header("royalty.replay.of").as_deref() == Some(id.as_str()))
+        .expect("the parked dead letter was replayed");
+    assert_eq!(copy.header("trace").as_deref(), Some(noise.as_str()));
+    assert_eq!(copy.timestamp, Some(now));
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM quarantine WHERE resolved_at IS NULL"
+        )
+        .await,
+        0
+    );
+}

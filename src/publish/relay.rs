@@ -145,7 +145,17 @@ impl Relay {
             });
         }
         let sends = messages.iter().map(|m| self.send(m));
-        let results = join_all(sends).await;
+        let mut results = join_all(sends).await;
+        // The broker refuses a produce batch whole when it is over the topic's
+        // max.message.bytes, so one oversized message fails its neighbours too: each failed
+        // message gets a second try alone in its batch.
+        if messages.len() > 1 && results.iter().any(Result::is_err) {
+            for (message, result) in messages.iter().zip(results.iter_mut()) {
+                if result.is_err() {
+                    *result = self.send(message).await;
+                }
+            }
+        }
         // Mark what was delivered; a message the broker keeps refusing (too large, topic
         // gone) stays unpublished and is retried without holding back the others.
         let mut delivered: Vec<i64> = Vec::with_capacity(messages.len());
