@@ -446,9 +446,10 @@ fn encode_copy_rows(rows: u64) -> anyhow::Result<Vec<Vec<u8>>> {
         field(&mut out, &mut buf, &key.as_bytes()[..])?;
         field(&mut out, &mut buf, line.dsp_name.as_str())?;
         field(&mut out, &mut buf, period)?;
-        for text in [&line.transaction_id, &line.isrc, &line.upc] {
+        for text in [&line.transaction_id, &line.isrc] {
             field(&mut out, &mut buf, text.as_str())?;
         }
+        field(&mut out, &mut buf, line.upc.as_deref())?;
         field(&mut out, &mut buf, line.stream_count)?;
         field(&mut out, &mut buf, line.royalty_amount)?;
         field(&mut out, &mut buf, line.currency.as_str())?;

@@ -107,7 +107,7 @@ pub fn valid_line(rng: &mut SampleRng, n: u64) -> DecodedLine {
     let amount = (rate * Decimal::from(streams)).round_dp(13);
     DecodedLine {
         isrc: isrc_for(track),
-        upc: upc_for(track / 4),
+        upc: Some(upc_for(track / 4)),
         dsp_name: dsp.to_string(),
         report_period: period.format("%Y-%m-%d").to_string(),
         transaction_id: format!(
@@ -177,10 +177,10 @@ pub fn generate(seed: u64, count: usize) -> Vec<SampleLine> {
                 match rng.below(5) {
                     0 => line.isrc = "XX-NOT-AN-ISRC".into(),
                     1 => {
-                        let mut upc = line.upc.clone();
-                        let last = upc.pop().and_then(|c| c.to_digit(10)).unwrap_or(0);
-                        upc.push(char::from_digit((last + 1) % 10, 10).unwrap_or('0'));
-                        line.upc = upc;
+                        if let Some(upc) = line.upc.as_mut() {
+                            let last = upc.pop().and_then(|c| c.to_digit(10)).unwrap_or(0);
+                            upc.push(char::from_digit((last + 1) % 10, 10).unwrap_or('0'));
+                        }
                     }
                     2 => line.currency = "XYZ".into(),
                     3 => line.stream_count = -5,

@@ -53,7 +53,7 @@ fn lines_for(seed: u64, first_txn: u64, count: usize, isrc: &str, upc: &str) -> 
         .into_iter()
         .map(|mut l| {
             l.isrc = isrc.into();
-            l.upc = upc.into();
+            l.upc = Some(upc.into());
             l.label = None;
             l.artist = None;
             l.report_period = "2026-09-01".into();
@@ -346,12 +346,12 @@ async fn sigkill_during_a_drifting_stream_neither_loses_nor_multiplies_alerts() 
         .enumerate()
         .map(|(n, mut l)| {
             l.isrc = isrcs[n % 20].clone();
-            l.upc = upc_for(1);
+            l.upc = Some(upc_for(1));
             l.label = None;
             l.artist = None;
             if n % 10 == 0 {
-                l.upc = upc_for(50 + (n as u64 / 10) % 5);
-                expected_drifts.insert((l.isrc.clone(), l.upc.clone()));
+                l.upc = Some(upc_for(50 + (n as u64 / 10) % 5));
+                expected_drifts.insert((l.isrc.clone(), l.upc.clone().unwrap_or_default()));
                 drifting += 1;
             }
             l
@@ -427,7 +427,7 @@ async fn alerts_tail_json_prints_one_parseable_object_per_alert() {
     let (url, pool) = common::fresh_database().await;
     load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
     let mut lines = lines_for(95, 1, 4, ISRC, &upc_for(7));
-    lines[1].upc = upc_for(8);
+    lines[1].upc = Some(upc_for(8));
     lines[2].isrc = "USRC17607839".into();
     publish(&common::producer(), &topic, 3, &lines).await;
     let mut args = run_args(&topic, &dlq, &url, "it-tail");

@@ -144,14 +144,14 @@ async fn a_corrected_upc_restates_the_line_instead_of_booking_it_twice() {
     run_until_idle(run_args(&topic, &dlq, &url, "it-upc")).await;
 
     let mut corrected = lines[1].clone();
-    corrected.upc = royalty_ingest::sample::upc_for(987_654);
+    corrected.upc = Some(royalty_ingest::sample::upc_for(987_654));
     publish(&producer, &topic, 3, std::slice::from_ref(&corrected)).await;
     run_until_idle(run_args(&topic, &dlq, &url, "it-upc")).await;
 
     let mut expected = lines.clone();
     expected[1] = corrected.clone();
     assert_eq!(ledger_totals(&pool).await, expected_totals(&expected));
-    let upc: String =
+    let upc: Option<String> =
         sqlx::query_scalar("SELECT upc FROM royalty_ledger WHERE transaction_id = $1")
             .bind(&corrected.transaction_id)
             .fetch_one(&pool)
@@ -168,7 +168,10 @@ async fn a_corrected_upc_restates_the_line_instead_of_booking_it_twice() {
         revisions[0].get::<Vec<String>, _>("changed_fields"),
         vec!["upc"]
     );
-    assert_eq!(revisions[0].get::<String, _>("old_upc"), lines[1].upc);
+    assert_eq!(
+        revisions[0].get::<Option<String>, _>("old_upc"),
+        lines[1].upc
+    );
 }
 
 #[tokio::test]
@@ -185,7 +188,7 @@ async fn invalid_records_are_dead_lettered_with_reasons_and_quarantined_once() {
     bad_isrc.isrc = "aa-xyz-012-3456".into();
     let mut bad_upc = base.clone();
     bad_upc.transaction_id = "BAD-UPC".into();
-    bad_upc.upc = "731453000000".into();
+    bad_upc.upc = Some("731453000000".into());
     let mut bad_currency = base.clone();
     bad_currency.transaction_id = "BAD-CUR".into();
     bad_currency.currency = "XYZ".into();

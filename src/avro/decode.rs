@@ -199,11 +199,12 @@ impl WriterSchema {
             }
         }
         let mut take = |canon: Canon| canon.text_slot().and_then(|slot| text[slot].take());
+        let upc = take(Canon::Upc);
         let mut required =
             |canon: Canon| take(canon).ok_or(DecodeErrorKind::NullRequiredField(canon.name()));
         Ok(DecodedLine {
             isrc: required(Canon::Isrc)?,
-            upc: required(Canon::Upc)?,
+            upc,
             dsp_name: required(Canon::DspName)?,
             report_period: required(Canon::ReportPeriod)?,
             transaction_id: required(Canon::TransactionId)?,

@@ -11,7 +11,7 @@ use crate::domain::DecodedLine;
 fn text_of(line: &DecodedLine, canon: Canon) -> Option<&str> {
     match canon {
         Canon::Isrc => Some(&line.isrc),
-        Canon::Upc => Some(&line.upc),
+        Canon::Upc => line.upc.as_deref(),
         Canon::DspName => Some(&line.dsp_name),
         Canon::ReportPeriod => Some(&line.report_period),
         Canon::TransactionId => Some(&line.transaction_id),

@@ -86,12 +86,12 @@ impl Canon {
         }
     }
 
-    /// Fields every writer schema must carry (the line's identity and value).
+    /// Fields every writer schema must carry (the line's identity and value; the UPC is
+    /// optional since version 4: ISRC-only lines are real).
     pub(crate) fn required(self) -> bool {
         matches!(
             self,
             Canon::Isrc
-                | Canon::Upc
                 | Canon::DspName
                 | Canon::ReportPeriod
                 | Canon::TransactionId

@@ -12,7 +12,7 @@ use super::decode::WriterSchema;
 use super::error::SchemaError;
 
 /// The committed schemas, compiled into the binary so it runs without the directory.
-const BUILTIN: [(&str, &str); 5] = [
+const BUILTIN: [(&str, &str); 6] = [
     (
         "royalty_line.v1.avsc",
         include_str!("../../schemas/royalty_line.v1.avsc"),
@@ -24,6 +24,10 @@ const BUILTIN: [(&str, &str); 5] = [
     (
         "royalty_line.v3.avsc",
         include_str!("../../schemas/royalty_line.v3.avsc"),
+    ),
+    (
+        "royalty_line.v4.avsc",
+        include_str!("../../schemas/royalty_line.v4.avsc"),
     ),
     (
         "drift_alert.v1.avsc",

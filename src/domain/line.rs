@@ -15,8 +15,9 @@ use super::key::LineKey;
 pub struct DecodedLine {
     /// ISRC as the DSP sent it (may be lower case or hyphenated).
     pub isrc: String,
-    /// UPC / EAN / GTIN of the release, as sent.
-    pub upc: String,
+    /// UPC / EAN / GTIN of the release, as sent; `None` when the line names no release
+    /// (schema v4+: unknown, not a change).
+    pub upc: Option<String>,
     /// Name of the DSP that reported the line.
     pub dsp_name: String,
     /// Report period as sent (expected ISO date `YYYY-MM-DD`).
@@ -87,8 +88,9 @@ pub struct RoyaltyLine {
     pub key: LineKey,
     /// Normalised ISRC (12 characters, upper case, no hyphens).
     pub isrc: String,
-    /// UPC/EAN/GTIN digits with a valid GS1 check digit.
-    pub upc: String,
+    /// UPC/EAN/GTIN digits with a valid GS1 check digit; `None` when the line names no
+    /// release.
+    pub upc: Option<String>,
     /// DSP name, trimmed (the key uses it lower-cased).
     pub dsp_name: String,
     /// Report period.

@@ -22,7 +22,11 @@ use super::rules::{
 pub fn validate(line: &DecodedLine) -> Result<RoyaltyLine, Rejection> {
     let mut c = Checker::default();
     let isrc = c.rule("isrc", &line.isrc, normalize_isrc(&line.isrc));
-    let upc = c.rule("upc", &line.upc, validate_gtin(&line.upc));
+    // Absent is allowed (schema v4: ISRC-only lines); present, it must be a valid GTIN.
+    let upc = line
+        .upc
+        .as_deref()
+        .and_then(|raw| c.rule("upc", raw, validate_gtin(raw)));
     let dsp_name = c.required_text("dsp_name", &line.dsp_name);
     let report_period = parse_period(&line.report_period);
     if report_period.is_none() {
@@ -63,7 +67,6 @@ pub fn validate(line: &DecodedLine) -> Result<RoyaltyLine, Rejection> {
 
     match (
         isrc,
-        upc,
         dsp_name,
         report_period,
         transaction_id,
@@ -72,7 +75,6 @@ pub fn validate(line: &DecodedLine) -> Result<RoyaltyLine, Rejection> {
     ) {
         (
             Some(isrc),
-            Some(upc),
             Some(dsp_name),
             Some(report_period),
             Some(transaction_id),
@@ -112,7 +114,7 @@ mod tests {
     fn good() -> DecodedLine {
         DecodedLine {
             isrc: "us-s1z-99-00001".into(),
-            upc: " 036000291452 ".into(),
+            upc: Some(" 036000291452 ".into()),
             dsp_name: "  Spotify ".into(),
             report_period: "2026-09-01".into(),
             transaction_id: " T-1 ".into(),
@@ -138,12 +140,19 @@ mod tests {
     }
 
     #[test]
+    fn a_line_without_upc_is_valid_and_keeps_none() {
+        let mut l = good();
+        l.upc = None;
+        assert_eq!(validate(&l).map(|line| line.upc), Ok(None));
+    }
+
+    #[test]
     fn accepts_and_normalises_a_good_line() {
         let line = validate(&good()).unwrap();
         let period = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
         assert_eq!(line.key, LineKey::for_line("spotify", period, "T-1"));
         assert_eq!(line.isrc, "USS1Z9900001");
-        assert_eq!(line.upc, "036000291452");
+        assert_eq!(line.upc.as_deref(), Some("036000291452"));
         assert_eq!(
             (line.dsp_name.as_str(), line.transaction_id.as_str()),
             ("Spotify", "T-1")
@@ -162,7 +171,7 @@ mod tests {
     fn collects_every_violation_in_field_order() {
         let mut l = good();
         l.isrc = "XX-1".into();
-        l.upc = "731453000000".into();
+        l.upc = Some("731453000000".into());
         l.dsp_name = " ".into();
         l.report_period = "2026-9-1".into();
         l.stream_count = -3;

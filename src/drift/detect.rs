@@ -152,11 +152,14 @@ pub fn detect_line(
     let mut found = Vec::new();
     let entry = &version.entry;
     // The same product may be written with or without leading zeros (UPC-A vs EAN-13).
-    if !entry.upcs.iter().any(|u| same_gtin(u, &line.upc)) {
+    // A line without a UPC says nothing about the release: unknown, not a mismatch.
+    if let Some(upc) = &line.upc
+        && !entry.upcs.iter().any(|u| same_gtin(u, upc))
+    {
         found.push(drift(
             DriftKind::UpcMismatch,
             Some(entry.upcs.join("|")),
-            Some(line.upc.clone()),
+            Some(upc.clone()),
         ));
     }
     if let (Some(expected), Some(received)) = (&entry.label, &line.label)
@@ -234,7 +237,7 @@ mod tests {
 
     fn line() -> RoyaltyLine {
         let mut line = validate(&valid_line(&mut SampleRng::new(9), 1)).expect("valid line");
-        line.upc = "036000291452".into();
+        line.upc = Some("036000291452".into());
         line.label = Some("Harbor Records".into());
         line.artist = Some("Mira Kade".into());
         line
@@ -287,6 +290,7 @@ mod tests {
     #[test]
     fn a_field_the_line_does_not_carry_is_not_compared() {
         let mut bare = line();
+        bare.upc = None;
         bare.label = None;
         bare.artist = None;
         let catalog = version(&["036000291452"], "Other", "Other");

@@ -148,6 +148,7 @@ fn merge_unknown(incoming: &RoyaltyLine, stored: &RoyaltyLine) -> RoyaltyLine {
     let keep = |new: &Option<String>, old: &Option<String>| new.clone().or_else(|| old.clone());
     RoyaltyLine {
         dsp_name: stored.dsp_name.clone(),
+        upc: keep(&incoming.upc, &stored.upc),
         territory: keep(&incoming.territory, &stored.territory),
         usage_type: keep(&incoming.usage_type, &stored.usage_type),
         label: keep(&incoming.label, &stored.label),
@@ -160,7 +161,8 @@ fn merge_unknown(incoming: &RoyaltyLine, stored: &RoyaltyLine) -> RoyaltyLine {
 /// Whether `new` knows an optional field `old` did not (unknown → known is not a change).
 fn learns_unknown(old: &RoyaltyLine, new: &RoyaltyLine) -> bool {
     let learns = |o: &Option<String>, n: &Option<String>| o.is_none() && n.is_some();
-    learns(&old.territory, &new.territory)
+    learns(&old.upc, &new.upc)
+        || learns(&old.territory, &new.territory)
         || learns(&old.usage_type, &new.usage_type)
         || learns(&old.label, &new.label)
         || learns(&old.artist, &new.artist)
@@ -178,7 +180,7 @@ pub fn changed_fields(old: &RoyaltyLine, new: &RoyaltyLine) -> Vec<&'static str>
     };
     let same_known = |o: &Option<String>, n: &Option<String>| o.is_none() || o == n;
     check("isrc", old.isrc == new.isrc);
-    check("upc", old.upc == new.upc);
+    check("upc", same_known(&old.upc, &new.upc));
     check("stream_count", old.stream_count == new.stream_count);
     check("royalty_amount", old.royalty_amount == new.royalty_amount);
     check("currency", old.currency == new.currency);
@@ -377,7 +379,7 @@ async fn insert_rows(conn: &mut PgConnection, rows: &[&LedgerRow]) -> Result<(),
             .date(line.report_period)
             .text(&line.transaction_id)
             .text(&line.isrc)
-            .text(&line.upc)
+            .opt_text(line.upc.as_deref())
             .int8(line.stream_count)
             .numeric(line.royalty_amount)
             .text(&line.currency)
@@ -420,7 +422,7 @@ async fn update_rows(conn: &mut PgConnection, rows: &[&LedgerRow]) -> Result<(),
         .map(|r| r.line.transaction_id.as_str())
         .collect();
     let isrcs: Vec<&str> = rows.iter().map(|r| r.line.isrc.as_str()).collect();
-    let upcs: Vec<&str> = rows.iter().map(|r| r.line.upc.as_str()).collect();
+    let upcs: Vec<Option<&str>> = rows.iter().map(|r| r.line.upc.as_deref()).collect();
     let counts: Vec<i64> = rows.iter().map(|r| r.line.stream_count).collect();
     let amounts: Vec<Decimal> = rows.iter().map(|r| r.line.royalty_amount).collect();
     let currencies: Vec<&str> = rows.iter().map(|r| r.line.currency.as_str()).collect();
@@ -654,10 +656,27 @@ mod tests {
     }
 
     #[test]
+    fn a_line_without_upc_is_enriched_by_a_copy_with_one_and_never_erased() {
+        let mut with_upc = line(7);
+        with_upc.upc = Some("036000291452".into());
+        let mut without = with_upc.clone();
+        without.upc = None;
+        let folded = fold(Some(stored(&without, 0)), &[&version(&with_upc, 3, 3)]);
+        assert_eq!(folded.stats.enriched, 1);
+        assert_eq!(
+            folded.row.and_then(|r| r.line.upc).as_deref(),
+            Some("036000291452")
+        );
+        let folded = fold(Some(stored(&with_upc, 0)), &[&version(&without, 4, 4)]);
+        assert_eq!(folded.stats.duplicates, 1);
+        assert!(folded.row.is_none());
+    }
+
+    #[test]
     fn versions_in_one_batch_fold_in_arrival_order() {
         let first = line(6);
         let mut second = first.clone();
-        second.upc = "6291041500213".into();
+        second.upc = Some("6291041500213".into());
         let mut third = second.clone();
         third.stream_count += 10;
         let (a, b, c) = (

@@ -37,7 +37,7 @@ fn opt(v: &Json, key: &str) -> Option<String> {
 fn expected_line(v: &Json) -> DecodedLine {
     DecodedLine {
         isrc: text(v, "isrc"),
-        upc: text(v, "upc"),
+        upc: Some(text(v, "upc")),
         dsp_name: text(v, "dsp_name"),
         report_period: text(v, "report_period"),
         transaction_id: text(v, "transaction_id"),

@@ -37,7 +37,7 @@ pub(super) fn schema(json: &str) -> WriterSchema {
 pub(super) fn sample_line() -> DecodedLine {
     DecodedLine {
         isrc: "USRC17607839".into(),
-        upc: "00602537518357".into(),
+        upc: Some("00602537518357".into()),
         dsp_name: "Spotify".into(),
         report_period: "2024-03-01".into(),
         transaction_id: "SPOT-2024-03-000001".into(),

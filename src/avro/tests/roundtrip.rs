@@ -61,6 +61,16 @@ async fn avro_v1_v2_v3_copies_of_a_sale_decode_to_the_same_line() {
     assert_eq!(decoded[2], line);
 }
 
+#[tokio::test]
+async fn avro_v4_carries_a_line_without_upc_and_older_versions_refuse_to_write_one() {
+    let mut line = sample_line();
+    line.upc = None;
+    let payload = encode_single_object(&version(4), &line).expect("v4 encodes a null upc");
+    let back = decoder().decode(&payload).await.expect("decodes");
+    assert_eq!(back.line, line);
+    assert!(encode_single_object(&version(3), &line).is_err());
+}
+
 #[test]
 fn avro_v3_writes_the_default_line_type_when_unknown() {
     let mut line = sample_line();

@@ -25,7 +25,7 @@ const DRIFT_ALERT: &str = r#"{"type":"record","name":"DriftAlert","namespace":"i
 #[test]
 fn avro_builtin_store_indexes_every_version() {
     let store = builtin();
-    assert_eq!(store.len(), 5);
+    assert_eq!(store.len(), 6);
     let files: Vec<&str> = store.iter().map(|(file, _)| file).collect();
     assert_eq!(
         files,
@@ -34,18 +34,19 @@ fn avro_builtin_store_indexes_every_version() {
             "drift_alert.v1.avsc",
             "royalty_line.v1.avsc",
             "royalty_line.v2.avsc",
-            "royalty_line.v3.avsc"
+            "royalty_line.v3.avsc",
+            "royalty_line.v4.avsc"
         ]
     );
     let latest = store.latest(ROYALTY_LINE).expect("latest");
-    assert_eq!(latest.version(), Some(3));
-    for v in 1..=3 {
+    assert_eq!(latest.version(), Some(4));
+    for v in 1..=4 {
         let schema = store.by_name_version(ROYALTY_LINE, v).expect("version");
         assert!(schema.is_royalty_line());
         let by_fp = store.get(schema.fingerprint()).expect("by fingerprint");
         assert_eq!(by_fp.version(), Some(v));
     }
-    assert!(store.by_name_version(ROYALTY_LINE, 4).is_none());
+    assert!(store.by_name_version(ROYALTY_LINE, 5).is_none());
     assert!(store.get(0).is_none());
 }
 
@@ -76,13 +77,13 @@ fn avro_committed_versions_share_the_amount_type_and_every_field_is_documented()
             }
         }
     }
-    assert_eq!(amounts.len(), 3);
+    assert_eq!(amounts.len(), 4);
     assert!(amounts.windows(2).all(|w| w[0] == w[1]), "{amounts:?}");
 }
 
 #[test]
 fn avro_newest_schema_aliases_are_the_decoder_aliases() {
-    let json: serde_json::Value = serde_json::from_str(version(3).json()).expect("json");
+    let json: serde_json::Value = serde_json::from_str(version(4).json()).expect("json");
     for field in json["fields"].as_array().expect("fields") {
         let aliases: Vec<&str> = field["aliases"]
             .as_array()
@@ -92,7 +93,7 @@ fn avro_newest_schema_aliases_are_the_decoder_aliases() {
         let canon = super::super::plan::Canon::ALL
             .into_iter()
             .find(|c| c.name() == name)
-            .expect("v3 uses canonical names");
+            .expect("the newest version uses canonical names");
         assert_eq!(aliases, canon.aliases(), "{name}");
     }
 }
