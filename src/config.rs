@@ -120,6 +120,15 @@ pub struct RunArgs {
     #[arg(long, env = "ROYALTY_CATALOG_TOPIC", default_value = "catalog.updates")]
     pub catalog_topic: String,
 
+    /// Topic carrying report control totals (Avro `ReportSummary`, published by `produce`,
+    /// compared with the ledger by `reconcile`); empty to not consume it.
+    #[arg(
+        long,
+        env = "ROYALTY_SUMMARIES_TOPIC",
+        default_value = "royalty.report.summaries"
+    )]
+    pub summaries_topic: String,
+
     /// Topic receiving drift alerts (Avro `DriftAlert`).
     #[arg(
         long,
@@ -214,6 +223,15 @@ impl RunArgs {
                 "--catalog-topic {catalog:?} is also in --topics; catalog updates and royalty lines need topics of their own"
             );
         }
+        self.summaries_topic = self.summaries_topic.trim().to_string();
+        if let Some(summaries) = self.summaries_topic() {
+            let summaries = checked_topic_name("--summaries-topic", summaries)?;
+            anyhow::ensure!(
+                !self.topics.contains(&summaries)
+                    && self.catalog_topic() != Some(summaries.as_str()),
+                "--summaries-topic {summaries:?} is also in --topics or --catalog-topic; report summaries need a topic of their own"
+            );
+        }
         self.dlq_topic = checked_topic_name("--dlq-topic", &self.dlq_topic)?;
         self.alerts_topic = checked_topic_name("--alerts-topic", &self.alerts_topic)?;
         for (flag, output) in [
@@ -239,12 +257,17 @@ impl RunArgs {
         Some(self.catalog_topic.trim()).filter(|t| !t.is_empty())
     }
 
-    /// Every topic the consumer subscribes to: the raw topics and the catalog topic.
+    /// The report summaries topic, if consumed.
+    pub fn summaries_topic(&self) -> Option<&str> {
+        Some(self.summaries_topic.trim()).filter(|t| !t.is_empty())
+    }
+
+    /// Every topic the consumer subscribes to: the raw topics, the catalog topic and the
+    /// report summaries topic.
     pub fn subscribed_topics(&self) -> Vec<&str> {
         let mut topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
-        if let Some(catalog) = self.catalog_topic() {
-            topics.push(catalog);
-        }
+        topics.extend(self.catalog_topic());
+        topics.extend(self.summaries_topic());
         topics
     }
 

@@ -53,6 +53,7 @@ fn batch(
             .collect(),
         dead_letters: Vec::new(),
         catalog: Vec::new(),
+        summaries: Vec::new(),
         offsets,
     }
 }

@@ -25,6 +25,7 @@ mod encode;
 mod error;
 mod framing;
 mod plan;
+pub mod record;
 mod registry;
 mod schema_store;
 mod shape;

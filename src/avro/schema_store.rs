@@ -12,7 +12,7 @@ use super::decode::WriterSchema;
 use super::error::SchemaError;
 
 /// The committed schemas, compiled into the binary so it runs without the directory.
-const BUILTIN: [(&str, &str); 6] = [
+const BUILTIN: [(&str, &str); 7] = [
     (
         "royalty_line.v1.avsc",
         include_str!("../../schemas/royalty_line.v1.avsc"),
@@ -32,6 +32,10 @@ const BUILTIN: [(&str, &str); 6] = [
     (
         "drift_alert.v1.avsc",
         include_str!("../../schemas/drift_alert.v1.avsc"),
+    ),
+    (
+        "report_summary.v1.avsc",
+        include_str!("../../schemas/report_summary.v1.avsc"),
     ),
     (
         "catalog_update.v1.avsc",

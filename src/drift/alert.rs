@@ -8,7 +8,7 @@ use crate::avro::{SchemaStore, WriterSchema, encode_record_single_object};
 use crate::db::outbox::OutboxMessage;
 
 use super::detect::{Drift, DriftKind};
-use super::record::{decode_record, text};
+use crate::avro::record::{decode_record, text};
 
 /// Full name of the alert record.
 pub const DRIFT_ALERT: &str = "io.royaltyingest.DriftAlert";

@@ -306,7 +306,7 @@ pub fn decode_update(
     store: &crate::avro::SchemaStore,
     payload: &[u8],
 ) -> Result<(RawCatalogEntry, Option<String>), (String, String)> {
-    use super::record::{decode_record, text};
+    use crate::avro::record::{decode_record, text};
     use apache_avro::types::Value;
 
     let fields = decode_record(store, payload, CATALOG_UPDATE)?;

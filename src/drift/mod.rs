@@ -9,7 +9,6 @@
 pub mod alert;
 pub mod catalog;
 pub mod detect;
-pub mod record;
 pub mod store;
 
 use sqlx::PgConnection;

@@ -11,7 +11,8 @@ use super::post::{self, KeyPlan, PostStats};
 use crate::db::{DbFailure, describe};
 use crate::drift::store::ApplyStats;
 use crate::drift::{self, CatalogEntry, Drift, DriftSettings};
-use crate::record::TopicPartition;
+use crate::record::{SourceRecord, TopicPartition};
+use crate::report::{self, ReportSummary};
 
 /// Where a batch's side effects go.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +30,8 @@ pub struct BatchTarget<'a> {
 pub struct Batch {
     /// Catalog entries from the catalog topic, applied before the lines.
     pub catalog: Vec<(CatalogEntry, String)>,
+    /// Report control totals from the summaries topic, and where each was read.
+    pub summaries: Vec<(ReportSummary, SourceRecord)>,
     /// Validated lines, in arrival order (several versions of one line allowed).
     pub lines: Vec<LineToPost>,
     /// Records refused by decoding or validation.
@@ -77,6 +80,7 @@ pub async fn commit_batch(
         return Ok(CommitOutcome::Fenced(fenced));
     }
     let (catalog, mut drifts) = drift::store::apply_entries(&mut tx, &batch.catalog).await?;
+    report::store(&mut tx, &batch.summaries).await?;
     let plans = post::plan(&mut tx, group_by_key(&batch.lines), target.drift).await?;
     let posted = write_isolating(&mut tx, &plans).await?;
     dead_letter::resolve(&mut tx, &booked_replays(&batch.lines, &posted.refused)).await?;

@@ -200,5 +200,13 @@ async fn prepare_topics(args: &RunArgs, shutdown: &CancellationToken) -> anyhow:
             "the catalog topic does not exist; catalog updates are read once it is created"
         );
     }
+    if let Some(summaries) = args.summaries_topic()
+        && missing.iter().any(|t| t == summaries)
+    {
+        tracing::warn!(
+            topic = summaries,
+            "the report summaries topic does not exist; summaries are read once it is created"
+        );
+    }
     Ok(true)
 }

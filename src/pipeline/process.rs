@@ -6,20 +6,24 @@ use crate::domain::validate;
 use crate::drift::CatalogEntry;
 use crate::drift::catalog::{check_entry, decode_update};
 use crate::ledger::{Batch, DeadLetter, LineToPost, OffsetAdvance};
+use crate::report::ReportSummary;
 
 use super::source::SourceMessage;
 use crate::retry::Unavailable;
 
 /// Builds the batch for the given records and offset moves. Records of `catalog_topic`
-/// are catalog updates; all others are royalty lines.
+/// are catalog updates, of `summaries_topic` report summaries; all others are royalty
+/// lines.
 pub async fn build_batch(
     decoder: &LineDecoder,
     catalog_topic: Option<&str>,
+    summaries_topic: Option<&str>,
     records: &[SourceMessage],
     offsets: Vec<OffsetAdvance>,
 ) -> Result<Batch, Unavailable> {
     let mut batch = Batch {
         catalog: Vec::new(),
+        summaries: Vec::new(),
         lines: Vec::with_capacity(records.len()),
         dead_letters: Vec::new(),
         offsets,
@@ -66,6 +70,15 @@ pub async fn build_batch(
                 Err((stage, class, reason)) => {
                     batch.dead_letters.push(refuse(stage, class, reason, None))
                 }
+            }
+            continue;
+        }
+        if summaries_topic == Some(&*message.source.topic) {
+            match ReportSummary::decode(decoder.store(), payload) {
+                Ok(summary) => batch.summaries.push((summary, message.source.clone())),
+                Err((class, reason)) => batch
+                    .dead_letters
+                    .push(refuse("decode", class, reason, None)),
             }
             continue;
         }

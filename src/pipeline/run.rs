@@ -239,6 +239,7 @@ impl BatchLoop<'_> {
         let batch = build_batch(
             self.decoder,
             self.args.catalog_topic(),
+            self.args.summaries_topic(),
             pending,
             advances.clone(),
         )

@@ -32,6 +32,7 @@ pub fn run_args(topic: &str, dlq: &str, database_url: &str, group: &str) -> RunA
         topics: vec![topic.to_string()],
         dlq_topic: dlq.to_string(),
         catalog_topic: String::new(),
+        summaries_topic: String::new(),
         alerts_topic: "catalog.drift.alerts".to_string(),
         no_unknown_isrc_alerts: false,
         batch_size: 500,

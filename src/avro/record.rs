@@ -1,10 +1,10 @@
-//! Decoding the drift module's own Avro records (catalog updates, drift alerts): an Avro
-//! single-object value of one named record, read with its writer schema, as fields with
-//! unions unwrapped.
+//! Decoding the service's own Avro records (catalog updates, drift alerts, report
+//! summaries): an Avro single-object value of one named record, read with its writer
+//! schema, as fields with unions unwrapped.
 
 use apache_avro::types::Value;
 
-use crate::avro::{Framing, SchemaStore, decode_value, parse_framing};
+use super::{Framing, SchemaStore, decode_value, parse_framing};
 
 /// Why a record could not be decoded: a stable class (as in dead letters) and a reason.
 pub type RecordError = (String, String);
