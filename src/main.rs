@@ -1,12 +1,16 @@
 //! The `royalty-ingest` command line: parses arguments, sets up logging and hands over to
 //! the library.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 use royalty_ingest::commands::alerts_tail::{TailArgs, tail};
 use royalty_ingest::commands::catalog_import::{ImportArgs, import_catalog};
 use royalty_ingest::commands::dlq::list::{ListArgs, list};
 use royalty_ingest::commands::dlq::replay::{ReplayArgs, replay};
 use royalty_ingest::commands::dlq::show::{ShowArgs, show};
+use royalty_ingest::commands::produce::{ProduceArgs, produce};
+use royalty_ingest::commands::reconcile::{ReconcileArgs, reconcile};
 use royalty_ingest::commands::sample::{SampleArgs, publish_sample};
 use royalty_ingest::config::{DatabaseArgs, RunArgs};
 use royalty_ingest::db;
@@ -33,6 +37,19 @@ enum Command {
     /// PostgreSQL transaction. Refused records go to the dead-letter topic with the reason.
     /// Stops cleanly on SIGTERM/Ctrl-C.
     Run(Box<RunArgs>),
+    /// Publish DSP report files (CSV/TSV through a column profile, DDEX DSR flat files) as
+    /// royalty lines, checked with the ledger's rules, plus each report's control totals.
+    ///
+    /// Bad lines are listed as FILE:LINE: field: rule and not published; a DSR file whose
+    /// FOOT counts or summary totals disagree with its body is not published at all. The
+    /// same file published twice books nothing twice (deterministic transaction ids).
+    Produce(ProduceArgs),
+    /// Compare each report's control totals (published by `produce`) with the ledger:
+    /// lines, quantity and amount, exactly, per report and per DSP, period and currency.
+    ///
+    /// Explains what it can (lines refused by `run`, lines not ingested yet). Exit 0 when
+    /// everything matches, 1 when anything differs, 2 when it could not tell: made for cron.
+    Reconcile(ReconcileArgs),
     /// Publish realistic synthetic royalty lines (with redeliveries, restatements and
     /// invalid lines) to the raw topic, keyed by line identity.
     Sample(SampleArgs),
@@ -80,19 +97,25 @@ enum DlqCommand {
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     observe::init_tracing();
     let cli = Cli::parse();
+    // reconcile speaks in three exit codes: 0 all match, 1 something differs, 2 error.
+    let on_error = match cli.command {
+        Command::Reconcile(_) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    };
     match execute(cli.command).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
+            on_error
         }
     }
 }
 
-async fn execute(command: Command) -> anyhow::Result<()> {
+async fn execute(command: Command) -> anyhow::Result<ExitCode> {
+    let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
     match command {
         Command::Run(args) => {
             let stop = shutdown::on_signals();
@@ -109,19 +132,26 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 post.stale,
                 totals.stats.dead_letters
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Sample(args) => publish_sample(&args).await,
-        Command::Catalog(CatalogCommand::Import(args)) => import_catalog(&args).await,
-        Command::Dlq(DlqCommand::List(args)) => list(&args).await,
-        Command::Dlq(DlqCommand::Show(args)) => show(&args).await,
-        Command::Dlq(DlqCommand::Replay(args)) => replay(&args).await,
-        Command::Alerts(AlertsCommand::Tail(args)) => tail(&args, shutdown::on_signals()).await,
+        Command::Sample(args) => done(publish_sample(&args).await),
+        Command::Produce(args) => done(produce(&args).await),
+        Command::Reconcile(args) => Ok(match reconcile(&args).await? {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::from(1),
+        }),
+        Command::Catalog(CatalogCommand::Import(args)) => done(import_catalog(&args).await),
+        Command::Dlq(DlqCommand::List(args)) => done(list(&args).await),
+        Command::Dlq(DlqCommand::Show(args)) => done(show(&args).await),
+        Command::Dlq(DlqCommand::Replay(args)) => done(replay(&args).await),
+        Command::Alerts(AlertsCommand::Tail(args)) => {
+            done(tail(&args, shutdown::on_signals()).await)
+        }
         Command::Migrate(args) => {
             let pool = db::connect(&args.database_url, 1).await?;
             db::migrate(&pool).await?;
             println!("migrations applied to {}", db::redact(&args.database_url));
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -4,5 +4,7 @@
 pub mod alerts_tail;
 pub mod catalog_import;
 pub mod dlq;
+pub mod produce;
 pub mod progress;
+pub mod reconcile;
 pub mod sample;

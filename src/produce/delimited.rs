@@ -31,13 +31,14 @@ struct Positions {
 
 /// Reads `reader` (the file's bytes) with `profile`. `fallback_id` (derived from the file)
 /// is the report id of a row that names none, and the derived transaction id of a row
-/// without one is `<report id>:<line>`.
+/// without one is `<report id>:<line>`. Returns the columns the profile names that the
+/// file does not have (optional ones: those fields stay empty or are derived).
 pub fn read_rows(
     mut reader: impl Read,
     profile: &Profile,
     fallback_id: &str,
     mut out: impl FnMut(FileItem) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     // The banner lines and the header decide the delimiter: read them first.
     let mut prefix = Vec::new();
     let mut byte = [0u8; 1];
@@ -73,13 +74,13 @@ pub fn read_rows(
         .iter()
         .map(|cell| profile.encoding.decode(cell).trim().to_string())
         .collect();
-    let positions = locate(profile, &header)?;
+    let (positions, notes) = locate(profile, &header)?;
     let first_line = profile.skip_lines as u64;
     loop {
         let more = csv.read_byte_record(&mut record);
         let line_no = first_line + record.position().map_or(0, |p| p.line());
         match more {
-            Ok(false) => return Ok(()),
+            Ok(false) => return Ok(notes),
             Ok(true) => {}
             Err(err) => {
                 out(FileItem {
@@ -103,41 +104,79 @@ pub fn read_rows(
     }
 }
 
-fn locate(profile: &Profile, header: &[String]) -> anyhow::Result<Positions> {
-    let find =
-        |column: &Option<String>| -> anyhow::Result<Option<usize>> {
-            let Some(name) = column else { return Ok(None) };
-            header
+/// Finds the profile's columns in the header. A required field's column (or one without
+/// a constant to fall back on) must be there; an optional one may be missing (noted).
+fn locate(profile: &Profile, header: &[String]) -> anyhow::Result<(Positions, Vec<String>)> {
+    let mut notes = Vec::new();
+    let position = |name: &str| {
+        header
             .iter()
             .position(|h| h.eq_ignore_ascii_case(name.trim()))
-            .map(Some)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "the header has no column {name:?} (it has {}); fix the profile's [columns]",
-                    header.iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(", ")
-                )
-            })
-        };
-    let c = &profile.columns;
-    let required = |column: &Option<String>, field: &str| -> anyhow::Result<usize> {
-        find(column)?.with_context(|| format!("the profile maps no column to {field}"))
     };
-    Ok(Positions {
+    let missing = |name: &str| {
+        anyhow::anyhow!(
+            "the header has no column {name:?} (it has {}); fix the profile's [columns]",
+            header
+                .iter()
+                .map(|h| format!("{h:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let c = &profile.columns;
+    let k = &profile.constants;
+    let required = |column: &Option<String>, field: &str| -> anyhow::Result<usize> {
+        let name = column
+            .as_deref()
+            .with_context(|| format!("the profile maps no column to {field}"))?;
+        position(name).ok_or_else(|| missing(name))
+    };
+    // Required unless the profile gives a constant for it.
+    let mut with_constant =
+        |column: &Option<String>, constant: &Option<String>| -> anyhow::Result<Option<usize>> {
+            let Some(name) = column.as_deref() else {
+                return Ok(None);
+            };
+            match position(name) {
+                Some(at) => Ok(Some(at)),
+                None if constant.is_some() => {
+                    notes.push(format!("{name:?} (its constant is used)"));
+                    Ok(None)
+                }
+                None => Err(missing(name)),
+            }
+        };
+    let currency = with_constant(&c.currency, &k.currency)?;
+    let period = with_constant(&c.period, &k.period)?;
+    let dsp = with_constant(&c.dsp, &k.dsp)?;
+    let mut optional = |column: &Option<String>, derived: Option<&str>| {
+        let name = column.as_deref()?;
+        let at = position(name);
+        if at.is_none() {
+            notes.push(match derived {
+                Some(how) => format!("{name:?} ({how})"),
+                None => format!("{name:?}"),
+            });
+        }
+        at
+    };
+    let positions = Positions {
         isrc: required(&c.isrc, "isrc")?,
-        upc: find(&c.upc)?,
+        upc: optional(&c.upc, None),
         quantity: required(&c.quantity, "quantity")?,
         amount: required(&c.amount, "amount")?,
-        currency: find(&c.currency)?,
-        period: find(&c.period)?,
-        transaction_id: find(&c.transaction_id)?,
-        dsp: find(&c.dsp)?,
-        territory: find(&c.territory)?,
-        usage_type: find(&c.usage_type)?,
-        line_type: find(&c.line_type)?,
-        label: find(&c.label)?,
-        artist: find(&c.artist)?,
-        report_id: find(&c.report_id)?,
-    })
+        currency,
+        period,
+        transaction_id: optional(&c.transaction_id, Some("derived: report id and line")),
+        dsp,
+        territory: optional(&c.territory, None),
+        usage_type: optional(&c.usage_type, None),
+        line_type: optional(&c.line_type, Some("sale, or return when negative")),
+        label: optional(&c.label, None),
+        artist: optional(&c.artist, None),
+        report_id: optional(&c.report_id, Some("derived from the file")),
+    };
+    Ok((positions, notes))
 }
 
 fn row_line(
@@ -179,13 +218,12 @@ fn row_line(
         None => format!("{report_id}:{line_no}"),
     };
     let mut line_type = optional(at.line_type, &k.line_type).map(|t| profile.line_type(&t));
-    // A negative quantity is a return written as one (a void, a refund).
-    let stream_count = if quantity < 0 {
+    // A negative quantity or amount with no line type is a return written as one (a void,
+    // a refund, a chargeback): real exports mark them no other way.
+    if quantity < 0 || amount.is_sign_negative() && !amount.is_zero() {
         line_type.get_or_insert_with(|| "return".to_string());
-        -quantity
-    } else {
-        quantity
-    };
+    }
+    let stream_count = quantity.abs();
     Ok(DecodedLine {
         isrc,
         upc: optional(at.upc, &None),

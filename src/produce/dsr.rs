@@ -376,6 +376,8 @@ pub struct DsrScan {
     pub problems: Vec<String>,
     /// Remarks that do not stop publication (e.g. a summary id used by several rows).
     pub warnings: Vec<String>,
+    /// NetRevenue of every summary record, per currency: what the report declares.
+    declared: BTreeMap<String, Decimal>,
     encoding: Encoding,
 }
 
@@ -415,6 +417,7 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
         usage_lines: 0,
         problems: Vec::new(),
         warnings: Vec::new(),
+        declared: BTreeMap::new(),
         encoding,
     };
     let mut summary_rows = 0u64;
@@ -486,6 +489,9 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
                     use_type: record.get(&["UseType"]).map(str::to_string),
                     rows: 1,
                 };
+                if let (Some(currency), Some(revenue)) = (&summary.currency, summary.revenue) {
+                    *scan.declared.entry(currency.clone()).or_default() += revenue;
+                }
                 match scan.summaries.get_mut(&id) {
                     Some(first) => {
                         first.rows += 1;
@@ -853,15 +859,9 @@ impl DsrScan {
         })
     }
 
-    /// Summary records with their revenue, per currency (for control totals).
+    /// What the report declares per currency: the NetRevenue of all its summary records.
     pub fn summary_revenue(&self) -> BTreeMap<String, Decimal> {
-        let mut out: BTreeMap<String, Decimal> = BTreeMap::new();
-        for summary in self.summaries.values() {
-            if let (Some(currency), Some(revenue)) = (&summary.currency, summary.revenue) {
-                *out.entry(currency.clone()).or_default() += revenue;
-            }
-        }
-        out
+        self.declared.clone()
     }
 }
 

@@ -133,6 +133,10 @@ pub struct Totals {
 pub struct ReportTotals {
     /// Totals by report.
     pub by_report: BTreeMap<ReportKey, Totals>,
+    /// What the file itself declares per currency (DSR summary records), if anything.
+    pub declared: BTreeMap<String, Decimal>,
+    /// The report's creation time.
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ReportTotals {

@@ -1,0 +1,429 @@
+//! `royalty-ingest reconcile`: compares each report's control totals (what `produce`
+//! published, kept in `report_summaries`) with what the ledger booked for it — lines,
+//! quantity and amount, exactly — and explains the differences it can: lines `run`
+//! refused (dead letters, by class) and lines not ingested yet (consumer lag). Exit 0 when
+//! everything matches, 1 when anything differs, 2 when it could not tell.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::Args;
+use clap::builder::BoolishValueParser;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::{PgPool, Row};
+
+use crate::avro::LineDecoder;
+use crate::config::{DatabaseArgs, KafkaArgs, SchemaArgs};
+use crate::db;
+use crate::kafka::client_config;
+
+/// Settings of `royalty-ingest reconcile`.
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// The broker, to tell lines not yet ingested (consumer lag) from missing ones.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Writer schemas, to attribute dead letters to their report.
+    #[command(flatten)]
+    pub schemas: SchemaArgs,
+
+    /// Consumer group of the `run` that books these reports (for its lag).
+    #[arg(long, env = "ROYALTY_GROUP", default_value = "royalty-ingest")]
+    pub group: String,
+
+    /// Only this report.
+    #[arg(long, env = "ROYALTY_RECONCILE_REPORT_ID")]
+    pub report_id: Option<String>,
+
+    /// Only this DSP (case-insensitive).
+    #[arg(long, env = "ROYALTY_RECONCILE_DSP")]
+    pub dsp: Option<String>,
+
+    /// Only this report period (YYYY-MM-DD or YYYY-MM).
+    #[arg(long, env = "ROYALTY_RECONCILE_PERIOD", value_parser = parse_period)]
+    pub period: Option<NaiveDate>,
+
+    /// One JSON object (reports, totals per DSP/period/currency, explanations).
+    #[arg(long, env = "ROYALTY_RECONCILE_JSON", value_parser = BoolishValueParser::new(), conflicts_with = "csv")]
+    pub json: bool,
+
+    /// CSV, one row per report and currency.
+    #[arg(long, env = "ROYALTY_RECONCILE_CSV", value_parser = BoolishValueParser::new())]
+    pub csv: bool,
+}
+
+fn parse_period(raw: &str) -> Result<NaiveDate, String> {
+    crate::produce::text::parse_period(raw, None)
+        .and_then(|p| NaiveDate::parse_from_str(&p, "%Y-%m-%d").map_err(|e| e.to_string()))
+}
+
+/// One report in one currency: what it declared, what the ledger holds.
+#[derive(Debug, Clone, Serialize)]
+struct ReportRow {
+    report_id: String,
+    dsp_name: String,
+    report_period: NaiveDate,
+    currency: String,
+    source: String,
+    created_at: DateTime<Utc>,
+    expected_lines: i64,
+    expected_quantity: i64,
+    expected_amount: Decimal,
+    declared_amount: Option<Decimal>,
+    ledger_lines: i64,
+    ledger_quantity: i64,
+    ledger_amount: Decimal,
+    matches: bool,
+    explanation: Vec<String>,
+}
+
+/// Sums per DSP, period and currency.
+#[derive(Debug, Clone, Default, Serialize)]
+struct GroupTotals {
+    reports: u64,
+    expected_lines: i64,
+    ledger_lines: i64,
+    expected_quantity: i64,
+    ledger_quantity: i64,
+    expected_amount: Decimal,
+    ledger_amount: Decimal,
+}
+
+/// Runs the comparison and prints it; `Ok(true)` when everything matches.
+pub async fn reconcile(args: &ReconcileArgs) -> anyhow::Result<bool> {
+    let pool = db::connect(&args.database.database_url, 2).await?;
+    db::migrate(&pool).await?;
+    let mut rows = compare(&pool, args).await?;
+    if rows.iter().any(|r| !r.matches) {
+        explain(&pool, args, &mut rows).await?;
+    }
+    let matched = rows.iter().all(|r| r.matches);
+    let mut groups: BTreeMap<(String, NaiveDate, String), GroupTotals> = BTreeMap::new();
+    for row in &rows {
+        let g = groups
+            .entry((
+                row.dsp_name.clone(),
+                row.report_period,
+                row.currency.clone(),
+            ))
+            .or_default();
+        g.reports += 1;
+        g.expected_lines += row.expected_lines;
+        g.ledger_lines += row.ledger_lines;
+        g.expected_quantity += row.expected_quantity;
+        g.ledger_quantity += row.ledger_quantity;
+        g.expected_amount += row.expected_amount;
+        g.ledger_amount += row.ledger_amount;
+    }
+    if args.json {
+        let totals: Vec<serde_json::Value> = groups
+            .iter()
+            .map(|((dsp, period, currency), g)| {
+                let mut value = serde_json::to_value(g).unwrap_or_default();
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("dsp_name".into(), dsp.clone().into());
+                    object.insert("report_period".into(), period.to_string().into());
+                    object.insert("currency".into(), currency.clone().into());
+                }
+                value
+            })
+            .collect();
+        let out = serde_json::json!({ "matched": matched, "reports": rows, "totals": totals });
+        println!("{out}");
+    } else if args.csv {
+        print_csv(&rows)?;
+    } else {
+        print_table(&rows, &groups);
+    }
+    Ok(matched)
+}
+
+async fn compare(pool: &PgPool, args: &ReconcileArgs) -> anyhow::Result<Vec<ReportRow>> {
+    // The ledger side through its (dsp_name, report_period) index, one report at a time.
+    let records = sqlx::query(
+        "SELECT s.report_id, s.dsp_name, s.report_period, s.currency, s.source, s.created_at,
+                s.lines, s.quantity, s.amount, s.declared_amount,
+                l.lines AS ledger_lines, l.quantity AS ledger_quantity, l.amount AS ledger_amount
+           FROM report_summaries s
+           CROSS JOIN LATERAL (
+                SELECT count(*) AS lines, coalesce(sum(r.stream_count), 0)::bigint AS quantity,
+                       coalesce(sum(r.royalty_amount), 0) AS amount
+                  FROM royalty_ledger r
+                 WHERE r.dsp_name = s.dsp_name AND r.report_period = s.report_period
+                   AND r.report_id = s.report_id AND r.currency = s.currency) l
+          WHERE ($1::text IS NULL OR s.report_id = $1)
+            AND ($2::text IS NULL OR lower(s.dsp_name) = lower($2))
+            AND ($3::date IS NULL OR s.report_period = $3)
+          ORDER BY s.dsp_name, s.report_period, s.report_id, s.currency",
+    )
+    .bind(args.report_id.as_deref().map(str::trim))
+    .bind(args.dsp.as_deref().map(str::trim))
+    .bind(args.period)
+    .fetch_all(pool)
+    .await
+    .context("cannot read report_summaries and the ledger")?;
+    let mut rows = Vec::with_capacity(records.len());
+    for r in records {
+        let expected = (
+            r.try_get::<i64, _>("lines")?,
+            r.try_get::<i64, _>("quantity")?,
+            r.try_get::<Decimal, _>("amount")?,
+        );
+        let ledger = (
+            r.try_get::<i64, _>("ledger_lines")?,
+            r.try_get::<i64, _>("ledger_quantity")?,
+            r.try_get::<Decimal, _>("ledger_amount")?,
+        );
+        rows.push(ReportRow {
+            report_id: r.try_get("report_id")?,
+            dsp_name: r.try_get("dsp_name")?,
+            report_period: r.try_get("report_period")?,
+            currency: r.try_get("currency")?,
+            source: r.try_get("source")?,
+            created_at: r.try_get("created_at")?,
+            expected_lines: expected.0,
+            expected_quantity: expected.1,
+            expected_amount: expected.2,
+            declared_amount: r.try_get("declared_amount")?,
+            ledger_lines: ledger.0,
+            ledger_quantity: ledger.1,
+            ledger_amount: ledger.2,
+            matches: expected == ledger,
+            explanation: Vec::new(),
+        });
+    }
+    Ok(rows)
+}
+
+/// Says what it can about each difference: dead letters of the report (by class), records
+/// not yet ingested by the group, more lines in the ledger than the report published.
+async fn explain(
+    pool: &PgPool,
+    args: &ReconcileArgs,
+    rows: &mut [ReportRow],
+) -> anyhow::Result<()> {
+    let refused = refused_by_report(pool, args).await?;
+    let lag = match consumer_lag(pool, args).await {
+        Ok(lag) => Some(lag),
+        Err(err) => {
+            eprintln!("note: consumer lag unknown ({err:#})");
+            None
+        }
+    };
+    for row in rows.iter_mut().filter(|r| !r.matches) {
+        let missing = row.expected_lines - row.ledger_lines;
+        if missing > 0 {
+            row.explanation.push(format!(
+                "{missing} line(s) of the report are not in the ledger"
+            ));
+        } else if missing < 0 {
+            row.explanation.push(format!(
+                "the ledger has {} line(s) more than the report published (another file with the same report id?)",
+                -missing
+            ));
+        }
+        if let Some(classes) = refused.get(&row.report_id) {
+            let list: Vec<String> = classes.iter().map(|(c, n)| format!("{n} {c}")).collect();
+            row.explanation.push(format!(
+                "run refused {} (see `royalty-ingest dlq list --report-id {}`)",
+                list.join(", "),
+                row.report_id
+            ));
+        }
+        match lag {
+            Some(0) => {}
+            Some(n) => row.explanation.push(format!(
+                "{n} record(s) not yet ingested by group {}: run again once it has caught up",
+                args.group
+            )),
+            None => {}
+        }
+        if row.ledger_lines == row.expected_lines && row.ledger_amount != row.expected_amount {
+            row.explanation.push(format!(
+                "same line count, amounts differ by {}: lines restated after the report (see ledger_revisions)",
+                row.ledger_amount - row.expected_amount
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Dead letters in quarantine per report id and class (payloads decoded to find the
+/// report; those that do not decode cannot be attributed).
+async fn refused_by_report(
+    pool: &PgPool,
+    args: &ReconcileArgs,
+) -> anyhow::Result<HashMap<String, BTreeMap<String, u64>>> {
+    let decoder = LineDecoder::new(Arc::new(args.schemas.store()?), args.schemas.registry()?);
+    let rows = sqlx::query(
+        "SELECT error_class, record_value FROM quarantine
+          WHERE resolved_at IS NULL AND record_value IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await
+    .context("cannot read quarantine")?;
+    let mut out: HashMap<String, BTreeMap<String, u64>> = HashMap::new();
+    for row in rows {
+        let value: Vec<u8> = row.try_get("record_value")?;
+        let Ok(decoded) = decoder.decode(&value).await else {
+            continue;
+        };
+        if let Some(report) = decoded.line.report_id {
+            *out.entry(report)
+                .or_default()
+                .entry(row.try_get("error_class")?)
+                .or_default() += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Records on the group's partitions past its stored offsets.
+async fn consumer_lag(pool: &PgPool, args: &ReconcileArgs) -> anyhow::Result<i64> {
+    let stored: Vec<(String, i32, i64)> = sqlx::query_as(
+        "SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer_group = $1",
+    )
+    .bind(&args.group)
+    .fetch_all(pool)
+    .await
+    .context("cannot read consumer_offsets")?;
+    let consumer: BaseConsumer = client_config(&args.kafka)
+        .create()
+        .context("failed to create a Kafka client")?;
+    tokio::task::spawn_blocking(move || {
+        let mut lag = 0;
+        for (topic, partition, next) in stored {
+            let (_, high) = consumer
+                .fetch_watermarks(&topic, partition, Duration::from_secs(10))
+                .with_context(|| format!("cannot read the end of {topic}[{partition}]"))?;
+            lag += (high - next).max(0);
+        }
+        Ok(lag)
+    })
+    .await
+    .context("the lag check was interrupted")?
+}
+
+fn print_table(rows: &[ReportRow], groups: &BTreeMap<(String, NaiveDate, String), GroupTotals>) {
+    if rows.is_empty() {
+        println!("no report summaries match (publish reports with `royalty-ingest produce`)");
+        return;
+    }
+    println!(
+        "{:<24}  {:<12}  {:<10}  {:<4}  {:>9}  {:>9}  {:>12}  {:>12}  {:>22}  {:>22}  STATUS",
+        "REPORT",
+        "DSP",
+        "PERIOD",
+        "CUR",
+        "LINES",
+        "BOOKED",
+        "QUANTITY",
+        "BOOKED",
+        "AMOUNT",
+        "BOOKED"
+    );
+    for r in rows {
+        println!(
+            "{:<24}  {:<12}  {:<10}  {:<4}  {:>9}  {:>9}  {:>12}  {:>12}  {:>22}  {:>22}  {}",
+            r.report_id,
+            r.dsp_name,
+            r.report_period,
+            r.currency,
+            r.expected_lines,
+            r.ledger_lines,
+            r.expected_quantity,
+            r.ledger_quantity,
+            r.expected_amount.normalize(),
+            r.ledger_amount.normalize(),
+            if r.matches { "ok" } else { "DIFFERS" }
+        );
+        for why in &r.explanation {
+            println!("    - {why}");
+        }
+        if let Some(declared) = r.declared_amount
+            && declared != r.expected_amount
+        {
+            println!(
+                "    note: the report's summary records declare {} {}; its lines carry {}",
+                declared.normalize(),
+                r.currency,
+                r.expected_amount.normalize()
+            );
+        }
+    }
+    println!();
+    println!("per DSP, period and currency:");
+    for ((dsp, period, currency), g) in groups {
+        let status = if g.expected_lines == g.ledger_lines
+            && g.expected_quantity == g.ledger_quantity
+            && g.expected_amount == g.ledger_amount
+        {
+            "ok"
+        } else {
+            "DIFFERS"
+        };
+        println!(
+            "  {dsp} {period} {currency}: {} report(s), {}/{} lines, quantity {}/{}, amount {}/{} (report/ledger) {status}",
+            g.reports,
+            g.expected_lines,
+            g.ledger_lines,
+            g.expected_quantity,
+            g.ledger_quantity,
+            g.expected_amount.normalize(),
+            g.ledger_amount.normalize()
+        );
+    }
+    let differing = rows.iter().filter(|r| !r.matches).count();
+    if differing == 0 {
+        println!("{} report line(s) reconciled, all match", rows.len());
+    } else {
+        println!("{differing} of {} report line(s) DIFFER", rows.len());
+    }
+}
+
+fn print_csv(rows: &[ReportRow]) -> anyhow::Result<()> {
+    let mut out = csv::Writer::from_writer(std::io::stdout());
+    out.write_record([
+        "report_id",
+        "dsp_name",
+        "report_period",
+        "currency",
+        "expected_lines",
+        "ledger_lines",
+        "expected_quantity",
+        "ledger_quantity",
+        "expected_amount",
+        "ledger_amount",
+        "declared_amount",
+        "matches",
+        "explanation",
+    ])?;
+    for r in rows {
+        out.write_record([
+            r.report_id.clone(),
+            r.dsp_name.clone(),
+            r.report_period.to_string(),
+            r.currency.clone(),
+            r.expected_lines.to_string(),
+            r.ledger_lines.to_string(),
+            r.expected_quantity.to_string(),
+            r.ledger_quantity.to_string(),
+            r.expected_amount.to_string(),
+            r.ledger_amount.to_string(),
+            r.declared_amount.map(|d| d.to_string()).unwrap_or_default(),
+            r.matches.to_string(),
+            r.explanation.join("; "),
+        ])?;
+    }
+    out.flush()?;
+    Ok(())
+}
