@@ -1,0 +1,322 @@
+//! Upstream producers and finance on the real broker and database: DSP report files
+//! (DDEX DSR, CSV through profiles) published by `produce`, booked by `run`, checked by
+//! `reconcile` against the reports' own control totals.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::pipeline::{royalty_ingest, run_args, run_until_idle};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+
+const DSR_FIXTURE: &str =
+    "tests/fixtures/dsr/DSR_TEST_YouTube_AdSupport-music_2015-Q4_IS_1of1_20160121T150926.tsv";
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Topics and a database of the test's own.
+struct Setup {
+    raw: String,
+    summaries: String,
+    dlq: String,
+    url: String,
+    pool: PgPool,
+}
+
+async fn setup(prefix: &str) -> Setup {
+    let raw = common::fresh_topic(&format!("it.{prefix}.raw"), 2).await;
+    let summaries = common::fresh_topic(&format!("it.{prefix}.sum"), 1).await;
+    let dlq = common::fresh_topic(&format!("it.{prefix}.dlq"), 1).await;
+    let (url, pool) = common::fresh_database().await;
+    Setup {
+        raw,
+        summaries,
+        dlq,
+        url,
+        pool,
+    }
+}
+
+impl Setup {
+    async fn produce(&self, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "produce",
+            "--topic",
+            &self.raw,
+            "--summaries-topic",
+            &self.summaries,
+        ];
+        args.extend_from_slice(extra);
+        royalty_ingest(&args, &self.url).await
+    }
+
+    async fn ingest(&self) {
+        let mut args = run_args(&self.raw, &self.dlq, &self.url, "it-produce");
+        args.summaries_topic = self.summaries.clone();
+        run_until_idle(args).await;
+    }
+
+    async fn reconcile(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["reconcile", "--group", "it-produce"];
+        args.extend_from_slice(extra);
+        royalty_ingest(&args, &self.url).await
+    }
+
+    async fn ledger(&self, sql: &str) -> (i64, i64, Decimal) {
+        sqlx::query_as::<_, (i64, Option<Decimal>, Option<Decimal>)>(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*), sum(stream_count)::numeric, sum(royalty_amount) FROM royalty_ledger {sql}"
+        )))
+        .fetch_one(&self.pool)
+        .await
+        .map(|(n, q, a)| {
+            (
+                n,
+                q.map(|q| i64::try_from(q).unwrap_or(-1)).unwrap_or(0),
+                a.unwrap_or_default(),
+            )
+        })
+        .expect("ledger totals")
+    }
+}
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str_exact(s).expect("decimal")
+}
+
+/// A BasicAudioProfile 1.3-style DSR: `#` column lines, versioned record types, three
+/// summary records in two currencies, per-line amounts allocated from the summaries, a
+/// block without UPC and a block whose only line has zero streams.
+fn generated_dsr(dir: &Path) -> std::path::PathBuf {
+    let rows = [
+        "HEAD\tdsrf/1.3\tBasicAudioProfile\t1.3\tMSG-2026-10-A\t2026-10-05T08:00:00Z\t1\t1\t2026-09-01\t2026-09-30\tPADPIDA2014120301A\tStreamCo\tPremium",
+        "#HEAD\tMessageVersion\tProfile\tProfileVersion\tMessageId\tMessageCreatedDateTime\tFileNumber\tNumberOfFiles\tUsageStartDate\tUsageEndDate\tSenderPartyId\tSenderName\tServiceDescription",
+        "#SY01.02\tSummaryRecordId\tDistributionChannel\tDistributionChannelDPID\tCommercialModel\tUseType\tTerritory\tServiceDescription\tUsages\tSubscribers\tCurrencyOfReporting\tNetRevenue",
+        "#RE01.02\tBlockId\tReleaseReference\tDspReleaseId\tProprietaryReleaseId\tCatalogNumber\tICPN\tDisplayArtistName\tDisplayArtistPartyId\tTitle\tSubTitle\tReleaseType\tLabel",
+        "#AS02.03\tBlockId\tResourceReference\tDspResourceId\tISRC\tTitle\tSubTitle\tDisplayArtistName\tDisplayArtistPartyId\tDuration\tResourceType",
+        "#SU02.02\tBlockId\tSummaryRecordId\tSalesTransactionId\tTransactedRelease\tTransactedResource\tIsRoyaltyBearing\tNumberOfStreams",
+        "SY01.02\tS1\t\t\tSubscriptionModel\tOnDemandStream\tSE\tPremium\t10\t\tUSD\t100.0000001",
+        "SY01.02\tS2\t\t\tSubscriptionModel\tOnDemandStream\tDE\tPremium\t9\t\tEUR\t3.33",
+        "SY01.02\tS3\t\t\tAdSupportedModel\tOnDemandStream\tDE\tFree\t0\t\tEUR\t0",
+        "RE01.02\tB1\tR1\tDR1\t\t\t0036000291452\tMira Kade\t\tNight Ledger\t\tAlbum\tHarbor Records",
+        "AS02.03\tB1\tA1\tDA1\tGBQZA2400007\tNight Ledger\t\tMira Kade\t\tPT3M\tSoundRecording",
+        "SU02.02\tB1\tS1\tT1\tDR1\tDA1\ttrue\t3",
+        "SU02.02\tB1\tS1\tT2\tDR1\tDA1\ttrue\t7",
+        "SU02.02\tB1\tS2\tT3\tDR1\tDA1\ttrue\t4",
+        "RE01.02\tB2\tR2\tDR2\t\t\t\tLone Singer\t\tNo Code\t\tSingle\t",
+        "AS02.03\tB2\tA2\tDA2\tGBQZA2400008\tNo Code\t\tLone Singer\t\tPT2M\tSoundRecording",
+        "SU02.02\tB2\tS2\tT4\tDR2\tDA2\ttrue\t5",
+        "SU02.02\tB2\tS3\tT5\tDR2\tDA2\ttrue\t0",
+    ];
+    let mut text = rows.join("\n");
+    text.push_str(&format!(
+        "\nFOOT\t{}\t{}\t3\t2\t2\n",
+        rows.len() + 1,
+        rows.len() + 1
+    ));
+    let path = dir.join("DSR_StreamCo_2026-09.tsv");
+    std::fs::write(&path, text).expect("write dsr");
+    path
+}
+
+#[tokio::test]
+async fn dsr_files_are_published_booked_and_reconciled_to_the_last_decimal() {
+    let s = setup("dsr").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let generated = generated_dsr(dir.path());
+    let generated = generated.to_string_lossy().into_owned();
+
+    let output = s.produce(&[DSR_FIXTURE, &generated]).await;
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    s.ingest().await;
+
+    // The sample carries its own amounts (7.0 USD over 6 lines, no UPC anywhere).
+    let youtube = s.ledger("WHERE report_id = '1453417766009915'").await;
+    assert_eq!(youtube, (6, 10210, dec("7.0")));
+    // The generated file: each summary record's revenue to the last place.
+    assert_eq!(
+        s.ledger("WHERE report_id = 'MSG-2026-10-A' AND currency = 'USD'")
+            .await,
+        (2, 10, dec("100.0000001"))
+    );
+    assert_eq!(
+        s.ledger("WHERE report_id = 'MSG-2026-10-A' AND currency = 'EUR'")
+            .await,
+        (3, 9, dec("3.33"))
+    );
+    let no_upc: i64 = sqlx::query_scalar("SELECT count(*) FROM royalty_ledger WHERE upc IS NULL")
+        .fetch_one(&s.pool)
+        .await
+        .expect("count");
+    assert_eq!(no_upc, 6 + 2, "ISRC-only lines are booked");
+
+    let reconciled = s.reconcile(&[]).await;
+    assert_eq!(
+        reconciled.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&reconciled),
+        stderr(&reconciled)
+    );
+    let json = s.reconcile(&["--json"]).await;
+    let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).expect("--json parses");
+    assert_eq!(parsed["matched"], true);
+    assert_eq!(parsed["reports"].as_array().map(Vec::len), Some(3));
+
+    // A file that disagrees with its own FOOT is reported with the numbers, not published.
+    let broken = dir.path().join("broken.tsv");
+    let text = std::fs::read_to_string(&generated)
+        .expect("read")
+        .replace("FOOT\t19", "FOOT\t25");
+    std::fs::write(&broken, text).expect("write");
+    let before = s.ledger("").await;
+    let output = s.produce(&[&broken.to_string_lossy()]).await;
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("FOOT says 25 lines, the file has 19"),
+        "{}",
+        stderr(&output)
+    );
+    s.ingest().await;
+    assert_eq!(s.ledger("").await, before);
+}
+
+#[tokio::test]
+async fn csv_files_of_every_spelling_are_booked_once_and_a_missing_row_fails_reconcile() {
+    let s = setup("csv").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // UTF-8 with BOM, quoted delimiters, a return in parentheses, a bad check digit, an
+    // ISRC-only line, lower-case ISRCs.
+    let utf8 = dir.path().join("statement.csv");
+    std::fs::write(
+        &utf8,
+        "\u{feff}isrc,upc,quantity,amount,currency,period,dsp,transaction_id,artist,report_id\n\
+         gbqza2400007,036000291452,1204,\"1,234.5000000001\",USD,2026-09,Spotify,T1,\"Kade, Mira\",ST-1\n\
+         GBQZA2400008,,3,0.0123,USD,2026-09,Spotify,T2,Lone Singer,ST-1\n\
+         GBQZA2400009,036000291452,1,(0.99),USD,2026-09,Spotify,T3,Refunded,ST-1\n\
+         GBQZA2400010,731453000000,5,1.00,USD,2026-09,Spotify,T4,Bad Code,ST-1\n",
+    )
+    .expect("write csv");
+    // ISO-8859-1, semicolons, decimal commas, periods written 09/2026 (the built-in
+    // believe-eu profile).
+    let latin1 = dir.path().join("releve.csv");
+    let mut bytes: Vec<u8> = Vec::new();
+    for line in [
+        "ISRC;EAN;Quantit\u{e9};Montant net;P\u{e9}riode;R\u{e9}f\u{e9}rence;Plateforme;Pays;Type d'usage;Label;Artiste;Relev\u{e9}",
+        "GBQZA2400011;0036000291452;1.204;12,3456789;09/2026;R-1;Deezer;FR;stream;Harbor;Beyonc\u{e9};REL-9",
+        "GBQZA2400012;;7;0,5;09/2026;R-2;Deezer;BE;stream;Harbor;Zo\u{eb};REL-9",
+    ] {
+        bytes.extend(
+            line.chars()
+                .map(|c| u8::try_from(u32::from(c)).expect("latin-1")),
+        );
+        bytes.push(b'\n');
+    }
+    std::fs::write(&latin1, bytes).expect("write latin-1");
+
+    let output = s.produce(&[&utf8.to_string_lossy()]).await;
+    assert!(!output.status.success(), "a refused line fails the command");
+    let err = stderr(&output);
+    assert!(
+        err.contains("statement.csv:5: upc: gs1_check_digit"),
+        "{err}"
+    );
+    let output = s
+        .produce(&["--profile", "believe-eu", &latin1.to_string_lossy()])
+        .await;
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    // Published twice: the ledger absorbs the second copy.
+    let again = s
+        .produce(&["--max-refused", "1", &utf8.to_string_lossy()])
+        .await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    s.ingest().await;
+
+    assert_eq!(
+        s.ledger("WHERE report_id = 'ST-1'").await,
+        (3, 1208, dec("1233.5223000001"))
+    );
+    let (isrc, artist, line_type): (String, String, String) = sqlx::query_as(
+        "SELECT isrc, artist, line_type FROM royalty_ledger WHERE transaction_id = 'T3'",
+    )
+    .fetch_one(&s.pool)
+    .await
+    .expect("return line");
+    assert_eq!(
+        (isrc.as_str(), artist.as_str(), line_type.as_str()),
+        ("GBQZA2400009", "Refunded", "return")
+    );
+    let comma: String =
+        sqlx::query_scalar("SELECT artist FROM royalty_ledger WHERE transaction_id = 'T1'")
+            .fetch_one(&s.pool)
+            .await
+            .expect("quoted cell");
+    assert_eq!(comma, "Kade, Mira");
+    assert_eq!(
+        s.ledger("WHERE report_id = 'REL-9'").await,
+        (2, 1211, dec("12.8456789"))
+    );
+    let artist: String =
+        sqlx::query_scalar("SELECT artist FROM royalty_ledger WHERE transaction_id = 'R-2'")
+            .fetch_one(&s.pool)
+            .await
+            .expect("latin-1 row");
+    assert_eq!(artist, "Zo\u{eb}");
+    assert_eq!(
+        s.ledger("WHERE upc IS NULL").await.0,
+        2,
+        "ISRC-only lines are booked"
+    );
+    let reconciled = s.reconcile(&[]).await;
+    assert_eq!(
+        reconciled.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&reconciled),
+        stderr(&reconciled)
+    );
+
+    // One booked line goes missing: reconcile names the report and the difference.
+    sqlx::query("DELETE FROM royalty_ledger WHERE transaction_id = 'T2'")
+        .execute(&s.pool)
+        .await
+        .expect("delete");
+    let reconciled = s.reconcile(&["--report-id", "ST-1"]).await;
+    assert_eq!(reconciled.status.code(), Some(1), "{}", stdout(&reconciled));
+    let out = stdout(&reconciled);
+    assert!(out.contains("ST-1") && out.contains("DIFFERS"), "{out}");
+    assert!(
+        out.contains("1 line(s) of the report are not in the ledger"),
+        "{out}"
+    );
+    let csv = s.reconcile(&["--csv", "--dsp", "spotify"]).await;
+    assert_eq!(csv.status.code(), Some(1));
+    assert!(
+        stdout(&csv)
+            .lines()
+            .nth(1)
+            .is_some_and(|row| row.starts_with("ST-1,Spotify,2026-09-01,USD,3,2,")),
+        "{}",
+        stdout(&csv)
+    );
+    // Only the Deezer report: it still matches.
+    let deezer = s.reconcile(&["--dsp", "Deezer"]).await;
+    assert_eq!(deezer.status.code(), Some(0), "{}", stdout(&deezer));
+}
