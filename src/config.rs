@@ -24,10 +24,12 @@ pub struct KafkaArgs {
     pub brokers: String,
 
     /// Extra librdkafka property for every client, `key=value` (repeatable), e.g.
-    /// `security.protocol=SASL_SSL`. Comma-separated in the environment variable.
+    /// `security.protocol=SASL_SSL`. Comma-separated in the environment variable (whose
+    /// value --help never shows: it may hold `sasl.password`).
     #[arg(
         long = "kafka-property",
         env = "KAFKA_PROPERTIES",
+        hide_env_values = true,
         value_delimiter = ',',
         value_parser = parse_property
     )]
@@ -37,10 +39,14 @@ pub struct KafkaArgs {
 /// The PostgreSQL ledger.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
-    /// PostgreSQL connection URL of the ledger.
+    /// PostgreSQL connection URL of the ledger (default: the local services' database,
+    /// postgres://royalty:***@127.0.0.1:5432/royalty). --help never shows the value of the
+    /// variable: it holds a password.
     #[arg(
         long = "database-url",
         env = "DATABASE_URL",
+        hide_env_values = true,
+        hide_default_value = true,
         default_value = "postgres://royalty:royalty@127.0.0.1:5432/royalty"
     )]
     pub database_url: String,

@@ -14,6 +14,7 @@ use royalty_ingest::commands::reconcile::{ReconcileArgs, reconcile};
 use royalty_ingest::commands::sample::{SampleArgs, publish_sample};
 use royalty_ingest::config::{DatabaseArgs, RunArgs};
 use royalty_ingest::db;
+use royalty_ingest::observe::LogFormat;
 use royalty_ingest::{observe, pipeline, shutdown};
 
 /// Exactly-once ingestion of DSP royalty report lines from Kafka into a PostgreSQL ledger.
@@ -23,6 +24,17 @@ use royalty_ingest::{observe, pipeline, shutdown};
 #[derive(Debug, Parser)]
 #[command(name = "royalty-ingest", version, propagate_version = true)]
 struct Cli {
+    /// Log format on stderr: text (readable) or json (one object per line). RUST_LOG
+    /// filters what is logged (default: info).
+    #[arg(
+        long,
+        global = true,
+        env = "ROYALTY_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -98,8 +110,8 @@ enum DlqCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    observe::init_tracing();
     let cli = Cli::parse();
+    observe::init_tracing_as(cli.log_format);
     // reconcile speaks in three exit codes: 0 all match, 1 something differs, 2 error.
     let on_error = match cli.command {
         Command::Reconcile(_) => ExitCode::from(2),

@@ -41,6 +41,11 @@ impl DriftKind {
         }
     }
 
+    /// Position in [`ALL_KINDS`] (for per-kind counts).
+    pub fn index(self) -> usize {
+        ALL_KINDS.iter().position(|k| *k == self).unwrap_or(0)
+    }
+
     /// Parses a stable name.
     pub fn parse(name: &str) -> Option<DriftKind> {
         ALL_KINDS.iter().copied().find(|k| k.as_str() == name)

@@ -9,6 +9,7 @@ use super::dead_letter::{self, BookedReplay, DeadLetter};
 use super::offsets::{self, OffsetAdvance};
 use super::post::{self, KeyPlan, PostStats};
 use crate::db::{DbFailure, describe};
+use crate::drift::detect::ALL_KINDS;
 use crate::drift::store::ApplyStats;
 use crate::drift::{self, CatalogEntry, Drift, DriftSettings};
 use crate::record::{SourceRecord, TopicPartition};
@@ -53,6 +54,8 @@ pub struct BatchStats {
     pub catalog: ApplyStats,
     /// Drift alerts raised (distinct drifts seen for the first time).
     pub drift_alerts: u64,
+    /// The same, per kind (indexed like `drift::detect::ALL_KINDS`).
+    pub drift_alerts_by_kind: [u64; ALL_KINDS.len()],
 }
 
 /// The result of trying to commit a batch.
@@ -85,9 +88,14 @@ pub async fn commit_batch(
     let posted = write_isolating(&mut tx, &plans).await?;
     dead_letter::resolve(&mut tx, &booked_replays(&batch.lines, &posted.refused)).await?;
     drifts.extend(posted.drifts);
-    let drift_alerts = drift::store::record_drifts(&mut tx, &drifts, target.drift)
-        .await?
-        .len() as u64;
+    let raised = drift::store::record_drifts(&mut tx, &drifts, target.drift).await?;
+    let mut drift_alerts_by_kind = [0u64; ALL_KINDS.len()];
+    for id in &raised {
+        if let Some(drift) = drifts.iter().find(|d| d.id() == *id) {
+            drift_alerts_by_kind[drift.kind.index()] += 1;
+        }
+    }
+    let drift_alerts = raised.len() as u64;
     let poisoned_count = posted.refused.len() as u64;
     if posted.refused.is_empty() {
         dead_letter::record(&mut tx, target.group, target.dlq_topic, &batch.dead_letters).await?;
@@ -103,6 +111,7 @@ pub async fn commit_batch(
         poisoned: poisoned_count,
         catalog,
         drift_alerts,
+        drift_alerts_by_kind,
     }))
 }
 

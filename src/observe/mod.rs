@@ -2,13 +2,31 @@
 //! metrics never disagree), the `/metrics` + `/healthz` endpoint, and tracing setup.
 
 pub mod metrics;
+pub mod readiness;
 pub mod server;
 
 pub use metrics::Metrics;
+pub use readiness::Readiness;
 
-/// Installs the tracing subscriber: `RUST_LOG` filters (default `info`), `ROYALTY_LOG_JSON=1`
-/// switches to one JSON object per line.
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Readable text (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line (for `jq`, Loki, Elasticsearch...).
+    Json,
+}
+
+/// Installs the tracing subscriber with readable text: `RUST_LOG` filters (default
+/// `info`). For the tests and examples; the binary uses [`init_tracing_as`].
 pub fn init_tracing() {
+    init_tracing_as(LogFormat::Text);
+}
+
+/// Installs the tracing subscriber: `RUST_LOG` filters (default `info`), `format` says
+/// text or JSON. A second call keeps the first subscriber.
+pub fn init_tracing_as(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
@@ -16,11 +34,9 @@ pub fn init_tracing() {
         .with_writer(std::io::stderr)
         // Colour codes only on a terminal, never in a log file or a pipe.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let result = if std::env::var("ROYALTY_LOG_JSON").is_ok_and(|v| v == "1") {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let result = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
     };
-    // A second init (tests) keeps the first subscriber.
     let _ = result;
 }

@@ -1,5 +1,6 @@
-//! A minimal HTTP endpoint: `GET /metrics` (Prometheus text format) and `GET /healthz`.
-//! Two fixed routes do not justify a web framework.
+//! A minimal HTTP endpoint: `GET /metrics` (Prometheus text format), `GET /healthz`
+//! (liveness) and `GET /readyz` (readiness, 503 with the reasons when not ready). Three
+//! fixed routes do not justify a web framework.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,12 +10,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::Metrics;
+use super::{Metrics, Readiness};
 
 /// Binds the endpoint and serves it until `shutdown`.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await.with_context(|| {
@@ -33,6 +35,7 @@ pub async fn serve(
                 continue;
             };
             let metrics = metrics.clone();
+            let readiness = readiness.clone();
             tokio::spawn(async move {
                 let mut request = [0u8; 1024];
                 let n = stream.read(&mut request).await.unwrap_or(0);
@@ -41,10 +44,18 @@ pub async fn serve(
                 let (status, content_type, body) = match path {
                     "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
                     "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
+                    "/readyz" => match readiness.check(&metrics).await {
+                        Ok(()) => ("200 OK", "text/plain", "ready\n".to_string()),
+                        Err(reasons) => (
+                            "503 Service Unavailable",
+                            "text/plain",
+                            format!("not ready: {}\n", reasons.join("; ")),
+                        ),
+                    },
                     _ => (
                         "404 Not Found",
                         "text/plain",
-                        "try /metrics or /healthz\n".to_string(),
+                        "try /metrics, /healthz or /readyz\n".to_string(),
                     ),
                 };
                 let response = format!(

@@ -23,7 +23,7 @@ use crate::db;
 use crate::drift::DriftSettings;
 use crate::drift::alert::DRIFT_ALERT;
 use crate::kafka::{ensure_topics, missing_topics};
-use crate::observe::{Metrics, server};
+use crate::observe::{Metrics, Readiness, server};
 use crate::publish::Relay;
 use crate::retry::Backoff;
 
@@ -53,10 +53,12 @@ pub async fn run(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Resu
     };
     let decoder = LineDecoder::new(Arc::new(store), registry);
     let metrics = Arc::new(Metrics::new()?);
+    let readiness = Arc::new(Readiness::new(pool.clone()));
 
     let background = CancellationToken::new();
     if let Some(addr) = args.metrics_socket()? {
-        let bound = server::serve(addr, metrics.clone(), background.clone()).await?;
+        let bound =
+            server::serve(addr, metrics.clone(), readiness.clone(), background.clone()).await?;
         tracing::info!(%bound, "metrics on http://{bound}/metrics");
     }
     let relay = Arc::new(Relay::new(&args.kafka, pool.clone(), metrics.clone())?);
@@ -80,6 +82,7 @@ pub async fn run(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Resu
         pool: pool.clone(),
         decoder: &decoder,
         metrics: &metrics,
+        readiness: &readiness,
         outbox: &wake,
         drift: &drift,
         mirror: source.offset_mirror(),

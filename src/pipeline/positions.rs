@@ -76,6 +76,24 @@ impl Positions {
         }
     }
 
+    /// How many partitions are owned.
+    pub fn owned(&self) -> usize {
+        self.partitions.len()
+    }
+
+    /// Records not yet ingested per owned partition whose high watermark is known: the
+    /// high watermark minus the stored next offset (or the next one to read, with no row).
+    pub fn lag<'a>(
+        &'a self,
+        highs: &'a HashMap<TopicPartition, i64>,
+    ) -> impl Iterator<Item = (&'a TopicPartition, i64)> + 'a {
+        self.partitions.iter().filter_map(|(tp, state)| {
+            let high = *highs.get(tp)?;
+            let done = state.stored.or(state.next).unwrap_or(high);
+            Some((tp, (high - done).max(0)))
+        })
+    }
+
     /// Whether every owned partition is caught up (false when nothing is owned).
     pub fn all_caught_up(&self) -> bool {
         !self.partitions.is_empty() && self.partitions.values().all(|s| s.caught_up)

@@ -5,18 +5,21 @@
 //! record below it. Fenced → reload and drop what the other instance already handled;
 //! database down → retry the same batch with backoff, reading nothing new meanwhile.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::avro::LineDecoder;
 use crate::config::RunArgs;
 use crate::db::DbFailure;
 use crate::drift::DriftSettings;
 use crate::ledger::{self, BatchTarget, CommitOutcome, offsets};
-use crate::observe::Metrics;
+use crate::observe::{Metrics, Readiness};
+use crate::record::TopicPartition;
 use crate::retry::{Backoff, Unavailable};
 
 use super::positions::Positions;
@@ -44,6 +47,8 @@ pub struct BatchLoop<'a> {
     pub decoder: &'a LineDecoder,
     /// Metrics.
     pub metrics: &'a Metrics,
+    /// What `/readyz` reports.
+    pub readiness: &'a Readiness,
     /// Wakes the outbox relay after a commit that wrote dead letters.
     pub outbox: &'a Notify,
     /// Drift alert settings.
@@ -72,6 +77,8 @@ impl BatchLoop<'_> {
     /// Runs until shutdown, idle exit or a fatal error.
     pub async fn run(&self, mut events: mpsc::Receiver<SourceEvent>) -> anyhow::Result<RunTotals> {
         let mut positions = Positions::default();
+        // High watermarks of owned partitions as last seen, for the lag metric.
+        let mut highs: HashMap<TopicPartition, i64> = HashMap::new();
         let mut pending: Vec<SourceMessage> = Vec::with_capacity(self.args.batch_size);
         let mut totals = RunTotals::default();
         let mut batch_started = Instant::now();
@@ -88,7 +95,11 @@ impl BatchLoop<'_> {
                     let Some(event) = event else {
                         anyhow::bail!("the Kafka consumer thread stopped unexpectedly");
                     };
-                    last_activity = Instant::now();
+                    // The periodic watermarks are bookkeeping, not activity: they must not
+                    // keep an idle batch job alive.
+                    if !matches!(event, SourceEvent::Watermarks(_)) {
+                        last_activity = Instant::now();
+                    }
                     match event {
                         SourceEvent::Assigned(list) => {
                             for assignment in &list {
@@ -97,6 +108,16 @@ impl BatchLoop<'_> {
                                 // revocation that missed its deadline) is read again from
                                 // the new start.
                                 pending.retain(|m| m.tp() != assignment.partition);
+                            }
+                            self.metrics.record_assigned(positions.owned());
+                            self.readiness.joined();
+                        }
+                        SourceEvent::Watermarks(list) => {
+                            for end in list {
+                                highs.insert(end.partition, end.high);
+                            }
+                            for (tp, lag) in positions.lag(&highs) {
+                                self.metrics.record_lag(tp, lag);
                             }
                         }
                         SourceEvent::Record(message) => {
@@ -113,6 +134,9 @@ impl BatchLoop<'_> {
                         }
                         SourceEvent::CaughtUp(list) => {
                             positions.caught_up(&list);
+                            for end in &list {
+                                highs.insert(end.partition.clone(), end.high);
+                            }
                             // A partition was read to its end and nothing else is queued:
                             // the stream is trickling, and waiting out the linger time would
                             // only add latency. (Not before the queued events are taken in:
@@ -131,7 +155,9 @@ impl BatchLoop<'_> {
                             let outcome = self.flush(&mut positions, &mut pending, &mut totals).await?;
                             for tp in &partitions {
                                 positions.revoke(tp);
+                                highs.remove(tp);
                             }
+                            self.metrics.record_revoked(&partitions, positions.owned());
                             pending.retain(|m| positions.owns(&m.tp()));
                             let _ = done.send(());
                             if let Flush::ShutdownDuringRetry = outcome {
@@ -234,6 +260,25 @@ impl BatchLoop<'_> {
         pending: &mut Vec<SourceMessage>,
         totals: &mut RunTotals,
     ) -> Result<(), Failure> {
+        // One span per batch attempt: its partitions and offset ranges, and what it did.
+        let span = tracing::info_span!(
+            "batch",
+            records = pending.len(),
+            offsets = %offset_ranges(pending),
+            outcome = tracing::field::Empty,
+        );
+        self.commit_pending_in(positions, pending, totals, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn commit_pending_in(
+        &self,
+        positions: &mut Positions,
+        pending: &mut Vec<SourceMessage>,
+        totals: &mut RunTotals,
+        span: &tracing::Span,
+    ) -> Result<(), Failure> {
         let started = Instant::now();
         let advances = positions.advances(pending.iter());
         let batch = build_batch(
@@ -255,6 +300,19 @@ impl BatchLoop<'_> {
         );
         match outcome {
             Ok(CommitOutcome::Committed(stats)) => {
+                span.record(
+                    "outcome",
+                    tracing::field::display(format_args!(
+                        "committed: inserted={} duplicates={} enriched={} restated={} stale={} dead_letters={} drift_alerts={}",
+                        stats.post.inserted,
+                        stats.post.duplicates,
+                        stats.post.enriched,
+                        stats.post.restated,
+                        stats.post.stale,
+                        stats.dead_letters,
+                        stats.drift_alerts
+                    )),
+                );
                 positions.committed(&advances);
                 self.mirror.mirror(
                     advances
@@ -270,7 +328,9 @@ impl BatchLoop<'_> {
                 self.metrics.record_batch_committed(
                     pending.len(),
                     &stats,
+                    &batch.lines,
                     &batch.dead_letters,
+                    batch.summaries.len(),
                     started.elapsed(),
                 );
                 totals.stats.drift_alerts += stats.drift_alerts;
@@ -284,6 +344,7 @@ impl BatchLoop<'_> {
                 Ok(())
             }
             Ok(CommitOutcome::Fenced(partitions)) => {
+                span.record("outcome", "fenced");
                 let stored = offsets::load(&self.pool, &self.args.group, &partitions)
                     .await
                     .map_err(Failure::from_db)?;
@@ -301,6 +362,24 @@ impl BatchLoop<'_> {
             Err(err) => Err(Failure::from_db(err)),
         }
     }
+}
+
+/// `topic[partition] first..last` of each partition in the batch, for its span.
+fn offset_ranges(records: &[SourceMessage]) -> String {
+    let mut ranges: std::collections::BTreeMap<TopicPartition, (i64, i64)> =
+        std::collections::BTreeMap::new();
+    for message in records {
+        let range = ranges
+            .entry(message.tp())
+            .or_insert((message.source.offset, message.source.offset));
+        range.0 = range.0.min(message.source.offset);
+        range.1 = range.1.max(message.source.offset);
+    }
+    ranges
+        .iter()
+        .map(|(tp, (first, last))| format!("{tp} {first}..{last}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Why an attempt failed: try again later, or stop.

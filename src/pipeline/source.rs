@@ -31,6 +31,8 @@ use crate::record::{RecordBytes, SourceRecord, TopicPartition};
 
 /// Most often the stored offsets are mirrored into the Kafka group (for lag tools only).
 const MIRROR_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the owned partitions' cached watermarks are handed to the batcher (lag).
+const WATERMARK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long a revocation waits for the batch in flight to commit before it lets the
 /// partitions go anyway (the offsets compare-and-set keeps an abandoned batch harmless).
@@ -47,6 +49,9 @@ pub enum SourceEvent {
     /// their watermarks (for `--exit-when-idle-ms`); also the batcher's cue that the stream
     /// is trickling and a partial batch need not linger.
     CaughtUp(Vec<EndOfPartition>),
+    /// The owned partitions' watermarks as librdkafka cached them from fetch responses
+    /// (sent about once a second, for the lag metric).
+    Watermarks(Vec<EndOfPartition>),
     /// Partitions taken away: commit what is buffered for them, forget them, then
     /// acknowledge.
     Revoked {
@@ -484,7 +489,19 @@ fn poll_loop(
     // the broker busier than the ingestion itself.
     let mut to_mirror: HashMap<TopicPartition, i64> = HashMap::new();
     let mut last_mirror = std::time::Instant::now();
+    let mut last_watermarks = std::time::Instant::now();
     while !stop.is_cancelled() {
+        if last_watermarks.elapsed() >= WATERMARK_INTERVAL {
+            last_watermarks = std::time::Instant::now();
+            let marks = owned_watermarks(&consumer);
+            if !marks.is_empty()
+                && events
+                    .blocking_send(SourceEvent::Watermarks(marks))
+                    .is_err()
+            {
+                break;
+            }
+        }
         while let Ok(offsets) = mirrored.try_recv() {
             to_mirror.extend(offsets);
         }
@@ -543,6 +560,24 @@ fn at_end_with_number(
                 partition: TopicPartition::new(e.topic(), e.partition()),
                 // Not reported yet by any fetch: nothing below the high mark is known gone.
                 low: low.max(0),
+                high,
+            })
+        })
+        .collect()
+}
+
+/// The cached watermarks of every assigned partition librdkafka has fetched from.
+fn owned_watermarks(consumer: &BaseConsumer<RebalanceContext>) -> Vec<EndOfPartition> {
+    let Ok(assigned) = consumer.assignment() else {
+        return Vec::new();
+    };
+    partitions_of(&assigned)
+        .into_iter()
+        .filter_map(|tp| {
+            let (low, high) = cached_watermarks(consumer, &tp.topic, tp.partition)?;
+            Some(EndOfPartition {
+                partition: tp,
+                low,
                 high,
             })
         })

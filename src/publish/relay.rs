@@ -25,6 +25,8 @@ use crate::retry::Backoff;
 const CLAIM_SIZE: i64 = 500;
 /// How often the relay looks for rows when nobody woke it (other instances' rows).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How often the backlog gauges are refreshed.
+const BACKLOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The relay's producer and database.
 pub struct Relay {
@@ -49,7 +51,12 @@ impl Relay {
     /// Publishes until `shutdown`, woken by `wake` after commits that wrote outbox rows.
     pub async fn run(&self, wake: Arc<Notify>, shutdown: CancellationToken) {
         let mut backoff = Backoff::default();
+        let mut measured: Option<std::time::Instant> = None;
         loop {
+            if measured.is_none_or(|at| at.elapsed() >= BACKLOG_INTERVAL) {
+                measured = Some(std::time::Instant::now());
+                self.measure_backlog().await;
+            }
             match self.publish_claim().await {
                 Ok(0) => {
                     backoff.reset();
@@ -84,6 +91,22 @@ impl Relay {
             return Ok(0);
         }
         self.drain_claims(Some(message_ids)).await
+    }
+
+    /// Counts the unpublished rows and the age of the oldest into the metrics (a failure
+    /// leaves the last figures: the relay's own errors say why).
+    async fn measure_backlog(&self) {
+        let backlog: Result<(i64, f64), _> = sqlx::query_as(
+            "SELECT count(*),
+                    coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+               FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await;
+        if let Ok((count, age)) = backlog {
+            self.metrics
+                .record_outbox_backlog(count, Duration::from_secs_f64(age.max(0.0)));
+        }
     }
 
     /// How many outbox rows are still unpublished.
@@ -200,6 +223,12 @@ impl Relay {
             .map(|m| m.topic.as_str())
             .collect();
         self.metrics.record_outbox_published(&topics);
+        let refused: Vec<&str> = messages
+            .iter()
+            .filter(|m| failed.contains(&m.id))
+            .map(|m| m.topic.as_str())
+            .collect();
+        self.metrics.record_publish_errors(&refused);
         if let Some(first) = failures.first() {
             anyhow::bail!(
                 "outbox: {} of {} messages not published (first: {first})",

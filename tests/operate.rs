@@ -1,0 +1,261 @@
+//! Operating it: what `/metrics` and `/readyz` say about a live `run`, checked against
+//! what was sent — counters, the end-to-end latency histogram, consumer lag, readiness
+//! through a PostgreSQL outage — and that no password reaches the logs or `--help`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::pipeline::{
+    ChildGuard, mixed_stream, publish_records, services, terminate, wait_for_rows,
+};
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// GET `path`; the status code and body (None when nothing answers).
+async fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// Polls `probe` until `done` holds for its value (a condition awaited, not a fixed
+/// sleep); fails after `timeout` with the last value.
+async fn poll<T: std::fmt::Debug, F, Fut>(
+    timeout: Duration,
+    what: &str,
+    mut probe: F,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let value = probe().await;
+        if done(&value) {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {timeout:?}; last: {value:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The samples of a scrape: `name{labels}` → value.
+async fn scrape(addr: &str) -> HashMap<String, f64> {
+    let Some((200, body)) = get(addr, "/metrics").await else {
+        return HashMap::new();
+    };
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The sum of every sample of a metric (all label sets).
+fn total(samples: &HashMap<String, f64>, metric: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(name, _)| *name == metric || name.starts_with(&format!("{metric}{{")))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_readiness_tell_the_truth_about_a_live_run() {
+    let chaos = std::env::var("CHAOS_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://royalty:royalty@127.0.0.1:5433/royalty".into());
+    let (owner_url, pool) = common::fresh_database_on(&chaos).await;
+    // A role of the test's own, with a password that must never be written anywhere.
+    let secret = format!("Pw-{}", common::unique_suffix());
+    let role = format!("ri_op_{}", common::unique_suffix());
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .expect("database name");
+    for statement in [
+        format!("CREATE ROLE {role} LOGIN PASSWORD '{secret}'"),
+        format!("GRANT ALL ON DATABASE {database} TO {role}"),
+        format!("GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+        format!("GRANT ALL ON SCHEMA public TO {role}"),
+    ] {
+        // Generated names and a generated password, never input.
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&pool)
+            .await
+            .expect("grant");
+    }
+    let url = owner_url.replacen("royalty:royalty@", &format!("{role}:{secret}@"), 1);
+    assert_ne!(url, owner_url);
+
+    let topic = common::fresh_topic("it.operate.raw", 2).await;
+    let dlq = common::fresh_topic("it.operate.dlq", 1).await;
+    let (records, lines) = mixed_stream(71, 1_000, 100, 7);
+    assert_eq!(lines.len(), 1_000);
+    publish_records(&common::producer(), &topic, &records).await;
+
+    let log_path =
+        std::env::temp_dir().join(format!("royalty-operate-{}.log", common::unique_suffix()));
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut run = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+            .args([
+                "run",
+                "--topics",
+                &topic,
+                "--dlq-topic",
+                &dlq,
+                "--group",
+                "it-operate",
+                "--catalog-topic",
+                "",
+                "--summaries-topic",
+                "",
+                "--no-create-topics",
+                "--metrics-addr",
+                &addr,
+                "--log-format",
+                "json",
+            ])
+            .env("KAFKA_BROKERS", common::brokers())
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "debug,rdkafka=info,librdkafka=info,sqlx=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start run"),
+    );
+    wait_for_rows(&pool, 1_000, Duration::from_secs(120), "all lines booked").await;
+
+    // The scrape settles on exactly what was sent: 1,107 records, 1,000 new lines, 100
+    // redeliveries, 7 dead letters, 1,100 latencies, no lag.
+    let settled = |s: &HashMap<String, f64>| {
+        total(s, "royalty_records_consumed_total") == 1_107.0
+            && total(s, "royalty_outbox_unpublished") == 0.0
+            && s.keys()
+                .any(|k| k.starts_with("royalty_consumer_lag_records{"))
+            && total(s, "royalty_consumer_lag_records") == 0.0
+    };
+    let samples = poll(
+        Duration::from_secs(60),
+        "counters and lag settled",
+        || scrape(&addr),
+        settled,
+    )
+    .await;
+    let line = |outcome: &str| {
+        samples
+            .get(&format!(
+                "royalty_ledger_lines_total{{outcome=\"{outcome}\"}}"
+            ))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    assert_eq!(line("inserted"), 1_000.0);
+    assert_eq!(
+        line("duplicate") + line("enriched") + line("restated") + line("stale"),
+        100.0
+    );
+    assert_eq!(total(&samples, "royalty_dead_letters_total"), 7.0);
+    assert_eq!(
+        total(&samples, "royalty_ingest_latency_seconds_count"),
+        1_100.0
+    );
+    assert_eq!(total(&samples, "royalty_assigned_partitions"), 2.0);
+    assert!(total(&samples, "royalty_rebalances_total") >= 1.0);
+    assert!(total(&samples, "royalty_last_commit_timestamp_seconds") > 0.0);
+    assert_eq!(total(&samples, "royalty_build_info"), 1.0);
+    assert!(
+        samples.contains_key(
+            "royalty_outbox_published_total{topic=\""
+                .to_string()
+                .as_str()
+        ) || total(&samples, "royalty_outbox_published_total") == 7.0
+    );
+
+    // Ready; not ready (saying why) while PostgreSQL is down; ready again after.
+    assert_eq!(get(&addr, "/readyz").await.map(|(s, _)| s), Some(200));
+    services("pg-stop-chaos");
+    let (_, body) = poll(
+        Duration::from_secs(30),
+        "/readyz not ready",
+        || async { get(&addr, "/readyz").await.unwrap_or((0, String::new())) },
+        |(status, _)| *status == 503,
+    )
+    .await;
+    assert!(body.contains("PostgreSQL"), "{body}");
+    assert_eq!(
+        get(&addr, "/healthz").await.map(|(s, _)| s),
+        Some(200),
+        "still alive"
+    );
+    services("pg-start-chaos");
+    common::wait_until(Duration::from_secs(60), "/readyz ready again", || {
+        let addr = addr.clone();
+        async move { get(&addr, "/readyz").await.is_some_and(|(s, _)| s == 200) }
+    })
+    .await;
+    terminate(&mut run).await;
+
+    // The logs are JSON, one object per line, at debug level — and the password is in
+    // none of them, nor in --help.
+    let logs = std::fs::read_to_string(&log_path).expect("read logs");
+    let _ = std::fs::remove_file(&log_path);
+    assert!(logs.lines().count() > 5, "{logs}");
+    for line in logs.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    assert!(logs.contains("\"batch\""), "a span per batch: {logs}");
+    assert!(!logs.contains(&secret), "the password leaked into the logs");
+    let help = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+        .args(["run", "--help"])
+        .env("DATABASE_URL", &url)
+        .env("KAFKA_PROPERTIES", format!("sasl.password={secret}"))
+        .output()
+        .expect("help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--database-url"));
+    assert!(!help.contains(&secret), "the password leaked into --help");
+
+    // Roles outlive databases: leave none behind.
+    for statement in [
+        format!("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}"),
+        format!("REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {role}"),
+        format!("REVOKE ALL ON SCHEMA public FROM {role}"),
+        format!("REVOKE ALL ON DATABASE {database} FROM {role}"),
+        format!("DROP ROLE {role}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&pool)
+            .await
+            .expect("drop the test role");
+    }
+}
