@@ -3,16 +3,17 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use royalty_ingest::commands::alerts_tail::{TailArgs, tail};
 use royalty_ingest::commands::catalog_import::{ImportArgs, import_catalog};
+use royalty_ingest::commands::config_show;
 use royalty_ingest::commands::dlq::list::{ListArgs, list};
 use royalty_ingest::commands::dlq::replay::{ReplayArgs, replay};
 use royalty_ingest::commands::dlq::show::{ShowArgs, show};
 use royalty_ingest::commands::produce::{ProduceArgs, produce};
 use royalty_ingest::commands::reconcile::{ReconcileArgs, reconcile};
 use royalty_ingest::commands::sample::{SampleArgs, publish_sample};
-use royalty_ingest::config::{DatabaseArgs, RunArgs};
+use royalty_ingest::config::{self, DatabaseArgs, RunArgs};
 use royalty_ingest::db;
 use royalty_ingest::observe::LogFormat;
 use royalty_ingest::{observe, pipeline, shutdown};
@@ -20,7 +21,9 @@ use royalty_ingest::{observe, pipeline, shutdown};
 /// Exactly-once ingestion of DSP royalty report lines from Kafka into a PostgreSQL ledger.
 ///
 /// Start the local services first (scripts/services up); every option has an environment
-/// variable, shown in each command's --help.
+/// variable, shown in each command's --help. `--config FILE` (or ROYALTY_CONFIG) reads
+/// settings from a TOML file whose keys are run's flags (batch_size = 5000); flags and
+/// environment variables take precedence over it.
 #[derive(Debug, Parser)]
 #[command(name = "royalty-ingest", version, propagate_version = true)]
 struct Cli {
@@ -74,6 +77,10 @@ enum Command {
     /// Review refused lines (dead letters) and send fixed ones back to be booked.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The configuration: `config show` prints the settings `run` would use and where each
+    /// comes from (flags > environment > --config FILE > defaults), secrets redacted.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Apply the ledger's database migrations (run does this too).
     Migrate(DatabaseArgs),
 }
@@ -94,6 +101,13 @@ enum AlertsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration of `run` as TOML (usable as a --config file),
+    /// each value with its source; passwords and secrets shown as ***.
+    Show(Box<RunArgs>),
+}
+
+#[derive(Debug, Subcommand)]
 enum DlqCommand {
     /// Summarise the dead letters: counts by day, stage, class and source topic, with how
     /// many are still open, were replayed, or never reached the topic (--each: one row per
@@ -110,8 +124,49 @@ enum DlqCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The config file's values become flags first (flags and environment beat them).
+    let command = Cli::command();
+    let applied = match config::file::apply(&command, std::env::args_os().collect()) {
+        Ok(applied) => applied,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let matches = match command.clone().try_get_matches_from(applied.args.clone()) {
+        Ok(matches) => matches,
+        Err(err) => {
+            if let Some(file) = applied
+                .file
+                .as_ref()
+                .filter(|_| !applied.from_file.is_empty())
+            {
+                eprintln!(
+                    "(settings from {} are passed as these flags: --{})",
+                    file.display(),
+                    applied.from_file.join(", --")
+                );
+            }
+            err.exit()
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
     observe::init_tracing_as(cli.log_format);
+    if let Command::Config(ConfigCommand::Show(_)) = &cli.command {
+        let show = command
+            .find_subcommand("config")
+            .and_then(|c| c.find_subcommand("show"));
+        let show_matches = matches
+            .subcommand_matches("config")
+            .and_then(|m| m.subcommand_matches("show"));
+        if let (Some(show), Some(show_matches)) = (show, show_matches) {
+            print!("{}", config_show::render(show, show_matches, &applied));
+            return ExitCode::SUCCESS;
+        }
+    }
     // reconcile speaks in three exit codes: 0 all match, 1 something differs, 2 error.
     let on_error = match cli.command {
         Command::Reconcile(_) => ExitCode::from(2),
@@ -159,6 +214,8 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Alerts(AlertsCommand::Tail(args)) => {
             done(tail(&args, shutdown::on_signals()).await)
         }
+        // Printed by main, which holds the parsed arguments and their sources.
+        Command::Config(ConfigCommand::Show(_)) => Ok(ExitCode::SUCCESS),
         Command::Migrate(args) => {
             let pool = db::connect(&args.database_url, 1).await?;
             db::migrate(&pool).await?;

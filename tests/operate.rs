@@ -120,6 +120,15 @@ async fn metrics_and_readiness_tell_the_truth_about_a_live_run() {
     assert_eq!(lines.len(), 1_000);
     publish_records(&common::producer(), &topic, &records).await;
 
+    // The database URL (with its password) comes from a config file.
+    let config =
+        std::env::temp_dir().join(format!("royalty-operate-{}.toml", common::unique_suffix()));
+    std::fs::write(
+        &config,
+        format!("database_url = \"{url}\"\nbatch_size = 200\nlinger_ms = 20\n"),
+    )
+    .expect("config file");
+    let config_arg = config.to_string_lossy().into_owned();
     let log_path =
         std::env::temp_dir().join(format!("royalty-operate-{}.log", common::unique_suffix()));
     let log = std::fs::File::create(&log_path).expect("log file");
@@ -143,9 +152,12 @@ async fn metrics_and_readiness_tell_the_truth_about_a_live_run() {
                 &addr,
                 "--log-format",
                 "json",
+                "--config",
+                &config_arg,
             ])
             .env("KAFKA_BROKERS", common::brokers())
-            .env("DATABASE_URL", &url)
+            .env_remove("DATABASE_URL")
+            .env_remove("ROYALTY_BATCH_SIZE")
             .env("RUST_LOG", "debug,rdkafka=info,librdkafka=info,sqlx=info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -244,6 +256,20 @@ async fn metrics_and_readiness_tell_the_truth_about_a_live_run() {
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("--database-url"));
     assert!(!help.contains(&secret), "the password leaked into --help");
+    let shown = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+        .args(["config", "show", "--config", &config_arg])
+        .env_remove("DATABASE_URL")
+        .env_remove("ROYALTY_BATCH_SIZE")
+        .output()
+        .expect("config show");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("batch_size = 200  # config file"), "{shown}");
+    assert!(shown.contains(&format!("{role}:***@")), "{shown}");
+    assert!(
+        !shown.contains(&secret),
+        "the password leaked into config show"
+    );
+    let _ = std::fs::remove_file(&config);
 
     // Roles outlive databases: leave none behind.
     for statement in [
@@ -258,4 +284,73 @@ async fn metrics_and_readiness_tell_the_truth_about_a_live_run() {
             .await
             .expect("drop the test role");
     }
+}
+
+#[test]
+fn a_config_file_sits_under_environment_and_flags_and_refuses_unknown_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("royalty.toml");
+    std::fs::write(
+        &file,
+        "batch_size = 123\nlinger_ms = 50\ntopics = [\"a.raw\", \"b.raw\"]\nno_create_topics = true\n",
+    )
+    .expect("write");
+    let file = file.to_string_lossy().into_owned();
+    let show = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"));
+        command
+            .args(["config", "show", "--config", &file])
+            .args(extra)
+            .env_remove("ROYALTY_BATCH_SIZE")
+            .env_remove("ROYALTY_LINGER_MS")
+            .env_remove("ROYALTY_TOPICS");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let output = command.output().expect("config show");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let plain = show(&[], &[]);
+    assert!(plain.contains("batch_size = 123  # config file"), "{plain}");
+    assert!(
+        plain.contains("topics = [\"a.raw\", \"b.raw\"]  # config file"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("no_create_topics = true  # config file"),
+        "{plain}"
+    );
+    let layered = show(&["--linger-ms", "7"], &[("ROYALTY_BATCH_SIZE", "456")]);
+    assert!(
+        layered.contains("batch_size = 456  # environment ROYALTY_BATCH_SIZE"),
+        "{layered}"
+    );
+    assert!(layered.contains("linger_ms = 7  # flag"), "{layered}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "batch_sise = 1\n").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+        .args(["run", "--config", &bad.to_string_lossy()])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("unknown key `batch_sise`"), "{err}");
+    std::fs::write(&bad, "batch_size = \"many\"\n").expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+        .args(["config", "show", "--config", &bad.to_string_lossy()])
+        .env_remove("ROYALTY_BATCH_SIZE")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("--batch-size") && err.contains("bad.toml"),
+        "{err}"
+    );
 }

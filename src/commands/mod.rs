@@ -3,6 +3,7 @@
 
 pub mod alerts_tail;
 pub mod catalog_import;
+pub mod config_show;
 pub mod dlq;
 pub mod produce;
 pub mod progress;

@@ -12,6 +12,8 @@ use clap::{Args, ValueEnum};
 
 use crate::avro::{RegistryClient, SchemaStore};
 
+pub mod file;
+
 /// Where the broker is and the librdkafka properties to pass through.
 #[derive(Debug, Clone, Args)]
 pub struct KafkaArgs {
