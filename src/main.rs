@@ -38,6 +38,11 @@ struct Cli {
     )]
     log_format: LogFormat,
 
+    /// Export the spans (one per batch, with partitions, offset ranges and outcome) to this
+    /// OpenTelemetry collector over OTLP/HTTP, e.g. http://127.0.0.1:4318 (default: off).
+    #[arg(long, global = true, env = "ROYALTY_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -154,7 +159,13 @@ async fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => err.exit(),
     };
-    observe::init_tracing_as(cli.log_format);
+    let _tracing = match observe::init_tracing_as(cli.log_format, cli.otlp_endpoint.as_deref()) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Command::Config(ConfigCommand::Show(_)) = &cli.command {
         let show = command
             .find_subcommand("config")

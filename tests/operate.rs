@@ -354,3 +354,120 @@ fn a_config_file_sits_under_environment_and_flags_and_refuses_unknown_keys() {
         "{err}"
     );
 }
+
+/// A tiny OTLP/HTTP receiver: answers every POST with 200 and keeps the bodies.
+async fn otlp_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let Ok(n) = stream.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            let (name, value) = l.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() < length {
+                        continue;
+                    }
+                    if let Ok(mut kept) = kept.lock() {
+                        kept.push(body.to_string());
+                    }
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+                        .await;
+                    buf.clear();
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), bodies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_spans_are_exported_over_otlp_without_secrets() {
+    let (url, _pool) = common::fresh_database().await;
+    let topic = common::fresh_topic("it.otlp.raw", 1).await;
+    let dlq = common::fresh_topic("it.otlp.dlq", 1).await;
+    let (records, _) = mixed_stream(91, 50, 5, 2);
+    publish_records(&common::producer(), &topic, &records).await;
+    let (endpoint, bodies) = otlp_receiver().await;
+    let output = common::pipeline::royalty_ingest(
+        &[
+            "run",
+            "--topics",
+            &topic,
+            "--dlq-topic",
+            &dlq,
+            "--group",
+            "it-otlp",
+            "--catalog-topic",
+            "",
+            "--summaries-topic",
+            "",
+            "--no-create-topics",
+            "--metrics-addr",
+            "",
+            "--exit-when-idle-ms",
+            "1500",
+            "--otlp-endpoint",
+            &endpoint,
+        ],
+        &url,
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The process flushed its spans before exiting: they are here already.
+    let bodies = bodies.lock().map(|b| b.clone()).unwrap_or_default();
+    // Compact JSON, whatever the exporter's spacing.
+    let all = bodies
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<serde_json::Value>(b)
+                .unwrap_or_else(|e| panic!("an OTLP body that is not JSON ({e}): {b}"))
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(all.contains("\"name\":\"batch\""), "no batch span: {all}");
+    assert!(all.contains("\"records\""), "{all}");
+    assert!(all.contains("committed: inserted="), "{all}");
+    assert!(all.contains("royalty-ingest"), "service name: {all}");
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(credentials, _)| credentials.split_once(':'))
+        .map(|(_, password)| password.to_string())
+        .expect("a password in the test URL");
+    assert!(
+        !all.contains(&format!(":{password}@")),
+        "a URL with its password in a span"
+    );
+}
