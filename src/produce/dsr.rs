@@ -315,26 +315,37 @@ struct Allocation {
 
 impl Allocation {
     /// Decides which lines get the units left over by flooring (largest remainder first;
-    /// equal remainders: larger usages first, then file order).
-    fn settle(&mut self) {
+    /// equal remainders: larger usages first, then file order). Fails, instead of
+    /// overflowing, when usages × revenue or a share do not fit exact arithmetic.
+    fn settle(&mut self) -> Result<(), String> {
         if self.total == 0 {
-            return;
+            return Ok(());
         }
-        let remainder =
-            |usages: i64| (i128::from(usages) * self.revenue_units).rem_euclid(self.total);
-        let floor_sum: i128 = self
-            .lines_by_usages
-            .iter()
-            .map(|(&u, &n)| {
-                (i128::from(u) * self.revenue_units).div_euclid(self.total) * i128::from(n)
-            })
-            .sum();
+        let too_large = || {
+            "its revenue and usages are too large to allocate exactly (128-bit arithmetic)"
+                .to_string()
+        };
+        // Every share is at most the revenue (plus one unit): it must fit a decimal.
+        if self.revenue_units.unsigned_abs() >= (1u128 << 96) - 1 {
+            return Err("its revenue does not fit an exact decimal at 13 places".into());
+        }
+        let mut parts: Vec<(i64, u64, i128)> = Vec::with_capacity(self.lines_by_usages.len());
+        let mut floor_sum: i128 = 0;
+        for (&usages, &lines) in &self.lines_by_usages {
+            let product = i128::from(usages)
+                .checked_mul(self.revenue_units)
+                .ok_or_else(too_large)?;
+            let floor = product.div_euclid(self.total);
+            floor_sum = floor
+                .checked_mul(i128::from(lines))
+                .and_then(|f| floor_sum.checked_add(f))
+                .ok_or_else(too_large)?;
+            parts.push((usages, lines, product.rem_euclid(self.total)));
+        }
         let mut left = self.revenue_units - floor_sum;
-        let mut order: Vec<(i64, u64)> =
-            self.lines_by_usages.iter().map(|(&u, &n)| (u, n)).collect();
-        order.sort_by(|a, b| remainder(b.0).cmp(&remainder(a.0)).then(b.0.cmp(&a.0)));
-        for (usages, lines) in order {
-            if left <= 0 || remainder(usages) == 0 {
+        parts.sort_by(|a, b| b.2.cmp(&a.2).then(b.0.cmp(&a.0)));
+        for (usages, lines, remainder) in parts {
+            if left <= 0 || remainder == 0 {
                 break;
             }
             if i128::from(lines) <= left {
@@ -345,11 +356,15 @@ impl Allocation {
                 left = 0;
             }
         }
+        Ok(())
     }
 
     /// The share of a line with `usages`; `seen` counts earlier lines with the same usages.
-    fn share(&self, usages: i64, seen: u64) -> Decimal {
-        let mut units = (i128::from(usages) * self.revenue_units).div_euclid(self.total.max(1));
+    fn share(&self, usages: i64, seen: u64) -> Result<Decimal, String> {
+        let product = i128::from(usages)
+            .checked_mul(self.revenue_units)
+            .ok_or("NetRevenue: the allocation overflows")?;
+        let mut units = product.div_euclid(self.total.max(1));
         let bump = self.bumped.contains(&usages)
             || self
                 .partial
@@ -357,7 +372,8 @@ impl Allocation {
         if bump {
             units += 1;
         }
-        Decimal::from_i128_with_scale(units, SCALE)
+        Decimal::try_from_i128_with_scale(units, SCALE)
+            .map_err(|e| format!("NetRevenue: the share does not fit a decimal ({e})"))
     }
 }
 
@@ -423,7 +439,8 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
     let mut summary_rows = 0u64;
     let mut blocks: HashSet<String> = HashSet::new();
     let mut foot: Option<HashMap<&'static str, Option<i64>>> = None;
-    let mut line_usages: HashMap<String, i64> = HashMap::new();
+    // i128: a hostile file's usages must not overflow the sum.
+    let mut line_usages: HashMap<String, i128> = HashMap::new();
     let mut unknown_refs: BTreeMap<String, u64> = BTreeMap::new();
     let mut trailing_blank = 0u64;
     let physical = each_line(reader, encoding, |line_no, text| {
@@ -515,7 +532,7 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
                 let Ok(usages) = usage_weight(&record) else {
                     return Ok(());
                 };
-                *line_usages.entry(summary_id.clone()).or_default() += usages;
+                *line_usages.entry(summary_id.clone()).or_default() += i128::from(usages);
                 if !scan.summaries.contains_key(&summary_id) {
                     // Summary records come first in the file; a later one is still found
                     // below, an absent one is a problem.
@@ -578,7 +595,7 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
             continue;
         }
         if let Some(declared) = summary.declared_usages
-            && declared != total
+            && i128::from(declared) != total
         {
             scan.problems.push(format!(
                 "summary record {id} ({}) declares {declared} usages, its usage lines sum to {total}",
@@ -599,14 +616,25 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
         let Some(allocation) = scan.allocations.get_mut(&id) else {
             continue;
         };
-        allocation.revenue_units = revenue.mantissa() * 10i128.pow(SCALE - revenue.scale());
+        let Some(units) = 10i128
+            .checked_pow(SCALE - revenue.scale())
+            .and_then(|factor| revenue.mantissa().checked_mul(factor))
+        else {
+            scan.problems.push(format!(
+                "summary record {id}: NetRevenue {revenue} is too large to allocate"
+            ));
+            continue;
+        };
+        allocation.revenue_units = units;
         if allocation.total == 0 && allocation.revenue_units != 0 {
             scan.problems.push(format!(
                 "summary record {id} has revenue {revenue} but its lines have no usages"
             ));
             continue;
         }
-        allocation.settle();
+        if let Err(why) = allocation.settle() {
+            scan.problems.push(format!("summary record {id}: {why}"));
+        }
     }
     for (id, summary) in &scan.summaries {
         if summary.rows > 1 && !scan.allocations.contains_key(id) {
@@ -686,7 +714,7 @@ fn usage_weight(record: &Record<'_>) -> Result<i64, String> {
         Some(r) => parse_quantity(r, false).map_err(|e| format!("Returns: {e}"))?,
         None => 0,
     };
-    let net = usages - returns;
+    let net = usages.checked_sub(returns).unwrap_or(-1);
     if usages < 0 || returns < 0 || net < 0 {
         return Err(format!(
             "Usages: {usages} usages and {returns} returns cannot be allocated"
@@ -834,7 +862,7 @@ impl DsrScan {
                 let counter = seen.entry((summary_id.clone(), usages)).or_default();
                 let share = allocation.share(usages, *counter);
                 *counter += 1;
-                share
+                share?
             }
         };
         Ok(DecodedLine {
@@ -1008,6 +1036,25 @@ mod tests {
         assert!(!scan.is_publishable());
     }
 
+    /// Found by tests/fuzz.rs: usages summed in i64 overflowed (a panic in debug builds,
+    /// a wrong total in release), and so could usages × revenue.
+    #[test]
+    fn huge_usages_and_revenues_are_problems_not_overflows() {
+        let text = bap("79228162514264337593543950335", 13)
+            .replace("\t1\t\t\n", &format!("\t{}\t\t\n", i64::MAX))
+            .replace("\t3\t\t\n", &format!("\t{}\t\t\n", i64::MAX));
+        let (scan, read) = items(&text);
+        assert!(read.is_empty());
+        assert!(!scan.problems.is_empty());
+        let mut allocation = Allocation {
+            revenue_units: i128::MAX / 2,
+            total: 3,
+            ..Allocation::default()
+        };
+        allocation.lines_by_usages.insert(i64::MAX, 1);
+        assert!(allocation.settle().is_err());
+    }
+
     #[test]
     fn allocation_hands_out_exactly_the_leftover_units() {
         let mut allocation = Allocation {
@@ -1016,8 +1063,10 @@ mod tests {
             ..Allocation::default()
         };
         allocation.lines_by_usages.insert(1, 3);
-        allocation.settle();
-        let shares: Vec<Decimal> = (0..3).map(|seen| allocation.share(1, seen)).collect();
+        allocation.settle().expect("fits");
+        let shares: Vec<Decimal> = (0..3)
+            .map(|seen| allocation.share(1, seen).expect("fits"))
+            .collect();
         assert_eq!(
             shares.iter().copied().sum::<Decimal>(),
             Decimal::from_i128_with_scale(10, SCALE)
