@@ -228,9 +228,10 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         // Printed by main, which holds the parsed arguments and their sources.
         Command::Config(ConfigCommand::Show(_)) => Ok(ExitCode::SUCCESS),
         Command::Migrate(args) => {
-            let pool = db::connect(&args.database_url, 1).await?;
+            let database_url = args.url()?;
+            let pool = db::connect(&database_url, 1).await?;
             db::migrate(&pool).await?;
-            println!("migrations applied to {}", db::redact(&args.database_url));
+            println!("migrations applied to {}", db::redact(&database_url));
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -129,7 +129,7 @@ pub async fn tail(args: &TailArgs, shutdown: CancellationToken) -> anyhow::Resul
     checked_topic_name("--alerts-topic", &args.alerts_topic)?;
     let store = SchemaStore::builtin().context("the built-in schemas do not load")?;
     let pool = match &args.dsp {
-        Some(_) => Some(db::connect(&args.database.database_url, 1).await?),
+        Some(_) => Some(db::connect(&args.database.url()?, 1).await?),
         None => None,
     };
     let filter = AlertFilter { args, pool };

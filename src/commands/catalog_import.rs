@@ -83,7 +83,7 @@ pub async fn import_catalog(args: &ImportArgs) -> anyhow::Result<()> {
         alert_unknown_isrc: true,
         alert_schema: store.latest(DRIFT_ALERT).context("no DriftAlert schema")?,
     };
-    let pool = db::connect(&args.database.database_url, 2).await?;
+    let pool = db::connect(&args.database.url()?, 2).await?;
     db::migrate(&pool).await?;
     let mut tx = pool
         .begin()

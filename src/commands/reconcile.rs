@@ -100,7 +100,7 @@ struct GroupTotals {
 
 /// Runs the comparison and prints it; `Ok(true)` when everything matches.
 pub async fn reconcile(args: &ReconcileArgs) -> anyhow::Result<bool> {
-    let pool = db::connect(&args.database.database_url, 2).await?;
+    let pool = db::connect(&args.database.url()?, 2).await?;
     db::migrate(&pool).await?;
     let mut rows = compare(&pool, args).await?;
     if rows.iter().any(|r| !r.matches) {

@@ -52,6 +52,23 @@ pub struct DatabaseArgs {
         default_value = "postgres://royalty:royalty@127.0.0.1:5432/royalty"
     )]
     pub database_url: String,
+
+    /// Read the database URL from this file instead (a mounted secret); its content wins
+    /// over --database-url / DATABASE_URL.
+    #[arg(long = "database-url-file", env = "DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
+}
+
+impl DatabaseArgs {
+    /// The URL to connect with: the file's content when --database-url-file is given.
+    pub fn url(&self) -> anyhow::Result<String> {
+        match &self.database_url_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map(|text| text.trim().to_string())
+                .with_context(|| format!("cannot read the database URL from {}", path.display())),
+            None => Ok(self.database_url.clone()),
+        }
+    }
 }
 
 /// The writer schemas records may name: local files and, optionally, a schema registry.

@@ -40,12 +40,28 @@ pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result
         })
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration. When all are applied already it only reads which
+/// are, so a least-privilege role (no DDL, see deploy/postgres/runtime-role.sql) can start;
+/// a pending migration then needs the owner.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .context("failed to apply the ledger migrations")
+    let applied: Result<Vec<(i64, Vec<u8>)>, _> =
+        sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await;
+    if let Ok(applied) = applied {
+        let all_applied = MIGRATOR.iter().all(|m| {
+            applied
+                .iter()
+                .any(|(version, checksum)| *version == m.version && *checksum == *m.checksum)
+        });
+        if all_applied {
+            return Ok(());
+        }
+    }
+    MIGRATOR.run(pool).await.context(
+        "failed to apply the ledger migrations (a role without DDL rights cannot: run \
+         `royalty-ingest migrate --database-url <the owner's URL>` first)",
+    )
 }
 
 /// A database URL with its password replaced, safe to print.

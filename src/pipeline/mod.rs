@@ -37,7 +37,8 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 pub async fn run(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<RunTotals> {
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
     args.check_topics()?;
-    let pool = db::connect(&args.database.database_url, 8).await?;
+    let database_url = args.database.url()?;
+    let pool = db::connect(&database_url, 8).await?;
     db::migrate(&pool).await?;
     let store = args.schemas.store()?;
     if !prepare_topics(&args, &shutdown).await? {
@@ -73,7 +74,7 @@ pub async fn run(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Resu
     tracing::info!(
         topics = ?args.topics,
         group = %args.group,
-        database = %db::redact(&args.database.database_url),
+        database = %db::redact(&database_url),
         batch_size = args.batch_size,
         "royalty-ingest running"
     );

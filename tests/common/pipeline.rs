@@ -27,6 +27,7 @@ pub fn run_args(topic: &str, dlq: &str, database_url: &str, group: &str) -> RunA
         kafka: kafka_args(),
         database: DatabaseArgs {
             database_url: database_url.to_string(),
+            database_url_file: None,
         },
         group: group.to_string(),
         topics: vec![topic.to_string()],

@@ -197,7 +197,7 @@ pub async fn select(
     keep_bytes: bool,
 ) -> anyhow::Result<Selected> {
     let dlq_topic = checked_topic_name("--dlq-topic", &source.dlq_topic)?;
-    let pool = db::connect(&source.database.database_url, 2).await?;
+    let pool = db::connect(&source.database.url()?, 2).await?;
     db::migrate(&pool).await?;
     let decoder = LineDecoder::new(
         Arc::new(source.schemas.store()?),
