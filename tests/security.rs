@@ -112,7 +112,7 @@ async fn run_and_dlq_work_as_a_role_that_cannot_change_the_schema() {
             "--database-url-file",
             &secret_file,
         ],
-        &owner_url,
+        unusable,
     )
     .await;
     assert!(
