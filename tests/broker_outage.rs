@@ -75,7 +75,13 @@ async fn the_run_survives_a_broker_restart_and_the_ledger_stays_exact() {
         quarantined,
     )
     .await;
+
+    // SIGTERM while the broker is gone again: the consumer cannot leave its group, and the
+    // run still exits, cleanly, within its documented deadlines (consumer close 10 s,
+    // outbox drain 30 s), not after librdkafka's own minutes.
+    services("kafka-stop");
     terminate(&mut run).await;
+    services("up");
     assert_eq!(
         ledger_totals(&pool).await,
         expected,

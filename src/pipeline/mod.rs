@@ -32,6 +32,8 @@ pub use run::RunTotals;
 /// How long a stopping run keeps publishing pending outbox rows before it leaves them to
 /// the next run.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a stopping run waits for the Kafka consumer to leave its group and close.
+pub const CONSUMER_CLOSE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Runs the ingestion pipeline until `shutdown` (or idle exit, or a fatal error).
 pub async fn run(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<RunTotals> {
@@ -90,10 +92,17 @@ pub async fn run(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Resu
         shutdown: shutdown.clone(),
     };
     let result = batch_loop.run(events).await;
-    // Close the consumer off the async workers: leaving the group can block.
-    tokio::task::spawn_blocking(move || source.stop())
+    // Close the consumer off the async workers, within a deadline: leaving the group (and
+    // librdkafka's destroy) can block for minutes when the broker is slow or gone.
+    let closed = tokio::task::spawn_blocking(move || source.stop_within(CONSUMER_CLOSE_DEADLINE))
         .await
-        .ok();
+        .unwrap_or(false);
+    if !closed {
+        tracing::warn!(
+            deadline_s = CONSUMER_CLOSE_DEADLINE.as_secs(),
+            "the Kafka consumer did not close in time; leaving without the group leave (safe: nothing unwritten was acknowledged)"
+        );
+    }
 
     background.cancel();
     let _ = relay_task.await;

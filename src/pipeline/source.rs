@@ -358,6 +358,8 @@ fn send_before(
 /// The running consumer thread.
 pub struct Source {
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Says when the poll thread has closed the consumer.
+    closed: Option<std_mpsc::Receiver<()>>,
     stop: CancellationToken,
     /// Offsets to mirror into Kafka's group offsets after they are durable in PostgreSQL.
     mirror: std_mpsc::Sender<Vec<(TopicPartition, i64)>>,
@@ -412,13 +414,18 @@ impl Source {
             .with_context(|| format!("failed to subscribe to {topics:?}"))?;
         let thread_stop = stop.clone();
         let (mirror, mirrored) = std_mpsc::channel();
+        let (closed_tx, closed) = std_mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("kafka-poll".into())
-            .spawn(move || poll_loop(consumer, events, mirrored, thread_stop))
+            .spawn(move || {
+                poll_loop(consumer, events, mirrored, thread_stop);
+                let _ = closed_tx.send(());
+            })
             .context("failed to start the consumer thread")?;
         Ok((
             Source {
                 thread: Some(thread),
+                closed: Some(closed),
                 stop,
                 mirror,
             },
@@ -431,12 +438,25 @@ impl Source {
         OffsetMirror(self.mirror.clone())
     }
 
-    /// Stops polling and closes the consumer (leaving the group).
-    pub fn stop(mut self) {
+    /// Stops polling and closes the consumer (leaving the group), waiting at most
+    /// `deadline` (blocking: call it off the async workers). Past it the consumer thread is
+    /// left behind and the process may exit without the polite group leave: that is safe,
+    /// because every record acknowledged was written first (the group reassigns the
+    /// partitions after the session timeout). True when the consumer closed in time.
+    pub fn stop_within(mut self, deadline: Duration) -> bool {
         self.stop.cancel();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        let closed = self
+            .closed
+            .take()
+            .is_some_and(|closed| closed.recv_timeout(deadline).is_ok());
+        match self.thread.take() {
+            Some(thread) if closed => {
+                let _ = thread.join();
+            }
+            // Detached: it ends with the process.
+            Some(_) | None => {}
         }
+        closed
     }
 }
 
