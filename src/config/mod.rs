@@ -171,6 +171,12 @@ pub struct RunArgs {
     #[arg(long, env = "ROYALTY_BATCH_SIZE", default_value_t = 5000)]
     pub batch_size: usize,
 
+    /// Most MiB of records read from Kafka but not yet committed (queued and in the batch
+    /// being built): reading waits beyond it, so memory stays flat under any backlog and any
+    /// record size. A batch is also committed once it holds half of it.
+    #[arg(long, env = "ROYALTY_READ_AHEAD_MIB", default_value_t = 128)]
+    pub read_ahead_mib: u32,
+
     /// How long a partly filled batch waits for more records, in milliseconds (it is
     /// committed at once when a partition was read to its end and nothing else is queued:
     /// a trickling stream waits for nobody).

@@ -71,8 +71,12 @@ pub async fn run(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Resu
         tokio::spawn(async move { relay.run(wake, stop).await })
     };
 
-    let (source, events) =
-        source::Source::start(&args, pool.clone(), args.batch_size.max(1024) * 2)?;
+    let (source, events) = source::Source::start(
+        &args,
+        pool.clone(),
+        args.batch_size.max(1024) * 2,
+        source::ReadBudget::new(args.read_ahead_mib),
+    )?;
     tracing::info!(
         topics = ?args.topics,
         group = %args.group,

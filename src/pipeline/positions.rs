@@ -165,6 +165,7 @@ mod tests {
                 timestamp: Utc::now(),
             },
             record: Default::default(),
+            held: None,
         }
     }
 

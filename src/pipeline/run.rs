@@ -77,6 +77,8 @@ impl BatchLoop<'_> {
     /// Runs until shutdown, idle exit or a fatal error.
     pub async fn run(&self, mut events: mpsc::Receiver<SourceEvent>) -> anyhow::Result<RunTotals> {
         let mut positions = Positions::default();
+        let mut pending_bytes: usize = 0;
+        let max_batch_bytes = self.args.read_ahead_mib.max(1) as usize * 512 * 1024;
         // High watermarks of owned partitions as last seen, for the lag metric.
         let mut highs: HashMap<TopicPartition, i64> = HashMap::new();
         let mut pending: Vec<SourceMessage> = Vec::with_capacity(self.args.batch_size);
@@ -124,9 +126,13 @@ impl BatchLoop<'_> {
                             if positions.accept(&message) {
                                 if pending.is_empty() {
                                     batch_started = Instant::now();
+                                    pending_bytes = 0;
                                 }
+                                pending_bytes += message.size();
                                 pending.push(message);
-                                if pending.len() >= self.args.batch_size
+                                // Full by count, or by half the read-ahead budget (the
+                                // poll thread waits for the other half).
+                                if (pending.len() >= self.args.batch_size || pending_bytes >= max_batch_bytes)
                                     && let Flush::ShutdownDuringRetry = self.flush(&mut positions, &mut pending, &mut totals).await? {
                                         break;
                                     }

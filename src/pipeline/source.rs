@@ -21,7 +21,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sqlx::PgPool;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{RunArgs, StartPolicy};
@@ -95,6 +95,51 @@ pub struct SourceMessage {
     pub source: SourceRecord,
     /// Key, value and headers.
     pub record: Arc<RecordBytes>,
+    /// Its share of the read-ahead budget ([`ReadBudget`]), given back when the message is
+    /// dropped (after its batch is settled).
+    pub held: Option<OwnedSemaphorePermit>,
+}
+
+impl SourceMessage {
+    /// Bytes of key, value and headers.
+    pub fn size(&self) -> usize {
+        let r = &self.record;
+        r.key.as_ref().map_or(0, Vec::len)
+            + r.value.as_ref().map_or(0, Vec::len)
+            + r.headers
+                .iter()
+                .map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len))
+                .sum::<usize>()
+    }
+}
+
+/// Bounds the bytes of records read from Kafka but not yet settled (in the channel and in
+/// the batch being built): the poll thread waits for room before handing a record over,
+/// so memory stays flat under any backlog, whatever the record sizes.
+#[derive(Debug, Clone)]
+pub struct ReadBudget {
+    kib: Arc<Semaphore>,
+    total_kib: u32,
+}
+
+impl ReadBudget {
+    /// A budget of `mib` MiB.
+    pub fn new(mib: u32) -> ReadBudget {
+        let total_kib = mib.max(1).saturating_mul(1024);
+        ReadBudget {
+            kib: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// Waits (blocking the poll thread) until `bytes` fit; a record larger than the whole
+    /// budget takes all of it.
+    fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes / 1024 + 1)
+            .unwrap_or(u32::MAX)
+            .min(self.total_kib);
+        futures::executor::block_on(self.kib.clone().acquire_many_owned(kib)).ok()
+    }
 }
 
 /// The rebalance context: loads start offsets from PostgreSQL and forwards events.
@@ -372,6 +417,7 @@ impl Source {
         args: &RunArgs,
         pool: PgPool,
         channel_capacity: usize,
+        budget: ReadBudget,
     ) -> anyhow::Result<(Source, mpsc::Receiver<SourceEvent>)> {
         let (events, receiver) = mpsc::channel(channel_capacity);
         let stop = CancellationToken::new();
@@ -393,6 +439,13 @@ impl Source {
             // A stored offset the broker no longer has must never be silently replaced.
             .set("auto.offset.reset", "error")
             .set("enable.partition.eof", "true")
+            // librdkafka's own prefetch is bounded too (its default is 64 MiB).
+            .set(
+                "queued.max.messages.kbytes",
+                (u64::from(args.read_ahead_mib) * 512)
+                    .clamp(1024, 65536)
+                    .to_string(),
+            )
             .set("session.timeout.ms", args.session_timeout_ms.to_string())
             .set(
                 "heartbeat.interval.ms",
@@ -418,7 +471,7 @@ impl Source {
         let thread = std::thread::Builder::new()
             .name("kafka-poll".into())
             .spawn(move || {
-                poll_loop(consumer, events, mirrored, thread_stop);
+                poll_loop(consumer, events, mirrored, thread_stop, budget);
                 let _ = closed_tx.send(());
             })
             .context("failed to start the consumer thread")?;
@@ -502,6 +555,7 @@ fn poll_loop(
     events: mpsc::Sender<SourceEvent>,
     mirrored: std_mpsc::Receiver<Vec<(TopicPartition, i64)>>,
     stop: CancellationToken,
+    budget: ReadBudget,
 ) {
     let mut last_warning: Option<String> = None;
     // Mirrored offsets are coalesced and committed at most once per MIRROR_INTERVAL: lag
@@ -531,7 +585,11 @@ fn poll_loop(
         }
         let event = match consumer.poll(Duration::from_millis(100)) {
             None => continue,
-            Some(Ok(message)) => SourceEvent::Record(owned(&message)),
+            Some(Ok(message)) => {
+                let mut record = owned(&message);
+                record.held = budget.reserve(record.size());
+                SourceEvent::Record(record)
+            }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 SourceEvent::CaughtUp(at_end_with_number(&consumer, partition))
             }
@@ -717,5 +775,6 @@ fn owned(message: &BorrowedMessage<'_>) -> SourceMessage {
             headers,
             unreadable,
         }),
+        held: None,
     }
 }

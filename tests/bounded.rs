@@ -1,0 +1,109 @@
+//! Bounded resources: a backlog of large records read through a small read-ahead budget
+//! is still read completely (the budget throttles, never deadlocks), every large record is
+//! dead-lettered once, every line booked once. The peak RSS is printed, not asserted
+//! (memory figures belong to benchmarks).
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::pipeline::{
+    ChildGuard, distinct_lines, encode, expected_totals, ledger_totals, publish_records, terminate,
+    wait_for_rows,
+};
+use royalty_ingest::sample::record_key;
+
+/// VmHWM (peak resident set) of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_records_through_a_small_read_ahead_budget_are_all_settled() {
+    let (url, pool) = common::fresh_database().await;
+    let topic = common::fresh_topic("it.bounded.raw", 2).await;
+    let dlq = common::fresh_topic("it.bounded.dlq", 1).await;
+    let lines = distinct_lines(95, 1, 200);
+    let mut records: Vec<(String, Vec<u8>)> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        records.push((record_key(line), encode(4, line)));
+        if i % 2 == 0 {
+            // 300 KB that are not Avro: each is refused, and each dead letter is large too.
+            records.push((format!("big-{i}"), vec![b'x'; 300 * 1024]));
+        }
+    }
+    publish_records(&common::producer(), &topic, &records).await;
+
+    let mut run = ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+            .args([
+                "run",
+                "--topics",
+                &topic,
+                "--dlq-topic",
+                &dlq,
+                "--group",
+                "it-bounded",
+                "--catalog-topic",
+                "",
+                "--summaries-topic",
+                "",
+                "--no-create-topics",
+                "--metrics-addr",
+                "",
+                "--read-ahead-mib",
+                "4",
+            ])
+            .env("KAFKA_BROKERS", common::brokers())
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start run"),
+    );
+    wait_for_rows(&pool, 200, Duration::from_secs(180), "every line booked").await;
+    common::wait_until(
+        Duration::from_secs(120),
+        "every large record dead-lettered",
+        || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM quarantine WHERE error_class = 'unknown_framing'",
+                )
+                .fetch_one(&pool)
+                .await
+                .is_ok_and(|n| n == 100)
+            }
+        },
+    )
+    .await;
+    if let Some(kib) = peak_rss_kib(run.id()) {
+        println!(
+            "peak RSS with --read-ahead-mib 4 over 30 MB of large records: {} MiB",
+            kib / 1024
+        );
+    }
+    terminate(&mut run).await;
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
+    let published: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL AND octet_length(payload) > 300000",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(
+        published, 100,
+        "every large dead letter reached the DLQ topic"
+    );
+}
