@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use royalty_ingest::commands::alerts_tail::{TailArgs, tail};
+use royalty_ingest::commands::catalog_as_of::{AsOfArgs, as_of};
 use royalty_ingest::commands::catalog_import::{ImportArgs, import_catalog};
 use royalty_ingest::commands::config_show;
 use royalty_ingest::commands::dlq::list::{ListArgs, list};
@@ -97,6 +98,9 @@ enum CatalogCommand {
     /// changed entries close the current version (history is kept) and raise drift alerts;
     /// importing the same file again changes nothing.
     Import(ImportArgs),
+    /// The catalog version in effect for a report period as the catalog knew it at a given
+    /// time (default: now): later loads and later backdated corrections are left out.
+    AsOf(AsOfArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,6 +223,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             false => ExitCode::from(1),
         }),
         Command::Catalog(CatalogCommand::Import(args)) => done(import_catalog(&args).await),
+        Command::Catalog(CatalogCommand::AsOf(args)) => done(as_of(&args).await),
         Command::Dlq(DlqCommand::List(args)) => done(list(&args).await),
         Command::Dlq(DlqCommand::Show(args)) => done(show(&args).await),
         Command::Dlq(DlqCommand::Replay(args)) => done(replay(&args).await),

@@ -518,3 +518,112 @@ async fn alerts_tail_dsp_matches_every_dsp_that_showed_the_drift() {
     assert_eq!(tail("DEEZER"), 1, "a DSP that showed it later");
     assert_eq!(tail("TIDAL"), 0, "a DSP that never showed it");
 }
+
+/// Bitemporal catalog: a backdated correction changes what is in effect for a period, and
+/// `catalog as-of --known-at` still answers what the catalog said before it.
+#[tokio::test]
+async fn catalog_as_of_answers_what_was_known_at_a_time_even_after_a_backdated_update() {
+    let (url, pool) = common::fresh_database().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let isrc = "GBQZA2400042";
+    let import = |label: &str, from: &str| {
+        let file = dir.path().join(format!("{label}.csv"));
+        std::fs::write(
+            &file,
+            format!("isrc,upc,label,valid_from\n{isrc},036000291452,{label},{from}\n"),
+        )
+        .expect("write csv");
+        file
+    };
+    let now = || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>("SELECT clock_timestamp()")
+                .fetch_one(&pool)
+                .await
+                .expect("clock")
+        }
+    };
+    let load = |file: std::path::PathBuf| {
+        let url = url.clone();
+        async move {
+            let output = common::pipeline::royalty_ingest(
+                &["catalog", "import", &file.to_string_lossy(), "--no-publish"],
+                &url,
+            )
+            .await;
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    };
+    load(import("First", "2026-01-01")).await;
+    let t1 = now().await;
+    load(import("Second", "2026-06-01")).await;
+    let t2 = now().await;
+    // Backdated: from March on it was "Corrected" all along, learned only now.
+    load(import("Corrected", "2026-03-01")).await;
+    let t3 = now().await;
+
+    let label_at = |period: &'static str, known_at: chrono::DateTime<chrono::Utc>| {
+        let url = url.clone();
+        async move {
+            let output = common::pipeline::royalty_ingest(
+                &[
+                    "catalog",
+                    "as-of",
+                    isrc,
+                    "--period",
+                    period,
+                    "--known-at",
+                    &known_at.to_rfc3339(),
+                    "--json",
+                ],
+                &url,
+            )
+            .await;
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let json: serde_json::Value =
+                serde_json::from_slice(&output.stdout).expect("as-of --json");
+            json["label"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    assert_eq!(label_at("2026-04-01", t1).await, "First");
+    assert_eq!(label_at("2026-04-01", t2).await, "First");
+    assert_eq!(label_at("2026-04-01", t3).await, "Corrected");
+    assert_eq!(
+        label_at("2026-07-01", t1).await,
+        "First",
+        "before June was known"
+    );
+    assert_eq!(label_at("2026-07-01", t3).await, "Second");
+    // Who closed whom, and when.
+    let (closed, by): (Option<chrono::DateTime<chrono::Utc>>, Option<i64>) = sqlx::query_as(
+        "SELECT closed_at, superseded_by FROM catalog_versions WHERE label = 'First'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("first version");
+    assert!(
+        closed.is_some_and(|c| c > t2 && c <= t3),
+        "closed by the last load: {closed:?}"
+    );
+    let corrected: i64 =
+        sqlx::query_scalar("SELECT version_id FROM catalog_versions WHERE label = 'Corrected'")
+            .fetch_one(&pool)
+            .await
+            .expect("corrected version");
+    assert_eq!(by, Some(corrected));
+    let too_early = common::pipeline::royalty_ingest(
+        &["catalog", "as-of", isrc, "--period", "2025-12-01"],
+        &url,
+    )
+    .await;
+    assert!(!too_early.status.success());
+}

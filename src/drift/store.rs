@@ -153,11 +153,15 @@ pub async fn apply_entries(
                 continue;
             }
             Some(current) => {
-                sqlx::query("UPDATE catalog_versions SET valid_to = $2 WHERE version_id = $1")
-                    .bind(current.version_id)
-                    .bind(day)
-                    .execute(&mut *conn)
-                    .await?;
+                // Closed before the new version is inserted (one open version per ISRC);
+                // who superseded it is filled in below.
+                sqlx::query(
+                    "UPDATE catalog_versions SET valid_to = $2, closed_at = now() WHERE version_id = $1",
+                )
+                .bind(current.version_id)
+                .bind(day)
+                .execute(&mut *conn)
+                .await?;
                 drifts.extend(detect_update(current, entry, source));
                 stats.superseded += 1;
                 current.valid_to
@@ -171,10 +175,10 @@ pub async fn apply_entries(
                     .min()
             }
         };
-        sqlx::query(
+        let new_id: i64 = sqlx::query_scalar(
             "INSERT INTO catalog_versions (isrc, upcs, title, display_artist, label, iswc,
                                            valid_from, valid_to, source)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING version_id",
         )
         .bind(&entry.isrc)
         .bind(&entry.upcs)
@@ -185,8 +189,27 @@ pub async fn apply_entries(
         .bind(day)
         .bind(valid_to)
         .bind(source)
-        .execute(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
+        if let Some(current) = covering {
+            // The audit trail: which version closed which, when, from what valid_to.
+            sqlx::query("UPDATE catalog_versions SET superseded_by = $2 WHERE version_id = $1")
+                .bind(current.version_id)
+                .bind(new_id)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "INSERT INTO catalog_version_closures (version_id, old_valid_to, new_valid_to,
+                                                       superseded_by)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(current.version_id)
+            .bind(current.valid_to)
+            .bind(day)
+            .bind(new_id)
+            .execute(&mut *conn)
+            .await?;
+        }
     }
     Ok((stats, drifts))
 }
