@@ -627,3 +627,40 @@ async fn catalog_as_of_answers_what_was_known_at_a_time_even_after_a_backdated_u
     .await;
     assert!(!too_early.status.success());
 }
+
+/// Found by review of what reaches PostgreSQL unchecked: a catalog update whose sender
+/// `source` holds a NUL (PostgreSQL text cannot) once failed its whole batch again and
+/// again. The entry is applied with the character replaced; the run goes on.
+#[tokio::test]
+async fn a_catalog_update_with_a_nul_in_its_source_does_not_stop_the_run() {
+    let topic = common::fresh_topic("it.drift.nulraw", 1).await;
+    let catalog = common::fresh_topic("it.drift.nulcat", 1).await;
+    let dlq = common::fresh_topic("it.drift.nuldlq", 1).await;
+    let alerts = common::fresh_topic("it.drift.nulalerts", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    let store = SchemaStore::builtin().expect("schemas");
+    let schema = store.latest(CATALOG_UPDATE).expect("catalog schema");
+    let update = encode_update(
+        &schema,
+        &entry(ISRC, &upc_for(1), "2026-01-01"),
+        Some("label\0ops"),
+    )
+    .expect("encode");
+    let producer = common::producer();
+    common::send(&producer, &catalog, ISRC.as_bytes(), &update).await;
+    let lines = lines_for(97, 1, 5, ISRC, &upc_for(1));
+    publish(&producer, &topic, 3, &lines).await;
+    let mut args = run_args(&topic, &dlq, &url, "it-nul");
+    args.alerts_topic = alerts;
+    args.catalog_topic = catalog;
+    let run = tokio::time::timeout(Duration::from_secs(60), run_until_idle(args))
+        .await
+        .expect("the run ends by itself");
+    assert_eq!(run.stats.dead_letters, 0);
+    let source: String = sqlx::query_scalar("SELECT source FROM catalog_versions")
+        .fetch_one(&pool)
+        .await
+        .expect("the entry was applied");
+    assert!(source.starts_with("label\u{fffd}ops"), "{source}");
+    assert_eq!(ledger_count(&pool).await, 5);
+}

@@ -64,6 +64,17 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     )
 }
 
+/// Text PostgreSQL can store: a NUL (which `text` cannot hold, and which would make it
+/// refuse the whole batch) becomes U+FFFD. For free text from outside that is kept as
+/// provenance (a sender's `source`, a refusal reason), never for values the rules check.
+pub fn storable_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{fffd}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// A database URL with its password replaced, safe to print.
 pub fn redact(database_url: &str) -> String {
     match url::Url::parse(database_url) {
@@ -72,5 +83,19 @@ pub fn redact(database_url: &str) -> String {
             url.to_string()
         }
         _ => database_url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storable_text_replaces_only_nul() {
+        assert_eq!(storable_text("label\0ops"), "label\u{fffd}ops");
+        assert!(matches!(
+            storable_text("plain é"),
+            std::borrow::Cow::Borrowed("plain é")
+        ));
     }
 }

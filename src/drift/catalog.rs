@@ -333,7 +333,8 @@ pub fn decode_update(
             "label" => raw.label = text,
             "iswc" => raw.iswc = text,
             "valid_from" => raw.valid_from = text.unwrap_or_default(),
-            "source" => source = text,
+            // Provenance only: kept, made storable (a NUL would fail the whole batch).
+            "source" => source = text.map(|s| crate::db::storable_text(&s).into_owned()),
             _ => {}
         }
     }

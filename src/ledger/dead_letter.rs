@@ -133,7 +133,11 @@ pub async fn record(
     let values: Vec<Option<&[u8]>> = letters.iter().map(|d| d.record.value.as_deref()).collect();
     let stages: Vec<&str> = letters.iter().map(|d| d.stage).collect();
     let classes: Vec<&str> = letters.iter().map(|d| d.class.as_str()).collect();
-    let reasons: Vec<&str> = letters.iter().map(|d| d.reason.as_str()).collect();
+    // Reasons may quote outside text: make them storable whatever they quote.
+    let reasons: Vec<String> = letters
+        .iter()
+        .map(|d| crate::db::storable_text(&d.reason).into_owned())
+        .collect();
     let schemas: Vec<Option<&str>> = letters.iter().map(|d| d.schema_ref.as_deref()).collect();
     let replays: Vec<Option<String>> = letters.iter().map(DeadLetter::replay_of).collect();
     // Headers travel as JSON (name + hex value) per row: PostgreSQL has no ragged arrays.
