@@ -1,0 +1,233 @@
+//! Chaos: while lines with redeliveries, restatements and invalid records stream into a
+//! 4-partition topic, random faults hit the consumer group — SIGKILLed instances, instances
+//! added and removed (up to 3), a zombie (SIGSTOP past its session timeout, then SIGCONT),
+//! PostgreSQL restarted, the broker restarted — and afterwards the ledger, quarantine and
+//! the dead-letter topic are checked against a model of the input. One verdict line.
+//!
+//! `CHAOS_PROFILE=short` (default, in `.ci/run`): 20,000 lines, about 12 faults.
+//! `CHAOS_PROFILE=long` (by hand, `scripts/chaos long`): 100,000 lines, at least 50 kills.
+//! `CHAOS_SEED=n` replays a run's fault sequence.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::Duration;
+
+use common::pipeline::{
+    ChildGuard, expected_totals, kill_hard, ledger_totals, mixed_stream, publish_records, services,
+    spawn_run, wait_exit, wait_for_rows,
+};
+use royalty_ingest::sample::{SampleRng, record_key};
+use rust_decimal::Decimal;
+
+fn signal(child: &std::process::Child, name: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_faults_lose_and_double_nothing() {
+    let long = std::env::var("CHAOS_PROFILE").is_ok_and(|p| p == "long");
+    let (line_count, min_kills, min_faults) = if long {
+        (100_000, 50, 80)
+    } else {
+        (20_000, 5, 12)
+    };
+    let seed: u64 = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| u64::from(std::process::id()));
+    let mut rng = SampleRng::new(seed);
+
+    let chaos = std::env::var("CHAOS_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://royalty:royalty@127.0.0.1:5433/royalty".into());
+    let (url, pool) = common::fresh_database_on(&chaos).await;
+    let topic = common::fresh_topic("it.chaos.raw", 4).await;
+    let dlq = common::fresh_topic("it.chaos.dlq", 2).await;
+    let invalid = line_count / 50;
+    let (mut records, mut lines) = mixed_stream(seed, line_count, line_count / 10, invalid);
+    // Restatements, published last (so with later timestamps): a cent more on one line in
+    // fifty. The model keeps the restated values.
+    for line in lines.iter_mut().step_by(50) {
+        line.royalty_amount += Decimal::new(1, 2);
+        records.push((record_key(line), common::pipeline::encode(4, line)));
+    }
+
+    let group = format!("it-chaos-{}", common::unique_suffix());
+    let args: Vec<String> = [
+        "--topics",
+        &topic,
+        "--dlq-topic",
+        &dlq,
+        "--group",
+        &group,
+        "--batch-size",
+        "500",
+        "--linger-ms",
+        "20",
+        "--metrics-addr",
+        "",
+        "--no-create-topics",
+        "--catalog-topic",
+        "",
+        "--summaries-topic",
+        "",
+        "--session-timeout-ms",
+        "3000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut instances: Vec<ChildGuard> = vec![spawn_run(&args, &url)];
+
+    // The producer paces itself so that the faults land while lines stream in.
+    let chunks: Vec<Vec<(String, Vec<u8>)>> = records.chunks(1_000).map(<[_]>::to_vec).collect();
+    let stream_topic = topic.clone();
+    let streaming = tokio::spawn(async move {
+        let producer = common::producer();
+        for chunk in chunks {
+            publish_records(&producer, &stream_topic, &chunk).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+
+    let (mut kills, mut faults, mut broker_restarts) = (0usize, 0usize, 0usize);
+    let mut log: Vec<&'static str> = Vec::new();
+    while !streaming.is_finished() || kills < min_kills || faults < min_faults {
+        // Chaos pacing (not synchronisation): a fault every 0.5 to 2 s.
+        tokio::time::sleep(Duration::from_millis(500 + rng.below(1_500))).await;
+        faults += 1;
+        match rng.below(10) {
+            0..=3 => {
+                let at = rng.below(instances.len() as u64) as usize;
+                kill_hard(&mut instances[at]);
+                instances[at] = spawn_run(&args, &url);
+                kills += 1;
+                log.push("kill");
+            }
+            4 if instances.len() < 3 => {
+                instances.push(spawn_run(&args, &url));
+                log.push("add");
+            }
+            5 if instances.len() > 1 => {
+                let mut leaving = instances.remove(rng.below(instances.len() as u64) as usize);
+                signal(&leaving, "TERM");
+                let _ = wait_exit(&mut leaving, Duration::from_secs(90)).await;
+                log.push("remove");
+            }
+            6 => {
+                // A zombie: paused past its session timeout, then resumed; its stale
+                // writes must be fenced.
+                let at = rng.below(instances.len() as u64) as usize;
+                signal(&instances[at], "STOP");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                signal(&instances[at], "CONT");
+                log.push("zombie");
+            }
+            7 => {
+                services("pg-restart-chaos");
+                log.push("postgres restart");
+            }
+            8 if broker_restarts < if long { 3 } else { 1 } => {
+                services("kafka-stop");
+                services("up");
+                broker_restarts += 1;
+                log.push("broker restart");
+            }
+            _ => {
+                let at = rng.below(instances.len() as u64) as usize;
+                kill_hard(&mut instances[at]);
+                instances[at] = spawn_run(&args, &url);
+                kills += 1;
+                log.push("kill");
+            }
+        }
+    }
+    streaming.await.expect("every record published");
+
+    // Settle: the survivors finish the backlog and publish every dead letter.
+    let expected = expected_totals(&lines);
+    wait_for_rows(
+        &pool,
+        expected.0,
+        Duration::from_secs(600),
+        "every line booked",
+    )
+    .await;
+    common::wait_until(
+        Duration::from_secs(300),
+        "every refusal quarantined and published",
+        || {
+            let pool = pool.clone();
+            async move {
+                let (quarantined, unpublished): (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM quarantine),
+                        (SELECT count(*) FROM outbox WHERE published_at IS NULL)",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap_or((-1, -1));
+                quarantined == invalid as i64 && unpublished == 0
+            }
+        },
+    )
+    .await;
+    let mut exits = Vec::new();
+    for mut instance in instances {
+        signal(&instance, "TERM");
+        exits.push(wait_exit(&mut instance, Duration::from_secs(90)).await);
+    }
+
+    let ledger = ledger_totals(&pool).await;
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_revisions WHERE applied")
+        .fetch_one(&pool)
+        .await
+        .expect("revisions");
+    let dead_letters = common::read_topic_until(&dlq, Duration::from_secs(60), |read| {
+        read.iter()
+            .filter_map(|r| r.header("royalty.dlq.id"))
+            .collect::<HashSet<_>>()
+            .len()
+            >= invalid
+    });
+    let ids: HashSet<String> = dead_letters
+        .iter()
+        .filter_map(|r| r.header("royalty.dlq.id"))
+        .collect();
+    println!(
+        "chaos verdict: seed {seed}, {} lines + {} redeliveries + {} restatements + {invalid} invalid; \
+         {faults} faults ({kills} kills, {broker_restarts} broker restarts; {}); ledger {} rows, \
+         quantity {}, amount {} (expected {} / {} / {}); {applied} restatements applied; \
+         {} dead letters on the topic ({} copies)",
+        line_count,
+        line_count / 10,
+        lines.iter().step_by(50).count(),
+        log.join(", "),
+        ledger.0,
+        ledger.1,
+        ledger.2,
+        expected.0,
+        expected.1,
+        expected.2,
+        ids.len(),
+        dead_letters.len(),
+    );
+    assert_eq!(ledger, expected, "ledger rows and exact sums (seed {seed})");
+    assert_eq!(
+        applied,
+        lines.iter().step_by(50).count() as i64,
+        "one applied revision per restatement (seed {seed})"
+    );
+    assert_eq!(
+        ids.len(),
+        invalid,
+        "every refused record on the DLQ topic, once by id (seed {seed})"
+    );
+    assert!(
+        exits.iter().all(|s| s.success()),
+        "clean exits on SIGTERM: {exits:?}"
+    );
+}
