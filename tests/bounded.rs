@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::pipeline::{
-    ChildGuard, distinct_lines, encode, expected_totals, ledger_totals, publish_records, terminate,
+    distinct_lines, encode, expected_totals, ledger_totals, publish_records, spawn_run, terminate,
     wait_for_rows,
 };
 use royalty_ingest::sample::record_key;
@@ -42,34 +41,25 @@ async fn large_records_through_a_small_read_ahead_budget_are_all_settled() {
     }
     publish_records(&common::producer(), &topic, &records).await;
 
-    let mut run = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
-            .args([
-                "run",
-                "--topics",
-                &topic,
-                "--dlq-topic",
-                &dlq,
-                "--group",
-                "it-bounded",
-                "--catalog-topic",
-                "",
-                "--summaries-topic",
-                "",
-                "--no-create-topics",
-                "--metrics-addr",
-                "",
-                "--read-ahead-mib",
-                "4",
-            ])
-            .env("KAFKA_BROKERS", common::brokers())
-            .env("DATABASE_URL", &url)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start run"),
+    let mut run = spawn_run(
+        &[
+            "--topics",
+            &topic,
+            "--dlq-topic",
+            &dlq,
+            "--group",
+            "it-bounded",
+            "--catalog-topic",
+            "",
+            "--summaries-topic",
+            "",
+            "--no-create-topics",
+            "--metrics-addr",
+            "",
+            "--read-ahead-mib",
+            "4",
+        ],
+        &url,
     );
     wait_for_rows(&pool, 200, Duration::from_secs(180), "every line booked").await;
     common::wait_until(

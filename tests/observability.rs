@@ -7,7 +7,9 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::pipeline::{ChildGuard, mixed_stream, publish_records, terminate, wait_for_rows};
+use common::pipeline::{
+    ChildGuard, mixed_stream, publish_records, spawn_run, terminate, wait_for_rows,
+};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -85,32 +87,23 @@ async fn every_rule_and_dashboard_query_returns_data_from_a_live_run() {
     publish_records(&common::producer(), &topic, &records).await;
 
     let metrics = format!("127.0.0.1:{}", free_port());
-    let mut run = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
-            .args([
-                "run",
-                "--topics",
-                &topic,
-                "--dlq-topic",
-                &dlq,
-                "--group",
-                "it-obs",
-                "--catalog-topic",
-                "",
-                "--summaries-topic",
-                "",
-                "--no-create-topics",
-                "--metrics-addr",
-                &metrics,
-            ])
-            .env("KAFKA_BROKERS", common::brokers())
-            .env("DATABASE_URL", &url)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start run"),
+    let mut run = spawn_run(
+        &[
+            "--topics",
+            &topic,
+            "--dlq-topic",
+            &dlq,
+            "--group",
+            "it-obs",
+            "--catalog-topic",
+            "",
+            "--summaries-topic",
+            "",
+            "--no-create-topics",
+            "--metrics-addr",
+            &metrics,
+        ],
+        &url,
     );
     wait_for_rows(&pool, 500, Duration::from_secs(120), "lines booked").await;
 
