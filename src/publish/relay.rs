@@ -23,6 +23,8 @@ use crate::retry::Backoff;
 
 /// Most rows published per claim.
 const CLAIM_SIZE: i64 = 500;
+/// Most bytes of keys and payloads loaded per claim (the first row is always taken).
+const CLAIM_BYTES: i64 = 16 * 1024 * 1024;
 /// How often the relay looks for rows when nobody woke it (other instances' rows).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How often the backlog gauges are refreshed.
@@ -138,9 +140,14 @@ impl Relay {
 
     async fn claim_and_publish(&self, only: Option<&[String]>) -> anyhow::Result<u64> {
         let mut tx = self.pool.begin().await.context("outbox: cannot begin")?;
-        let rows = sqlx::query(
-            "SELECT outbox_id, message_id, topic, message_key, payload, header_names,
-                    header_values, message_timestamp
+        // Claim by id and size first, then load only as many rows as fit CLAIM_BYTES (at
+        // least one): a claim of 500 near-1 MB dead letters must not sit in memory at once.
+        // The rows claimed but not loaded stay locked until this transaction ends and are
+        // taken by the next claim.
+        let claimed: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT outbox_id,
+                    (coalesce(octet_length(payload), 0)
+                     + coalesce(octet_length(message_key), 0))::bigint
                FROM outbox WHERE published_at IS NULL
                 AND ($2::text[] IS NULL OR message_id = ANY($2))
               ORDER BY attempts, outbox_id LIMIT $1
@@ -151,6 +158,26 @@ impl Relay {
         .fetch_all(&mut *tx)
         .await
         .context("outbox: cannot claim rows")?;
+        let mut budget = CLAIM_BYTES;
+        let ids: Vec<i64> = claimed
+            .iter()
+            .enumerate()
+            .take_while(|(i, (_, size))| {
+                let fits = *i == 0 || *size <= budget;
+                budget = budget.saturating_sub(*size);
+                fits
+            })
+            .map(|(_, (id, _))| *id)
+            .collect();
+        let rows = sqlx::query(
+            "SELECT outbox_id, message_id, topic, message_key, payload, header_names,
+                    header_values, message_timestamp
+               FROM outbox WHERE outbox_id = ANY($1) ORDER BY attempts, outbox_id",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .context("outbox: cannot read the claimed rows")?;
         if rows.is_empty() {
             return Ok(0);
         }
