@@ -142,28 +142,6 @@ async fn count(pool: &PgPool, sql: &str) -> i64 {
         .expect("count")
 }
 
-/// Records on a topic (sum over partitions of high − low watermark).
-fn records_on(topic: &str) -> i64 {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", common::brokers())
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    metadata.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-                .expect("watermarks");
-            high - low
-        })
-        .sum()
-}
-
 #[tokio::test]
 async fn unknown_schema_lines_are_replayed_once_the_schema_is_known_and_booked_once() {
     let dirs = schema_dirs();
@@ -272,7 +250,7 @@ async fn unknown_schema_lines_are_replayed_once_the_schema_is_known_and_booked_o
     );
 
     // A dry run and an unconfirmed replay send nothing and record nothing.
-    let before = records_on(&topic);
+    let before = common::topic_size(&topic);
     let dry = dlq_ok(
         &[
             "dlq",
@@ -300,7 +278,7 @@ async fn unknown_schema_lines_are_replayed_once_the_schema_is_known_and_booked_o
     )
     .await;
     assert!(!to_dlq.status.success());
-    assert_eq!(records_on(&topic), before);
+    assert_eq!(common::topic_size(&topic), before);
     assert_eq!(count(&pool, "SELECT count(*) FROM dlq_replays").await, 0);
 
     // Replayed before the fix: refused again, each new dead letter names the one it

@@ -12,8 +12,6 @@ use common::pipeline::{
     distinct_lines, encode, kill_at_thresholds, ledger_count, publish, publish_in_background,
     run_args, run_until_idle, spawn_run, wait_exit,
 };
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use royalty_ingest::avro::SchemaStore;
 use royalty_ingest::domain::DecodedLine;
 use royalty_ingest::drift::DriftAlert;
@@ -60,26 +58,6 @@ fn lines_for(seed: u64, first_txn: u64, count: usize, isrc: &str, upc: &str) -> 
             l
         })
         .collect()
-}
-
-fn topic_size(topic: &str) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", common::brokers())
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    metadata.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-                .expect("watermarks");
-            high - low
-        })
-        .sum()
 }
 
 fn alerts_on(topic: &str, expected: usize) -> Vec<DriftAlert> {
@@ -194,7 +172,11 @@ async fn a_upc_drift_raises_one_alert_and_counts_all_1000_lines() {
     let totals = run_until_idle(args).await;
 
     assert_eq!(totals.stats.drift_alerts, 1);
-    assert_eq!(topic_size(&alerts), 1, "exactly one alert on the topic");
+    assert_eq!(
+        common::topic_size(&alerts),
+        1,
+        "exactly one alert on the topic"
+    );
     let alert = &alerts_on(&alerts, 1)[0];
     assert_eq!(alert.kind, "upc_mismatch");
     assert_eq!(alert.isrc, ISRC);
@@ -246,7 +228,7 @@ async fn an_isrc_missing_from_the_loaded_catalog_is_drift() {
         (found[0].kind.as_str(), found[0].isrc.as_str()),
         ("unknown_isrc", "USRC17607839")
     );
-    assert_eq!(topic_size(&alerts), 1);
+    assert_eq!(common::topic_size(&alerts), 1);
     assert_eq!(ledger_count(&pool).await, 5, "drift never blocks booking");
 }
 
@@ -266,7 +248,7 @@ async fn a_catalog_update_changing_a_upc_alerts_and_opens_a_version_without_touc
     args.catalog_topic = catalog.clone();
     run_until_idle(args.clone()).await;
     assert_eq!(
-        topic_size(&alerts),
+        common::topic_size(&alerts),
         0,
         "lines matching the catalog raise nothing"
     );
@@ -409,7 +391,7 @@ async fn sigkill_during_a_drifting_stream_neither_loses_nor_multiplies_alerts() 
         occurrences, drifting,
         "every drifting line counted exactly once"
     );
-    let published = alerts_on(&alerts, topic_size(&alerts) as usize);
+    let published = alerts_on(&alerts, common::topic_size(&alerts) as usize);
     let ids: HashSet<&str> = published.iter().map(|a| a.alert_id.as_str()).collect();
     assert_eq!(ids.len(), expected_drifts.len(), "no alert lost");
     let pairs: HashSet<(String, String)> = published
@@ -433,7 +415,7 @@ async fn alerts_tail_json_prints_one_parseable_object_per_alert() {
     let mut args = run_args(&topic, &dlq, &url, "it-tail");
     args.alerts_topic = alerts.clone();
     run_until_idle(args).await;
-    assert_eq!(topic_size(&alerts), 3);
+    assert_eq!(common::topic_size(&alerts), 3);
 
     let output = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
         .args([
@@ -492,7 +474,7 @@ async fn alerts_tail_dsp_matches_every_dsp_that_showed_the_drift() {
     let mut args = run_args(&topic, &dlq, &url, "it-tail-dsp");
     args.alerts_topic = alerts.clone();
     run_until_idle(args).await;
-    assert_eq!(topic_size(&alerts), 1);
+    assert_eq!(common::topic_size(&alerts), 1);
 
     let tail = |dsp: &str| {
         let output = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))

@@ -11,13 +11,6 @@ use common::pipeline::{
     ChildGuard, mixed_stream, publish_records, spawn_run, terminate, wait_for_rows,
 };
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// The rule expressions without their `> threshold`.
 fn rule_queries() -> Vec<(String, String)> {
     let text = std::fs::read_to_string(concat!(
@@ -86,7 +79,7 @@ async fn every_rule_and_dashboard_query_returns_data_from_a_live_run() {
     let (records, _) = mixed_stream(81, 500, 50, 5);
     publish_records(&common::producer(), &topic, &records).await;
 
-    let metrics = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", common::free_port());
     let mut run = spawn_run(
         &[
             "--topics",
@@ -117,7 +110,7 @@ async fn every_rule_and_dashboard_query_returns_data_from_a_live_run() {
         ),
     )
     .expect("write config");
-    let web = format!("127.0.0.1:{}", free_port());
+    let web = format!("127.0.0.1:{}", common::free_port());
     let _prometheus = ChildGuard(
         Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))

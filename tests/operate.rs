@@ -12,14 +12,6 @@ use common::pipeline::{
     ChildGuard, mixed_stream, publish_records, services, terminate, wait_for_rows,
 };
 
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// GET `path`; the status code and body (None when nothing answers).
 async fn get(addr: &str, path: &str) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -132,7 +124,7 @@ async fn metrics_and_readiness_tell_the_truth_about_a_live_run() {
     let log_path =
         std::env::temp_dir().join(format!("royalty-operate-{}.log", common::unique_suffix()));
     let log = std::fs::File::create(&log_path).expect("log file");
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", common::free_port());
     let mut run = ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
             .args([

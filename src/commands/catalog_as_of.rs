@@ -25,7 +25,7 @@ pub struct AsOfArgs {
     pub period: NaiveDate,
 
     /// As the catalog knew it at this time (RFC 3339; default: now).
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = crate::commands::parse_utc_time)]
     pub known_at: Option<DateTime<Utc>>,
 
     /// One JSON object instead of text.
@@ -34,12 +34,6 @@ pub struct AsOfArgs {
 
     #[command(flatten)]
     pub database: DatabaseArgs,
-}
-
-fn parse_time(raw: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(raw.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{raw:?} is not an RFC 3339 time: {e}"))
 }
 
 /// Prints the version; an ISRC with no version in effect then is an error (exit 1).

@@ -69,7 +69,7 @@ pub struct ProduceArgs {
     /// an older report re-published later does not override a newer restatement. DSR
     /// files carry theirs (MessageCreatedDateTime); a delimited file without this option
     /// uses its modification time.
-    #[arg(long, env = "ROYALTY_REPORT_TIME", value_parser = parse_time)]
+    #[arg(long, env = "ROYALTY_REPORT_TIME", value_parser = crate::commands::parse_utc_time)]
     pub report_time: Option<DateTime<Utc>>,
 
     /// Read, check and count everything; publish nothing.
@@ -87,12 +87,6 @@ pub struct ProduceArgs {
     /// Partitions for topics this command creates.
     #[arg(long, env = "ROYALTY_TOPIC_PARTITIONS", default_value_t = DEFAULT_TOPIC_PARTITIONS)]
     pub partitions: i32,
-}
-
-fn parse_time(raw: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(raw.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{raw:?} is not an RFC 3339 time (2026-10-05T08:00:00Z): {e}"))
 }
 
 /// What one file did.

@@ -150,8 +150,8 @@ fn parse_until(raw: &str) -> Result<DateTime<Utc>, String> {
 /// of the next day).
 fn parse_time(raw: &str, end_of_date: bool) -> Result<DateTime<Utc>, String> {
     let raw = raw.trim();
-    if let Ok(at) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(at.with_timezone(&Utc));
+    if let Ok(at) = crate::commands::parse_utc_time(raw) {
+        return Ok(at);
     }
     let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
         format!(
