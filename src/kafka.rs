@@ -1,14 +1,16 @@
 //! Kafka client plumbing shared by every command: one place that turns the configuration
 //! into librdkafka settings, and topic creation through the admin API.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::config::KafkaArgs;
 
@@ -38,6 +40,48 @@ pub fn idempotent_producer_config(kafka: &KafkaArgs) -> ClientConfig {
     config
 }
 
+/// Remembers a probe client's last error (a TLS handshake or SASL authentication refusal),
+/// so a failed probe can say why.
+#[derive(Default)]
+struct ProbeContext {
+    last_error: Mutex<Option<String>>,
+}
+
+impl ProbeContext {
+    fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|last| last.clone())
+    }
+}
+
+impl ClientContext for ProbeContext {
+    // librdkafka reports a refused handshake or login as an error-level log line from its
+    // broker thread (the error callback would need a poll the probe never makes).
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if matches!(
+            level,
+            RDKafkaLogLevel::Emerg
+                | RDKafkaLogLevel::Alert
+                | RDKafkaLogLevel::Critical
+                | RDKafkaLogLevel::Error
+        ) && let Ok(mut last) = self.last_error.lock()
+        {
+            *last = Some(log_message.to_string());
+        }
+        DefaultClientContext.log(level, fac, log_message);
+    }
+
+    // Only when no log line said more: "all brokers are down" follows every refusal.
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let Ok(mut last) = self.last_error.lock()
+            && last.is_none()
+        {
+            *last = Some(format!("{error} ({reason})"));
+        }
+    }
+}
+
+impl ConsumerContext for ProbeContext {}
+
 /// How long a command waits for the broker's first answer before it says so (batch
 /// commands then stop; a daemon keeps waiting).
 pub const BROKER_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,30 +89,47 @@ pub const BROKER_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Asks the broker which of `topics` exist, within [`BROKER_PROBE_TIMEOUT`]. Returns the
 /// missing ones; fails with an actionable message when the broker does not answer.
 pub async fn missing_topics(kafka: &KafkaArgs, topics: &[&str]) -> anyhow::Result<Vec<String>> {
-    let consumer: BaseConsumer = client_config(kafka)
-        .create()
+    let consumer: BaseConsumer<ProbeContext> = client_config(kafka)
+        .create_with_context(ProbeContext::default())
         .context("failed to create a Kafka client")?;
     let brokers = kafka.brokers.clone();
     // The metadata call blocks: keep it off the async workers.
-    let metadata = tokio::task::spawn_blocking(move || {
-        consumer
-            .fetch_metadata(None, BROKER_PROBE_TIMEOUT)
-            .map(|m| {
-                m.topics()
-                    .iter()
-                    .filter(|t| t.error().is_none())
-                    .map(|t| t.name().to_string())
-                    .collect::<Vec<_>>()
-            })
+    let (metadata, last_error) = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + BROKER_PROBE_TIMEOUT;
+        loop {
+            let attempt = consumer
+                .fetch_metadata(None, Duration::from_secs(1))
+                .map(|m| {
+                    m.topics()
+                        .iter()
+                        .filter(|t| t.error().is_none())
+                        .map(|t| t.name().to_string())
+                        .collect::<Vec<_>>()
+                });
+            // Serves the client's queue: librdkafka delivers its logs and errors (a refused
+            // handshake or login) through it.
+            let _ = consumer.poll(Duration::ZERO);
+            if attempt.is_ok() || std::time::Instant::now() >= deadline {
+                break (attempt, consumer.context().last_error());
+            }
+        }
     })
     .await
-    .context("the Kafka metadata request was interrupted")?
-    .map_err(|err| {
-        anyhow::anyhow!(
+    .context("the Kafka metadata request was interrupted")?;
+    let metadata = metadata.map_err(|err| match last_error {
+        // A TLS or SASL refusal surfaces as a bare "transport failure" from the metadata
+        // call: the client's own error says what went wrong.
+        Some(cause) => anyhow::anyhow!(
+            "no usable connection to the Kafka broker at {brokers} within {} s: {cause}. Check \
+             --brokers and the security.protocol, ssl.* and sasl.* properties \
+             (--kafka-property / KAFKA_PROPERTIES)",
+            BROKER_PROBE_TIMEOUT.as_secs()
+        ),
+        None => anyhow::anyhow!(
             "the Kafka broker at {brokers} did not answer within {} s ({err}); is it running \
              (scripts/services up) and is --brokers / KAFKA_BROKERS right?",
             BROKER_PROBE_TIMEOUT.as_secs()
-        )
+        ),
     })?;
     let mut missing: Vec<String> = Vec::new();
     for topic in topics {

@@ -81,9 +81,14 @@ pub async fn fresh_database() -> (String, PgPool) {
 
 /// Creates a topic with a random name.
 pub async fn fresh_topic(prefix: &str, partitions: i32) -> String {
+    fresh_topic_on(&brokers(), prefix, partitions).await
+}
+
+/// Creates a topic with a random name on the broker at `bootstrap` (plaintext).
+pub async fn fresh_topic_on(bootstrap: &str, prefix: &str, partitions: i32) -> String {
     let name = format!("{prefix}.{}", unique_suffix());
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin client");
     let results = admin
@@ -105,8 +110,13 @@ pub async fn fresh_topic(prefix: &str, partitions: i32) -> String {
 
 /// A plain producer.
 pub fn producer() -> FutureProducer {
+    producer_on(&brokers())
+}
+
+/// A plain producer to the broker at `bootstrap` (plaintext).
+pub fn producer_on(bootstrap: &str) -> FutureProducer {
     ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
@@ -213,8 +223,13 @@ where
 
 /// Records on a topic (sum over partitions of high − low watermark).
 pub fn topic_size(topic: &str) -> i64 {
+    topic_size_on(&brokers(), topic)
+}
+
+/// Records on a topic of the broker at `bootstrap` (plaintext).
+pub fn topic_size_on(bootstrap: &str, topic: &str) -> i64 {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", bootstrap)
         .create()
         .expect("consumer");
     let metadata = consumer

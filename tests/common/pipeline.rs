@@ -156,11 +156,22 @@ pub const MUST_EXIT_WITHIN: Duration = Duration::from_secs(60);
 /// Runs `royalty-ingest ARGS` against the test services (stdin closed, output captured)
 /// and waits, bounded, for its exit.
 pub async fn royalty_ingest(args: &[&str], database_url: &str) -> std::process::Output {
+    royalty_ingest_with_env(args, database_url, &[]).await
+}
+
+/// Like [`royalty_ingest`], with extra environment variables (secrets stay off the command
+/// line).
+pub async fn royalty_ingest_with_env(
+    args: &[&str],
+    database_url: &str,
+    env: &[(&str, &str)],
+) -> std::process::Output {
     let child = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
         .args(args)
         .env("KAFKA_BROKERS", super::brokers())
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
