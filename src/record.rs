@@ -43,6 +43,10 @@ pub struct SourceRecord {
     pub timestamp: DateTime<Utc>,
 }
 
+/// A record's headers, in order: name and value (a header may have no value, which is not
+/// an empty one).
+pub type RecordHeaders = Vec<(String, Option<Vec<u8>>)>;
+
 /// The bytes of a source record, kept so a refused record is dead-lettered unchanged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordBytes {
@@ -51,10 +55,57 @@ pub struct RecordBytes {
     /// Record value.
     pub value: Option<Vec<u8>>,
     /// Record headers, in order (a header may have no value, which is not an empty one).
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
-    /// Why the record could not be read as Kafka delivered it (a header name that is not
-    /// UTF-8): it is dead-lettered without its headers.
-    pub unreadable: Option<String>,
+    pub headers: RecordHeaders,
+    /// Why the record was not read whole as Kafka delivered it: it is dead-lettered
+    /// without the parts left unread.
+    pub not_read: Option<NotRead>,
+}
+
+/// Why a record was not read whole; each makes it a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotRead {
+    /// A header name is not UTF-8: the headers are left out.
+    HeaderName,
+    /// The record is larger than the configured limit (`--max-record-kib`): its value and
+    /// headers are not copied out of the client's buffer, and its key only when short.
+    TooLarge {
+        /// Bytes of key, value and headers.
+        bytes: usize,
+        /// The limit it broke, in bytes.
+        limit: usize,
+        /// SHA-256 of the value, hex, to find the original again.
+        value_sha256: String,
+    },
+}
+
+impl NotRead {
+    /// The class of a [`NotRead::TooLarge`] dead letter.
+    pub const TOO_LARGE_CLASS: &'static str = "record_too_large";
+
+    /// Machine-readable class of the dead letter.
+    pub fn class(&self) -> &'static str {
+        match self {
+            NotRead::HeaderName => "invalid_header",
+            NotRead::TooLarge { .. } => Self::TOO_LARGE_CLASS,
+        }
+    }
+
+    /// Human-readable reason of the dead letter.
+    pub fn reason(&self, source: &SourceRecord) -> String {
+        match self {
+            NotRead::HeaderName => "a header name is not valid UTF-8".to_string(),
+            NotRead::TooLarge {
+                bytes,
+                limit,
+                value_sha256,
+            } => format!(
+                "the record is {bytes} bytes, above the limit of {limit} (--max-record-kib): \
+                 not read, not stored; the original stays at {}[{}]@{} (value SHA-256 \
+                 {value_sha256}) while the topic's retention keeps it",
+                source.topic, source.partition, source.offset
+            ),
+        }
+    }
 }
 
 impl RecordBytes {

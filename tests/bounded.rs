@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::pipeline::{
-    distinct_lines, encode, expected_totals, ledger_totals, publish_records, spawn_run, terminate,
-    wait_for_rows,
+    distinct_lines, encode, expected_totals, ledger_totals, publish_records, royalty_ingest,
+    spawn_run, terminate, wait_for_rows,
 };
 use royalty_ingest::sample::record_key;
 
@@ -96,4 +96,86 @@ async fn large_records_through_a_small_read_ahead_budget_are_all_settled() {
         published, 100,
         "every large dead letter reached the DLQ topic"
     );
+}
+
+#[tokio::test]
+async fn a_record_above_the_size_limit_is_dead_lettered_without_its_bytes() {
+    let (url, pool) = common::fresh_database().await;
+    let topic = common::fresh_topic("it.oversized.raw", 2).await;
+    let dlq = common::fresh_topic("it.oversized.dlq", 1).await;
+    let lines = distinct_lines(97, 1, 60);
+    let mut records: Vec<(String, Vec<u8>)> = lines
+        .iter()
+        .map(|line| (record_key(line), encode(4, line)))
+        .collect();
+    // Three records of 100 KB (and a 5-byte key) against a 64 KiB limit.
+    let big: Vec<Vec<u8>> = (0..3u8).map(|i| vec![b'a' + i; 100 * 1024]).collect();
+    for (i, value) in big.iter().enumerate() {
+        records.insert(i * 20, (format!("big-{i}"), value.clone()));
+    }
+    publish_records(&common::producer(), &topic, &records).await;
+
+    let output = royalty_ingest(
+        &[
+            "run",
+            "--topics",
+            &topic,
+            "--dlq-topic",
+            &dlq,
+            "--group",
+            "it-oversized",
+            "--catalog-topic",
+            "",
+            "--summaries-topic",
+            "",
+            "--no-create-topics",
+            "--metrics-addr",
+            "",
+            "--exit-when-idle-ms",
+            "1500",
+            "--max-record-kib",
+            "64",
+        ],
+        &url,
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
+    type QuarantineRow = (Option<Vec<u8>>, Option<Vec<u8>>, String, String);
+    let quarantined: Vec<QuarantineRow> = sqlx::query_as(
+        "SELECT record_key, record_value, error_class, reason FROM quarantine ORDER BY record_key",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("quarantine");
+    assert_eq!(quarantined.len(), 3, "{quarantined:?}");
+    for ((key, value, class, reason), original) in quarantined.iter().zip(&big) {
+        assert_eq!(class, "record_too_large");
+        assert_eq!(value, &None, "the oversized value is not stored");
+        assert!(key.as_deref().is_some_and(|k| k.starts_with(b"big-")));
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(original));
+        assert!(reason.contains(&digest), "{reason}");
+        assert!(reason.contains("102405 bytes"), "{reason}");
+    }
+    // The dead letters reach the DLQ topic, small.
+    let letters = common::read_topic(&dlq, 3, Duration::from_secs(30));
+    assert_eq!(letters.len(), 3);
+    for letter in &letters {
+        assert_eq!(letter.value, None);
+        assert_eq!(
+            letter.header("royalty.errors.class").as_deref(),
+            Some("record_too_large")
+        );
+    }
+    // Replay has nothing to send for them and says so.
+    let before = common::topic_size(&topic);
+    let replay = royalty_ingest(&["dlq", "replay", "--dlq-topic", &dlq, "--yes"], &url).await;
+    let stdout = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success(), "{stdout}");
+    assert!(stdout.contains("3 too large"), "{stdout}");
+    assert_eq!(common::topic_size(&topic), before);
 }

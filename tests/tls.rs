@@ -110,7 +110,10 @@ async fn run_over_tls_to_kafka_and_postgres_with_verification() {
         tls.get("TLS_PG_URL")
     );
     let (database_url, pool) = common::fresh_database_on(&admin).await;
-    assert!(database_url.contains("sslmode=verify-full"), "{database_url}");
+    assert!(
+        database_url.contains("sslmode=verify-full"),
+        "{database_url}"
+    );
     let encrypted: bool =
         sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
             .fetch_one(&pool)
@@ -178,7 +181,10 @@ async fn run_over_tls_to_kafka_and_postgres_with_verification() {
     )
     .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "run over SASL_SSL failed: {stderr}");
+    assert!(
+        output.status.success(),
+        "run over SASL_SSL failed: {stderr}"
+    );
     assert!(!stderr.contains(&password), "the SCRAM password leaked");
     assert_eq!(
         group_offsets("it-tls-sasl").await,
@@ -232,7 +238,10 @@ async fn run_over_tls_to_kafka_and_postgres_with_verification() {
     ]);
     let output = royalty_ingest(&args, &untrusted_pg).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "an untrusted PostgreSQL must fail");
+    assert!(
+        !output.status.success(),
+        "an untrusted PostgreSQL must fail"
+    );
     assert!(
         stderr.to_lowercase().contains("certificate"),
         "the reason names the certificate: {stderr}"

@@ -177,6 +177,13 @@ pub struct RunArgs {
     #[arg(long, env = "ROYALTY_READ_AHEAD_MIB", default_value_t = 128)]
     pub read_ahead_mib: u32,
 
+    /// Largest record (key, value and headers) read, in KiB. A larger one is dead-lettered
+    /// as `record_too_large` without being copied: its dead letter carries its size, the
+    /// SHA-256 of its value and where it stays on the topic, not its bytes.
+    #[arg(long, env = "ROYALTY_MAX_RECORD_KIB", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_record_kib: u32,
+
     /// How long a partly filled batch waits for more records, in milliseconds (it is
     /// committed at once when a partition was read to its end and nothing else is queued:
     /// a trickling stream waits for nobody).

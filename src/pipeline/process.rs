@@ -40,11 +40,11 @@ pub async fn build_batch(
             reason,
             schema_ref,
         };
-        if let Some(reason) = &message.record.unreadable {
+        if let Some(not_read) = &message.record.not_read {
             batch.dead_letters.push(refuse(
                 "decode",
-                "invalid_header".into(),
-                reason.clone(),
+                not_read.class().into(),
+                not_read.reason(&message.source),
                 None,
             ));
             continue;

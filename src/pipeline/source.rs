@@ -20,6 +20,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{RunArgs, StartPolicy};
 use crate::kafka::client_config;
 use crate::ledger::offsets;
-use crate::record::{RecordBytes, SourceRecord, TopicPartition};
+use crate::record::{NotRead, RecordBytes, RecordHeaders, SourceRecord, TopicPartition};
 
 /// Most often the stored offsets are mirrored into the Kafka group (for lag tools only).
 const MIRROR_INTERVAL: Duration = Duration::from_secs(1);
@@ -466,12 +467,20 @@ impl Source {
             .subscribe(&topics)
             .with_context(|| format!("failed to subscribe to {topics:?}"))?;
         let thread_stop = stop.clone();
+        let max_record_bytes = (args.max_record_kib as usize).saturating_mul(1024);
         let (mirror, mirrored) = std_mpsc::channel();
         let (closed_tx, closed) = std_mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("kafka-poll".into())
             .spawn(move || {
-                poll_loop(consumer, events, mirrored, thread_stop, budget);
+                poll_loop(
+                    consumer,
+                    events,
+                    mirrored,
+                    thread_stop,
+                    budget,
+                    max_record_bytes,
+                );
                 let _ = closed_tx.send(());
             })
             .context("failed to start the consumer thread")?;
@@ -556,6 +565,7 @@ fn poll_loop(
     mirrored: std_mpsc::Receiver<Vec<(TopicPartition, i64)>>,
     stop: CancellationToken,
     budget: ReadBudget,
+    max_record_bytes: usize,
 ) {
     let mut last_warning: Option<String> = None;
     // Mirrored offsets are coalesced and committed at most once per MIRROR_INTERVAL: lag
@@ -586,7 +596,7 @@ fn poll_loop(
         let event = match consumer.poll(Duration::from_millis(100)) {
             None => continue,
             Some(Ok(message)) => {
-                let mut record = owned(&message);
+                let mut record = owned(&message, max_record_bytes);
                 record.held = budget.reserve(record.size());
                 SourceEvent::Record(record)
             }
@@ -734,14 +744,70 @@ fn lost_data_message(problems: &[String]) -> String {
 /// reading.
 const PLAUSIBLE_MILLIS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799_999;
 
-/// Copies a record out of librdkafka's buffer.
-fn owned(message: &BorrowedMessage<'_>) -> SourceMessage {
+/// The longest key an oversized record keeps (line keys are far shorter): enough to find
+/// the record's identity without copying what made it oversized.
+const OVERSIZED_KEY_KEPT: usize = 4096;
+
+/// Copies a record out of librdkafka's buffer; one of more than `max_bytes` keeps only its
+/// coordinates, a short key and its value's digest.
+fn owned(message: &BorrowedMessage<'_>, max_bytes: usize) -> SourceMessage {
     let timestamp = message
         .timestamp()
         .to_millis()
         .filter(|ms| PLAUSIBLE_MILLIS.contains(ms))
         .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
         .unwrap_or_else(Utc::now);
+    let key = message.key();
+    let value = message.payload();
+    let body = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
+    // Headers are read (and sized) only when key and value fit.
+    let (headers, not_read) = if body > max_bytes {
+        (Vec::new(), None)
+    } else {
+        owned_headers(message)
+    };
+    let bytes = body
+        + headers
+            .iter()
+            .map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len))
+            .sum::<usize>();
+    let (key, value, headers, not_read) = if bytes > max_bytes {
+        let not_read = NotRead::TooLarge {
+            bytes,
+            limit: max_bytes,
+            value_sha256: hex::encode(Sha256::digest(value.unwrap_or_default())),
+        };
+        let key = key
+            .filter(|k| k.len() <= OVERSIZED_KEY_KEPT)
+            .map(<[u8]>::to_vec);
+        (key, None, Vec::new(), Some(not_read))
+    } else {
+        (
+            key.map(<[u8]>::to_vec),
+            value.map(<[u8]>::to_vec),
+            headers,
+            not_read,
+        )
+    };
+    SourceMessage {
+        source: SourceRecord {
+            topic: Arc::from(message.topic()),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp,
+        },
+        record: Arc::new(RecordBytes {
+            key,
+            value,
+            headers,
+            not_read,
+        }),
+        held: None,
+    }
+}
+
+/// A record's headers, copied; none if a name is not UTF-8.
+fn owned_headers(message: &BorrowedMessage<'_>) -> (RecordHeaders, Option<NotRead>) {
     // rdkafka unwraps the UTF-8 conversion of header names: a producer that writes a
     // non-UTF-8 name would otherwise kill this thread on every restart. Such a record is
     // dead-lettered (without its headers) instead.
@@ -755,26 +821,8 @@ fn owned(message: &BorrowedMessage<'_>) -> SourceMessage {
             })
             .unwrap_or_default()
     }));
-    let (headers, unreadable) = match read {
+    match read {
         Ok(headers) => (headers, None),
-        Err(_) => (
-            Vec::new(),
-            Some("a header name is not valid UTF-8".to_string()),
-        ),
-    };
-    SourceMessage {
-        source: SourceRecord {
-            topic: Arc::from(message.topic()),
-            partition: message.partition(),
-            offset: message.offset(),
-            timestamp,
-        },
-        record: Arc::new(RecordBytes {
-            key: message.key().map(<[u8]>::to_vec),
-            value: message.payload().map(<[u8]>::to_vec),
-            headers,
-            unreadable,
-        }),
-        held: None,
+        Err(_) => (Vec::new(), Some(NotRead::HeaderName)),
     }
 }

@@ -38,6 +38,7 @@ pub fn run_args(topic: &str, dlq: &str, database_url: &str, group: &str) -> RunA
         no_unknown_isrc_alerts: false,
         batch_size: 500,
         read_ahead_mib: 128,
+        max_record_kib: 1024,
         linger_ms: 50,
         start: StartPolicy::Earliest,
         allow_offset_skip: false,

@@ -21,6 +21,7 @@ use super::{DlqSource, Filters, select};
 use crate::commands::progress::Progress;
 use crate::config::checked_topic_name;
 use crate::kafka::{idempotent_producer_config, missing_topics};
+use crate::record::NotRead;
 
 /// Most sends in flight at once.
 const WINDOW: usize = 500;
@@ -82,23 +83,27 @@ struct Summary {
     already_booked: usize,
     superseded: usize,
     no_source: usize,
+    /// Too large to be read: nothing was stored to send (the original stays on its topic).
+    not_stored: usize,
     replayed_before: usize,
 }
 
 impl Summary {
     fn skipped(&self) -> usize {
-        self.already_booked + self.superseded + self.no_source
+        self.already_booked + self.superseded + self.no_source + self.not_stored
     }
 
     fn line(&self, verb: &str, replayed: usize) -> String {
         format!(
             "selected {}, {verb} {replayed}, skipped {} ({} already booked, {} superseded by a newer \
-             dead letter, {} without a source topic), {} of them replayed before",
+             dead letter, {} without a source topic, {} too large to have been stored), {} of \
+             them replayed before",
             self.selected,
             self.skipped(),
             self.already_booked,
             self.superseded,
             self.no_source,
+            self.not_stored,
             self.replayed_before
         )
     }
@@ -137,6 +142,11 @@ pub async fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         // both would only make the ledger absorb a copy).
         if status.superseded_by.is_some() && !args.include_resolved {
             summary.superseded += 1;
+            continue;
+        }
+        // Its bytes were never read: resending would send an empty record.
+        if letter.class == NotRead::TOO_LARGE_CLASS {
+            summary.not_stored += 1;
             continue;
         }
         let (topic, partition) = match (&to, &letter.source_topic) {
