@@ -132,9 +132,9 @@ impl ReportSummary {
 
 /// Writes summaries read from the summaries topic: per report, DSP, period and currency
 /// the newest by creation time (a re-read or an older one changes nothing).
-pub async fn store(
+pub async fn store<'s>(
     conn: &mut PgConnection,
-    summaries: &[(ReportSummary, SourceRecord)],
+    summaries: impl IntoIterator<Item = (&'s ReportSummary, &'s SourceRecord)> + Send,
 ) -> Result<(), DbFailure> {
     for (s, source) in summaries {
         sqlx::query(

@@ -41,7 +41,9 @@ async fn load_catalog(pool: &PgPool, entries: &[RawCatalogEntry]) {
         .map(|e| (check_entry(e).expect("valid entry"), "test".to_string()))
         .collect();
     let mut tx = pool.begin().await.expect("begin");
-    apply_entries(&mut tx, &checked).await.expect("apply");
+    apply_entries(&mut tx, checked.iter().map(|(e, s)| (e, s.as_str())))
+        .await
+        .expect("apply");
     tx.commit().await.expect("commit");
 }
 

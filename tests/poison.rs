@@ -1,13 +1,16 @@
-//! A record that makes PostgreSQL itself refuse the batch is isolated (savepoints,
-//! bisecting), dead-lettered with stage `ledger`, and the rest of the batch commits: the
-//! partition moves on.
+//! A record that makes PostgreSQL itself refuse the batch (a line, a catalog entry, a
+//! report summary) is isolated (savepoints, bisecting), dead-lettered with stage `ledger`,
+//! and the rest of the batch commits: the partition moves on. A dead letter PostgreSQL
+//! refuses is stored without the record's bytes.
 
 mod common;
 
 use std::time::Duration;
 
 use common::pipeline::{expected_totals, ledger_totals, publish, run_args, run_until_idle};
+use royalty_ingest::drift::catalog::{CATALOG_UPDATE, RawCatalogEntry, encode_update};
 use royalty_ingest::ledger::dead_letter::headers;
+use royalty_ingest::report::ReportSummary;
 
 #[tokio::test]
 async fn a_line_the_database_refuses_is_isolated_and_dead_lettered() {
@@ -64,4 +67,164 @@ async fn a_line_the_database_refuses_is_isolated_and_dead_lettered() {
     assert_eq!(letters.len(), 1);
     let reason = letters[0].header(headers::REASON).unwrap_or_default();
     assert!(reason.contains("poison line POISON-1"), "{reason}");
+}
+
+#[tokio::test]
+async fn catalog_entries_summaries_and_dead_letters_the_database_refuses_are_isolated() {
+    let topic = common::fresh_topic("it.poison2.raw", 1).await;
+    let dlq = common::fresh_topic("it.poison2.dlq", 1).await;
+    let catalog = common::fresh_topic("it.poison2.catalog", 1).await;
+    let summaries = common::fresh_topic("it.poison2.summaries", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    // Fault injection in this test's own database: triggers refusing one catalog entry, one
+    // report summary and one dead letter, standing in for any value the checks pass and
+    // PostgreSQL refuses.
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_catalog() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.label = 'POISON' THEN RAISE EXCEPTION 'poison catalog entry'; END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_catalog BEFORE INSERT ON catalog_versions
+           FOR EACH ROW EXECUTE FUNCTION refuse_catalog();
+         CREATE FUNCTION refuse_summary() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.report_id LIKE 'POISON%' THEN RAISE EXCEPTION 'poison summary'; END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_summary BEFORE INSERT ON report_summaries
+           FOR EACH ROW EXECUTE FUNCTION refuse_summary();
+         CREATE FUNCTION refuse_letter() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.record_key = convert_to('poison-letter', 'UTF8') THEN
+             RAISE EXCEPTION 'poison dead letter';
+           END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_letter BEFORE INSERT ON quarantine
+           FOR EACH ROW EXECUTE FUNCTION refuse_letter();",
+    )
+    .execute(&pool)
+    .await
+    .expect("install triggers");
+
+    let lines = common::pipeline::distinct_lines(53, 1, 30);
+    let producer = common::producer();
+    let store = royalty_ingest::avro::SchemaStore::builtin().expect("schemas");
+    let schema = store.latest(CATALOG_UPDATE).expect("catalog schema");
+    for (i, label) in ["Harbor Records", "POISON", "Quay Music"]
+        .iter()
+        .enumerate()
+    {
+        let line = &lines[i];
+        let entry = RawCatalogEntry {
+            isrc: line.isrc.clone(),
+            upc: line.upc.clone().expect("sample lines carry a UPC"),
+            title: None,
+            display_artist: None,
+            label: Some((*label).to_string()),
+            iswc: None,
+            valid_from: "2020-01-01".into(),
+        };
+        let update = encode_update(&schema, &entry, Some("label-ops")).expect("encode");
+        common::send(&producer, &catalog, line.isrc.as_bytes(), &update).await;
+    }
+    for report_id in ["R-1", "POISON-R"] {
+        let summary = ReportSummary {
+            report_id: report_id.into(),
+            dsp_name: "Spotify".into(),
+            report_period: chrono::NaiveDate::from_ymd_opt(2026, 10, 1).expect("date"),
+            currency: "EUR".into(),
+            lines: 1,
+            quantity: 1,
+            amount: "1.00".parse().expect("decimal"),
+            declared_amount: None,
+            source: "test".into(),
+            created_at: chrono::Utc::now(),
+        };
+        let value = summary.encode(&store).expect("encode summary");
+        common::send(
+            &producer,
+            &summaries,
+            summary.record_key().as_bytes(),
+            &value,
+        )
+        .await;
+    }
+    publish(&producer, &topic, 3, &lines[..15]).await;
+    common::send(&producer, &topic, b"poison-letter", b"not avro, poison").await;
+    common::send(&producer, &topic, b"garbage", b"not avro either").await;
+    publish(&producer, &topic, 3, &lines[15..]).await;
+
+    let mut args = run_args(&topic, &dlq, &url, "it-poison2");
+    args.catalog_topic = catalog.clone();
+    args.summaries_topic = summaries.clone();
+    args.no_unknown_isrc_alerts = true;
+    args.batch_size = 1_000;
+    args.linger_ms = 2_000;
+    let totals = run_until_idle(args).await;
+
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
+    assert_eq!(
+        totals.stats.poisoned, 2,
+        "the catalog entry and the summary"
+    );
+    let labels: Vec<String> =
+        sqlx::query_scalar("SELECT label FROM catalog_versions ORDER BY label")
+            .fetch_all(&pool)
+            .await
+            .expect("catalog");
+    assert_eq!(labels, ["Harbor Records", "Quay Music"]);
+    let reports: Vec<String> = sqlx::query_scalar("SELECT report_id FROM report_summaries")
+        .fetch_all(&pool)
+        .await
+        .expect("summaries");
+    assert_eq!(reports, ["R-1"]);
+    type Row = (String, String, Option<Vec<u8>>, Option<Vec<u8>>, String);
+    let quarantined: Vec<Row> = sqlx::query_as(
+        "SELECT source_topic, error_class, record_key, record_value, reason FROM quarantine
+          ORDER BY source_topic, source_offset",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("quarantine");
+    assert_eq!(quarantined.len(), 4, "{quarantined:?}");
+    let on = |t: &str| quarantined.iter().filter(|r| r.0 == t).collect::<Vec<_>>();
+    let catalog_rows = on(&catalog);
+    assert_eq!(catalog_rows.len(), 1);
+    assert_eq!(catalog_rows[0].1, "database_rejected");
+    assert!(catalog_rows[0].4.contains("poison catalog entry"));
+    assert!(
+        catalog_rows[0].3.is_some(),
+        "the refused entry's bytes are kept"
+    );
+    let summary_rows = on(&summaries);
+    assert_eq!(summary_rows.len(), 1);
+    assert!(summary_rows[0].4.contains("poison summary"));
+    let raw_rows = on(&topic);
+    assert_eq!(raw_rows.len(), 2);
+    // The dead letter PostgreSQL refused is stored without the record's bytes.
+    assert_eq!(
+        (raw_rows[0].2.as_deref(), raw_rows[0].3.as_deref()),
+        (None, None)
+    );
+    assert!(
+        raw_rows[0].4.contains("could not be stored whole")
+            && raw_rows[0].4.contains("poison dead letter"),
+        "{}",
+        raw_rows[0].4
+    );
+    assert_eq!(raw_rows[1].2.as_deref(), Some(&b"garbage"[..]));
+    // Every partition moved to its end; every dead letter reached the DLQ topic.
+    let offsets: Vec<(String, i64)> =
+        sqlx::query_as("SELECT topic, next_offset FROM consumer_offsets ORDER BY topic")
+            .fetch_all(&pool)
+            .await
+            .expect("offsets");
+    for (t, next) in &offsets {
+        assert_eq!(*next, common::topic_size(t), "{t} read to its end");
+    }
+    assert_eq!(offsets.len(), 3);
+    let letters = common::read_topic(&dlq, 4, Duration::from_secs(30));
+    assert_eq!(letters.len(), 4);
 }

@@ -89,10 +89,11 @@ pub async fn import_catalog(args: &ImportArgs) -> anyhow::Result<()> {
         .begin()
         .await
         .context("cannot begin the import transaction")?;
-    let (stats, drifts) = store::apply_entries(&mut tx, &entries)
-        .await
-        .map_err(anyhow::Error::new)
-        .context("loading the catalog failed; nothing was loaded")?;
+    let (stats, drifts) =
+        store::apply_entries(&mut tx, entries.iter().map(|(e, s)| (e, s.as_str())))
+            .await
+            .map_err(anyhow::Error::new)
+            .context("loading the catalog failed; nothing was loaded")?;
     let alerts = store::record_drifts(&mut tx, &drifts, &settings)
         .await
         .map_err(anyhow::Error::new)

@@ -115,9 +115,9 @@ fn version_from_row(row: &sqlx::postgres::PgRow) -> Result<CatalogVersion, sqlx:
 /// effect, as an absent field does in the ledger); otherwise the covering version is closed at
 /// the entry's date (the past is never edited) and a new version opened. Changes of UPCs,
 /// label or artist come back as drift.
-pub async fn apply_entries(
+pub async fn apply_entries<'e>(
     conn: &mut PgConnection,
-    entries: &[(CatalogEntry, String)],
+    entries: impl IntoIterator<Item = (&'e CatalogEntry, &'e str)> + Send,
 ) -> Result<(ApplyStats, Vec<Drift>), DbFailure> {
     let mut stats = ApplyStats::default();
     let mut drifts = Vec::new();

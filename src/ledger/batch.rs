@@ -1,18 +1,21 @@
 //! The batch transaction: offsets compare-and-set, ledger rows and revisions, quarantine
 //! and outbox, committed together or not at all.
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool};
 
 use super::LineToPost;
 use super::dead_letter::{self, BookedReplay, DeadLetter};
+use super::isolate::{Effects, WriteFn, write_isolating};
 use super::offsets::{self, OffsetAdvance};
 use super::post::{self, KeyPlan, PostStats};
-use crate::db::{DbFailure, describe};
+use crate::db::DbFailure;
 use crate::drift::detect::ALL_KINDS;
 use crate::drift::store::ApplyStats;
 use crate::drift::{self, CatalogEntry, Drift, DriftSettings};
-use crate::record::{SourceRecord, TopicPartition};
+use crate::record::{RecordBytes, SourceRecord, TopicPartition};
 use crate::report::{self, ReportSummary};
 
 /// Where a batch's side effects go.
@@ -26,13 +29,27 @@ pub struct BatchTarget<'a> {
     pub drift: &'a DriftSettings,
 }
 
+/// An item decoded from one source record, with the record kept to dead-letter it.
+#[derive(Debug, Clone)]
+pub struct Sourced<T> {
+    /// The decoded item.
+    pub item: T,
+    /// Where the record came from.
+    pub source: SourceRecord,
+    /// Its bytes.
+    pub record: Arc<RecordBytes>,
+}
+
+/// A catalog entry and where it came from (the sender's `source` and the coordinates).
+pub type CatalogUpdate = Sourced<(CatalogEntry, String)>;
+
 /// Everything one transaction writes.
 #[derive(Debug, Default)]
 pub struct Batch {
     /// Catalog entries from the catalog topic, applied before the lines.
-    pub catalog: Vec<(CatalogEntry, String)>,
-    /// Report control totals from the summaries topic, and where each was read.
-    pub summaries: Vec<(ReportSummary, SourceRecord)>,
+    pub catalog: Vec<CatalogUpdate>,
+    /// Report control totals from the summaries topic.
+    pub summaries: Vec<Sourced<ReportSummary>>,
     /// Validated lines, in arrival order (several versions of one line allowed).
     pub lines: Vec<LineToPost>,
     /// Records refused by decoding or validation.
@@ -48,7 +65,8 @@ pub struct BatchStats {
     pub post: PostStats,
     /// Records dead-lettered (decode, validation and database refusals).
     pub dead_letters: u64,
-    /// Of those, lines PostgreSQL itself refused (isolated by bisecting).
+    /// Of those, lines, catalog entries and summaries PostgreSQL itself refused (isolated
+    /// by bisecting).
     pub poisoned: u64,
     /// What the catalog entries did.
     pub catalog: ApplyStats,
@@ -82,11 +100,41 @@ pub async fn commit_batch(
         tx.rollback().await?;
         return Ok(CommitOutcome::Fenced(fenced));
     }
-    let (catalog, mut drifts) = drift::store::apply_entries(&mut tx, &batch.catalog).await?;
-    report::store(&mut tx, &batch.summaries).await?;
+    let (catalog, refused_catalog) =
+        write_isolating(&mut tx, &batch.catalog, &write_catalog).await?;
+    let (_, refused_summaries) =
+        write_isolating(&mut tx, &batch.summaries, &write_summaries).await?;
     let plans = post::plan(&mut tx, group_by_key(&batch.lines), target.drift).await?;
-    let posted = write_isolating(&mut tx, &plans).await?;
-    dead_letter::resolve(&mut tx, &booked_replays(&batch.lines, &posted.refused)).await?;
+    let (posted, refused_plans) = write_isolating(&mut tx, &plans, &write_plans).await?;
+    let mut poisoned: Vec<DeadLetter> = Vec::new();
+    for (update, reason) in refused_catalog {
+        poisoned.push(database_rejected(
+            &update.source,
+            &update.record,
+            "catalog entry",
+            &reason,
+        ));
+    }
+    for (summary, reason) in refused_summaries {
+        poisoned.push(database_rejected(
+            &summary.source,
+            &summary.record,
+            "report summary",
+            &reason,
+        ));
+    }
+    for (plan, reason) in refused_plans {
+        for line in &plan.versions {
+            poisoned.push(database_rejected(
+                &line.source,
+                &line.record,
+                "line",
+                &reason,
+            ));
+        }
+    }
+    dead_letter::resolve(&mut tx, &booked_replays(&batch.lines, &poisoned)).await?;
+    let mut drifts = catalog.drifts;
     drifts.extend(posted.drifts);
     let raised = drift::store::record_drifts(&mut tx, &drifts, target.drift).await?;
     let mut drift_alerts_by_kind = [0u64; ALL_KINDS.len()];
@@ -96,23 +144,139 @@ pub async fn commit_batch(
         }
     }
     let drift_alerts = raised.len() as u64;
-    let poisoned_count = posted.refused.len() as u64;
-    if posted.refused.is_empty() {
-        dead_letter::record(&mut tx, target.group, target.dlq_topic, &batch.dead_letters).await?;
+    let poisoned_count = poisoned.len() as u64;
+    if poisoned.is_empty() {
+        record_dead_letters(&mut tx, target, &batch.dead_letters).await?;
     } else {
         let mut letters = batch.dead_letters.clone();
-        letters.extend(posted.refused);
-        dead_letter::record(&mut tx, target.group, target.dlq_topic, &letters).await?;
+        letters.extend(poisoned);
+        record_dead_letters(&mut tx, target, &letters).await?;
     }
     tx.commit().await?;
     Ok(CommitOutcome::Committed(BatchStats {
         post: posted.stats,
         dead_letters: batch.dead_letters.len() as u64 + poisoned_count,
         poisoned: poisoned_count,
-        catalog,
+        catalog: catalog.stats,
         drift_alerts,
         drift_alerts_by_kind,
     }))
+}
+
+/// Stores the dead letters; one PostgreSQL refuses is stored again without the record's
+/// bytes and headers (its coordinates, class and a reason that says so), so a letter that
+/// cannot be stored never blocks its partition. If even that is refused, the batch fails.
+async fn record_dead_letters(
+    conn: &mut PgConnection,
+    target: BatchTarget<'_>,
+    letters: &[DeadLetter],
+) -> Result<(), DbFailure> {
+    let write: &WriteFn<'_, DeadLetter, ()> = &|conn, letters| {
+        let (group, dlq_topic) = (target.group.to_string(), target.dlq_topic.to_string());
+        Box::pin(async move { dead_letter::record(conn, &group, &dlq_topic, letters).await })
+    };
+    let (_, refused) = write_isolating(conn, letters, write).await?;
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let stripped: Vec<DeadLetter> = refused
+        .into_iter()
+        .map(|(letter, reason)| {
+            tracing::warn!(reason = %reason, source = %letter.source, "the database refused a dead letter; storing it without the record's bytes");
+            DeadLetter {
+                source: letter.source.clone(),
+                record: Arc::new(RecordBytes::default()),
+                stage: letter.stage,
+                class: letter.class.clone(),
+                reason: format!(
+                    "the dead letter could not be stored whole (the database refused it: \
+                     {reason}); the record's bytes and headers are left out, the original \
+                     stays at {}[{}]@{}",
+                    letter.source.topic, letter.source.partition, letter.source.offset
+                ),
+                schema_ref: None,
+            }
+        })
+        .collect();
+    dead_letter::record(conn, target.group, target.dlq_topic, &stripped).await
+}
+
+/// Applies catalog entries in order (for [`write_isolating`]).
+fn write_catalog<'c>(
+    conn: &'c mut PgConnection,
+    updates: &'c [CatalogUpdate],
+) -> BoxFuture<'c, Result<CatalogApplied, DbFailure>> {
+    Box::pin(async move {
+        let (stats, drifts) =
+            drift::store::apply_entries(conn, updates.iter().map(entry_and_origin)).await?;
+        Ok(CatalogApplied { stats, drifts })
+    })
+}
+
+fn entry_and_origin(update: &CatalogUpdate) -> (&CatalogEntry, &str) {
+    (&update.item.0, &update.item.1)
+}
+
+/// What the catalog entries did.
+#[derive(Debug, Default)]
+struct CatalogApplied {
+    stats: ApplyStats,
+    drifts: Vec<Drift>,
+}
+
+impl Effects for CatalogApplied {
+    fn merge(&mut self, other: Self) {
+        self.stats.created += other.stats.created;
+        self.stats.superseded += other.stats.superseded;
+        self.stats.unchanged += other.stats.unchanged;
+        self.drifts.extend(other.drifts);
+    }
+}
+
+/// Stores report summaries (for [`write_isolating`]).
+fn write_summaries<'c>(
+    conn: &'c mut PgConnection,
+    summaries: &'c [Sourced<ReportSummary>],
+) -> BoxFuture<'c, Result<(), DbFailure>> {
+    Box::pin(report::store(
+        conn,
+        summaries.iter().map(|s| (&s.item, &s.source)),
+    ))
+}
+
+/// Writes planned lines (for [`write_isolating`]); their counts and drift count only once
+/// written.
+fn write_plans<'c, 'p>(
+    conn: &'c mut PgConnection,
+    plans: &'c [KeyPlan<'p>],
+) -> BoxFuture<'c, Result<Posted, DbFailure>> {
+    Box::pin(async move {
+        post::write(conn, plans).await?;
+        let mut posted = Posted::default();
+        for plan in plans {
+            posted.stats.add(plan.folded.stats);
+            posted.drifts.extend(plan.drifts.iter().cloned());
+        }
+        Ok(posted)
+    })
+}
+
+/// A dead letter for something the database refused.
+fn database_rejected(
+    source: &SourceRecord,
+    record: &Arc<RecordBytes>,
+    what: &str,
+    reason: &str,
+) -> DeadLetter {
+    tracing::warn!(reason, source = %source, "the database refused a {what}; dead-lettering it");
+    DeadLetter {
+        source: source.clone(),
+        record: record.clone(),
+        stage: "ledger",
+        class: "database_rejected".to_string(),
+        reason: format!("the ledger database refused the {what}: {reason}"),
+        schema_ref: None,
+    }
 }
 
 /// The replayed records among the batch's lines that the ledger took (every outcome
@@ -132,19 +296,17 @@ fn booked_replays(lines: &[LineToPost], refused: &[DeadLetter]) -> Vec<BookedRep
         .collect()
 }
 
-/// What posting a set of key groups did.
+/// What writing planned lines did.
 #[derive(Debug, Default)]
 struct Posted {
     stats: PostStats,
     drifts: Vec<Drift>,
-    refused: Vec<DeadLetter>,
 }
 
-impl Posted {
+impl Effects for Posted {
     fn merge(&mut self, other: Posted) {
         self.stats.add(other.stats);
         self.drifts.extend(other.drifts);
-        self.refused.extend(other.refused);
     }
 }
 
@@ -161,64 +323,4 @@ fn group_by_key(lines: &[LineToPost]) -> Vec<Vec<&LineToPost>> {
         groups[slot].push(line);
     }
     groups
-}
-
-/// Writes the planned lines under a savepoint; when PostgreSQL refuses the data, splits
-/// the plans in halves until the refused line is alone, and returns it as a dead letter
-/// (its counts and drift are dropped with it).
-fn write_isolating<'a>(
-    conn: &'a mut PgConnection,
-    plans: &'a [KeyPlan<'a>],
-) -> BoxFuture<'a, Result<Posted, DbFailure>> {
-    Box::pin(async move {
-        if plans.is_empty() {
-            return Ok(Posted::default());
-        }
-        sqlx::raw_sql("SAVEPOINT post_lines")
-            .execute(&mut *conn)
-            .await?;
-        match post::write(conn, plans).await {
-            Ok(()) => {
-                sqlx::raw_sql("RELEASE SAVEPOINT post_lines")
-                    .execute(&mut *conn)
-                    .await?;
-                let mut posted = Posted::default();
-                for plan in plans {
-                    posted.stats.add(plan.folded.stats);
-                    posted.drifts.extend(plan.drifts.iter().cloned());
-                }
-                Ok(posted)
-            }
-            Err(DbFailure::Poison(error)) => {
-                sqlx::raw_sql("ROLLBACK TO SAVEPOINT post_lines; RELEASE SAVEPOINT post_lines")
-                    .execute(&mut *conn)
-                    .await?;
-                if let [plan] = plans {
-                    let reason = describe(&error);
-                    tracing::warn!(reason = %reason, lines = plan.versions.len(), "ledger refused a line; dead-lettering it");
-                    return Ok(Posted {
-                        refused: plan.versions.iter().map(|l| refused(l, &reason)).collect(),
-                        ..Posted::default()
-                    });
-                }
-                let (left, right) = plans.split_at(plans.len() / 2);
-                let mut posted = write_isolating(conn, left).await?;
-                posted.merge(write_isolating(conn, right).await?);
-                Ok(posted)
-            }
-            Err(other) => Err(other),
-        }
-    })
-}
-
-/// A dead letter for a line the database refused.
-fn refused(line: &LineToPost, reason: &str) -> DeadLetter {
-    DeadLetter {
-        source: line.source.clone(),
-        record: line.record.clone(),
-        stage: "ledger",
-        class: "database_rejected".to_string(),
-        reason: format!("the ledger database refused the line: {reason}"),
-        schema_ref: None,
-    }
 }

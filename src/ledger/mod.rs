@@ -4,12 +4,14 @@
 //! touched partition's `next_offset` (first, so a zombie is fenced before it writes
 //! anything), the new and restated ledger rows with their revisions, one quarantine row
 //! and one outbox row per refused record. Either all of it is durable or none of it is.
-//! A record PostgreSQL itself rejects is isolated with savepoints (bisecting) and
-//! dead-lettered; the rest of the batch commits.
+//! A line, catalog entry or report summary PostgreSQL itself rejects is isolated with
+//! savepoints (bisecting, [`isolate`]) and dead-lettered; a dead letter it rejects is
+//! stored without its bytes; the rest of the batch commits.
 
 pub mod batch;
 pub mod copy;
 pub mod dead_letter;
+pub mod isolate;
 pub mod offsets;
 pub mod post;
 
@@ -18,7 +20,7 @@ use std::sync::Arc;
 
 use crate::record::{RecordBytes, SourceRecord};
 
-pub use batch::{Batch, BatchStats, BatchTarget, CommitOutcome, commit_batch};
+pub use batch::{Batch, BatchStats, BatchTarget, CommitOutcome, Sourced, commit_batch};
 pub use dead_letter::DeadLetter;
 pub use offsets::OffsetAdvance;
 

@@ -5,7 +5,7 @@ use crate::avro::LineDecoder;
 use crate::domain::validate;
 use crate::drift::CatalogEntry;
 use crate::drift::catalog::{check_entry, decode_update};
-use crate::ledger::{Batch, DeadLetter, LineToPost, OffsetAdvance};
+use crate::ledger::{Batch, DeadLetter, LineToPost, OffsetAdvance, Sourced};
 use crate::report::ReportSummary;
 
 use super::source::SourceMessage;
@@ -61,12 +61,17 @@ pub async fn build_batch(
         };
         if catalog_topic == Some(&*message.source.topic) {
             let coordinates = message.source.to_string();
+            let sourced = |item| Sourced {
+                item,
+                source: message.source.clone(),
+                record: message.record.clone(),
+            };
             match catalog_entry(decoder, payload) {
                 // The sender's own `source` first, then where we read it.
                 Ok((entry, Some(sender))) => batch
                     .catalog
-                    .push((entry, format!("{sender} ({coordinates})"))),
-                Ok((entry, None)) => batch.catalog.push((entry, coordinates)),
+                    .push(sourced((entry, format!("{sender} ({coordinates})")))),
+                Ok((entry, None)) => batch.catalog.push(sourced((entry, coordinates))),
                 Err((stage, class, reason)) => {
                     batch.dead_letters.push(refuse(stage, class, reason, None))
                 }
@@ -75,7 +80,11 @@ pub async fn build_batch(
         }
         if summaries_topic == Some(&*message.source.topic) {
             match ReportSummary::decode(decoder.store(), payload) {
-                Ok(summary) => batch.summaries.push((summary, message.source.clone())),
+                Ok(summary) => batch.summaries.push(Sourced {
+                    item: summary,
+                    source: message.source.clone(),
+                    record: message.record.clone(),
+                }),
                 Err((class, reason)) => batch
                     .dead_letters
                     .push(refuse("decode", class, reason, None)),
