@@ -1,8 +1,10 @@
 //! Chaos: while lines with redeliveries, restatements and invalid records stream into a
-//! 4-partition topic, random faults hit the consumer group — SIGKILLed instances, instances
-//! added and removed (up to 3), a zombie (SIGSTOP past its session timeout, then SIGCONT),
-//! PostgreSQL restarted, the broker restarted — and afterwards the ledger, quarantine and
-//! the dead-letter topic are checked against a model of the input. One verdict line.
+//! 4-partition topic, and catalog updates into the catalog topic, random faults hit the
+//! consumer group — SIGKILLed instances (some while dead letters wait in the outbox, i.e.
+//! with the relay mid-publish), instances added and removed (up to 3), a zombie (SIGSTOP
+//! past its session timeout, then SIGCONT), PostgreSQL restarted, the broker restarted —
+//! and afterwards the ledger, quarantine, the catalog, the dead-letter topic and the
+//! drift alerts are checked against a model of the input. One verdict line.
 //!
 //! `CHAOS_PROFILE=short` (default, in `.ci/run`): 20,000 lines, about 12 faults.
 //! `CHAOS_PROFILE=long` (by hand, `scripts/chaos long`): 100,000 lines, at least 50 kills.
@@ -18,8 +20,11 @@ use common::pipeline::{
     ChildGuard, distinct_lines, encode, expected_totals, kill_hard, ledger_totals, publish_records,
     services, spawn_run, wait_exit, wait_for_rows,
 };
+use royalty_ingest::avro::SchemaStore;
 use royalty_ingest::domain::DecodedLine;
-use royalty_ingest::sample::{SampleRng, record_key};
+use royalty_ingest::drift::alert::DriftAlert;
+use royalty_ingest::drift::catalog::{CATALOG_UPDATE, RawCatalogEntry, encode_update};
+use royalty_ingest::sample::{SampleRng, isrc_for, record_key, upc_for};
 use rust_decimal::Decimal;
 
 /// `count` distinct lines in versions 1 to 3; after about one in ten, a redelivery of an
@@ -43,6 +48,42 @@ fn stream(seed: u64, count: usize) -> (Vec<(String, Vec<u8>)>, Vec<DecodedLine>)
         }
     }
     (records, lines)
+}
+
+/// Tracks the sample lines use (`sample::isrc_for(0..60)`).
+const TRACKS: u64 = 60;
+
+/// The label the catalog gives a track: the lines' own label for even tracks, another one
+/// for odd tracks, so every odd track drifts (one `label_mismatch` alert each).
+fn catalog_updates(lines: &[DecodedLine]) -> (Vec<(String, Vec<u8>)>, HashSet<String>) {
+    let store = SchemaStore::builtin().expect("schemas");
+    let schema = store.latest(CATALOG_UPDATE).expect("catalog schema");
+    let mut drifting = HashSet::new();
+    let mut updates = Vec::new();
+    for track in 0..TRACKS {
+        let isrc = isrc_for(track);
+        let Some(line) = lines.iter().find(|l| l.isrc == isrc) else {
+            continue;
+        };
+        let label = if track % 2 == 1 {
+            drifting.insert(isrc.clone());
+            "Chaos Catalog Records".to_string()
+        } else {
+            line.label.clone().expect("sample lines carry a label")
+        };
+        let entry = RawCatalogEntry {
+            isrc: isrc.clone(),
+            upc: upc_for(track / 4),
+            title: None,
+            display_artist: line.artist.clone(),
+            label: Some(label),
+            iswc: None,
+            valid_from: "2020-01-01".into(),
+        };
+        let value = encode_update(&schema, &entry, Some("chaos")).expect("encode update");
+        updates.push((isrc, value));
+    }
+    (updates, drifting)
 }
 
 fn signal(child: &std::process::Child, name: &str) {
@@ -70,6 +111,8 @@ async fn mixed_faults_lose_and_double_nothing() {
     let (url, pool) = common::fresh_database_on(&chaos).await;
     let topic = common::fresh_topic("it.chaos.raw", 4).await;
     let dlq = common::fresh_topic("it.chaos.dlq", 2).await;
+    let catalog = common::fresh_topic("it.chaos.catalog", 2).await;
+    let alerts = common::fresh_topic("it.chaos.alerts", 1).await;
     let invalid = line_count / 50;
     let (mut records, mut lines) = stream(seed, line_count);
     let redeliveries = records.len() - line_count - invalid;
@@ -79,6 +122,7 @@ async fn mixed_faults_lose_and_double_nothing() {
         line.royalty_amount += Decimal::new(1, 2);
         records.push((record_key(line), encode(4, line)));
     }
+    let (updates, drifting) = catalog_updates(&lines);
 
     let group = format!("it-chaos-{}", common::unique_suffix());
     let args: Vec<String> = [
@@ -96,7 +140,12 @@ async fn mixed_faults_lose_and_double_nothing() {
         "",
         "--no-create-topics",
         "--catalog-topic",
-        "",
+        &catalog,
+        "--alerts-topic",
+        &alerts,
+        // Lines of a track whose catalog entry is not applied yet would raise an "unknown
+        // ISRC" alert or not, depending on timing: the model counts label drift only.
+        "--no-unknown-isrc-alerts",
         "--summaries-topic",
         "",
         "--session-timeout-ms",
@@ -110,10 +159,19 @@ async fn mixed_faults_lose_and_double_nothing() {
 
     // The producer paces itself so that the faults land while lines stream in.
     let chunks: Vec<Vec<(String, Vec<u8>)>> = records.chunks(1_000).map(<[_]>::to_vec).collect();
-    let stream_topic = topic.clone();
+    // The catalog updates go out with the first chunks, a third with each.
+    let mut update_chunks: Vec<Vec<(String, Vec<u8>)>> = updates
+        .chunks(updates.len().div_ceil(3).max(1))
+        .map(<[_]>::to_vec)
+        .collect();
+    update_chunks.reverse();
+    let (stream_topic, catalog_topic) = (topic.clone(), catalog.clone());
     let streaming = tokio::spawn(async move {
         let producer = common::producer();
         for chunk in chunks {
+            if let Some(updates) = update_chunks.pop() {
+                publish_records(&producer, &catalog_topic, &updates).await;
+            }
             publish_records(&producer, &stream_topic, &chunk).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -125,7 +183,7 @@ async fn mixed_faults_lose_and_double_nothing() {
         // Chaos pacing (not synchronisation): a fault every 0.5 to 2 s.
         tokio::time::sleep(Duration::from_millis(500 + rng.below(1_500))).await;
         faults += 1;
-        match rng.below(10) {
+        match rng.below(11) {
             0..=3 => {
                 let at = rng.below(instances.len() as u64) as usize;
                 kill_hard(&mut instances[at]);
@@ -161,6 +219,16 @@ async fn mixed_faults_lose_and_double_nothing() {
                 services("up");
                 broker_restarts += 1;
                 log.push("broker restart");
+            }
+            9 => {
+                // The relay mid-publish: a kill while dead letters wait in the outbox
+                // (every instance relays; the first to claim a row publishes it).
+                let waiting = outbox_waiting(&pool, Duration::from_secs(3)).await;
+                let at = rng.below(instances.len() as u64) as usize;
+                kill_hard(&mut instances[at]);
+                instances[at] = spawn_run(&args, &url);
+                kills += 1;
+                log.push(if waiting { "kill mid-publish" } else { "kill" });
             }
             _ => {
                 let at = rng.below(instances.len() as u64) as usize;
@@ -222,11 +290,30 @@ async fn mixed_faults_lose_and_double_nothing() {
         .iter()
         .filter_map(|r| r.header("royalty.dlq.id"))
         .collect();
+    let catalog_versions: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_versions")
+        .fetch_one(&pool)
+        .await
+        .expect("catalog");
+    let store = SchemaStore::builtin().expect("schemas");
+    let alert_records = common::read_topic_until(&alerts, Duration::from_secs(60), |read| {
+        read.iter()
+            .filter_map(|r| r.header("royalty.alert.id"))
+            .collect::<HashSet<_>>()
+            .len()
+            >= drifting.len()
+    });
+    let alerted: Vec<DriftAlert> = alert_records
+        .iter()
+        .map(|r| DriftAlert::decode(&store, r.value.as_deref().unwrap_or_default()).expect("alert"))
+        .collect();
+    let alert_ids: HashSet<&str> = alerted.iter().map(|a| a.alert_id.as_str()).collect();
+    let alerted_isrcs: HashSet<String> = alerted.iter().map(|a| a.isrc.clone()).collect();
     println!(
         "chaos verdict: seed {seed}, {} lines + {} redeliveries + {} restatements + {invalid} invalid; \
          {faults} faults ({kills} kills, {broker_restarts} broker restarts; {}); ledger {} rows, \
          quantity {}, amount {} (expected {} / {} / {}); {applied} restatements applied; \
-         {} dead letters on the topic ({} copies)",
+         {} dead letters on the topic ({} copies); {catalog_versions} catalog versions; \
+         {} drift alerts ({} copies) for {} drifting tracks",
         line_count,
         redeliveries,
         lines.iter().step_by(50).count(),
@@ -239,6 +326,9 @@ async fn mixed_faults_lose_and_double_nothing() {
         expected.2,
         ids.len(),
         dead_letters.len(),
+        alert_ids.len(),
+        alerted.len(),
+        drifting.len(),
     );
     assert_eq!(ledger, expected, "ledger rows and exact sums (seed {seed})");
     assert_eq!(
@@ -251,8 +341,43 @@ async fn mixed_faults_lose_and_double_nothing() {
         invalid,
         "every refused record on the DLQ topic, once by id (seed {seed})"
     );
+    assert_eq!(
+        catalog_versions,
+        updates.len() as i64,
+        "one catalog version per update (seed {seed})"
+    );
+    assert_eq!(
+        alerted_isrcs, drifting,
+        "a label-drift alert for every drifting track, none for the others (seed {seed})"
+    );
+    assert_eq!(
+        alert_ids.len(),
+        drifting.len(),
+        "one alert per drift, repeats only with the same id (seed {seed})"
+    );
+    assert!(
+        alerted.iter().all(|a| a.kind == "label_mismatch"),
+        "only label drift (seed {seed})"
+    );
     assert!(
         exits.iter().all(|s| s.success()),
         "clean exits on SIGTERM: {exits:?}"
     );
+}
+
+/// Whether dead letters wait in the outbox within `timeout` (polled).
+async fn outbox_waiting(pool: &sqlx::PgPool, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(pool)
+                .await
+                .unwrap_or(0);
+        if waiting > 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }
