@@ -63,9 +63,12 @@ impl ClientContext for ProbeContext {
                 | RDKafkaLogLevel::Alert
                 | RDKafkaLogLevel::Critical
                 | RDKafkaLogLevel::Error
-        ) && let Ok(mut last) = self.last_error.lock()
-        {
-            *last = Some(log_message.to_string());
+        ) {
+            // Kept for the probe's one message instead of logged at every retry.
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(log_message.to_string());
+            }
+            return;
         }
         DefaultClientContext.log(level, fac, log_message);
     }
@@ -116,20 +119,17 @@ pub async fn missing_topics(kafka: &KafkaArgs, topics: &[&str]) -> anyhow::Resul
     })
     .await
     .context("the Kafka metadata request was interrupted")?;
-    let metadata = metadata.map_err(|err| match last_error {
+    let metadata = metadata.map_err(|err| {
         // A TLS or SASL refusal surfaces as a bare "transport failure" from the metadata
-        // call: the client's own error says what went wrong.
-        Some(cause) => anyhow::anyhow!(
-            "no usable connection to the Kafka broker at {brokers} within {} s: {cause}. Check \
-             --brokers and the security.protocol, ssl.* and sasl.* properties \
-             (--kafka-property / KAFKA_PROPERTIES)",
+        // call: the client's own last error says what went wrong.
+        let cause = last_error.unwrap_or_else(|| err.to_string());
+        anyhow::anyhow!(
+            "the Kafka broker at {brokers} did not answer within {} s: {cause}. Is it running \
+             (scripts/services up), is --brokers / KAFKA_BROKERS right, and do the \
+             security.protocol, ssl.* and sasl.* properties (--kafka-property / \
+             KAFKA_PROPERTIES) match its listener?",
             BROKER_PROBE_TIMEOUT.as_secs()
-        ),
-        None => anyhow::anyhow!(
-            "the Kafka broker at {brokers} did not answer within {} s ({err}); is it running \
-             (scripts/services up) and is --brokers / KAFKA_BROKERS right?",
-            BROKER_PROBE_TIMEOUT.as_secs()
-        ),
+        )
     })?;
     let mut missing: Vec<String> = Vec::new();
     for topic in topics {

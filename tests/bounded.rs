@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::pipeline::{
     distinct_lines, encode, expected_totals, ledger_totals, publish_records, royalty_ingest,
-    spawn_run, terminate, wait_for_rows,
+    run_flags, run_once, spawn_run, terminate, wait_for_rows,
 };
 use royalty_ingest::sample::record_key;
 
@@ -41,26 +41,9 @@ async fn large_records_through_a_small_read_ahead_budget_are_all_settled() {
     }
     publish_records(&common::producer(), &topic, &records).await;
 
-    let mut run = spawn_run(
-        &[
-            "--topics",
-            &topic,
-            "--dlq-topic",
-            &dlq,
-            "--group",
-            "it-bounded",
-            "--catalog-topic",
-            "",
-            "--summaries-topic",
-            "",
-            "--no-create-topics",
-            "--metrics-addr",
-            "",
-            "--read-ahead-mib",
-            "4",
-        ],
-        &url,
-    );
+    let mut flags = run_flags(&topic, &dlq, "it-bounded");
+    flags.extend(["--read-ahead-mib", "4"]);
+    let mut run = spawn_run(&flags, &url);
     wait_for_rows(&pool, 200, Duration::from_secs(180), "every line booked").await;
     common::wait_until(
         Duration::from_secs(120),
@@ -115,27 +98,11 @@ async fn a_record_above_the_size_limit_is_dead_lettered_without_its_bytes() {
     }
     publish_records(&common::producer(), &topic, &records).await;
 
-    let output = royalty_ingest(
-        &[
-            "run",
-            "--topics",
-            &topic,
-            "--dlq-topic",
-            &dlq,
-            "--group",
-            "it-oversized",
-            "--catalog-topic",
-            "",
-            "--summaries-topic",
-            "",
-            "--no-create-topics",
-            "--metrics-addr",
-            "",
-            "--exit-when-idle-ms",
-            "1500",
-            "--max-record-kib",
-            "64",
-        ],
+    let output = run_once(
+        &topic,
+        &dlq,
+        "it-oversized",
+        &["--max-record-kib", "64"],
         &url,
     )
     .await;

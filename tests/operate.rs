@@ -407,27 +407,11 @@ async fn batch_spans_are_exported_over_otlp_without_secrets() {
     let (records, _) = mixed_stream(91, 50, 5, 2);
     publish_records(&common::producer(), &topic, &records).await;
     let (endpoint, bodies) = otlp_receiver().await;
-    let output = common::pipeline::royalty_ingest(
-        &[
-            "run",
-            "--topics",
-            &topic,
-            "--dlq-topic",
-            &dlq,
-            "--group",
-            "it-otlp",
-            "--catalog-topic",
-            "",
-            "--summaries-topic",
-            "",
-            "--no-create-topics",
-            "--metrics-addr",
-            "",
-            "--exit-when-idle-ms",
-            "1500",
-            "--otlp-endpoint",
-            &endpoint,
-        ],
+    let output = common::pipeline::run_once(
+        &topic,
+        &dlq,
+        "it-otlp",
+        &["--otlp-endpoint", &endpoint],
         &url,
     )
     .await;

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::pipeline::{
-    expected_totals, ledger_totals, mixed_stream, publish_records, royalty_ingest,
+    expected_totals, ledger_totals, mixed_stream, publish_records, royalty_ingest, run_once,
 };
 use sqlx::postgres::PgPoolOptions;
 
@@ -64,27 +64,11 @@ async fn run_and_dlq_work_as_a_role_that_cannot_change_the_schema() {
     let secret_file = dir.path().join("database-url");
     std::fs::write(&secret_file, format!("{app_url}\n")).expect("write the secret");
     let secret_file = secret_file.to_string_lossy().into_owned();
-    let output = royalty_ingest(
-        &[
-            "run",
-            "--topics",
-            &topic,
-            "--dlq-topic",
-            &dlq,
-            "--group",
-            "it-sec",
-            "--catalog-topic",
-            "",
-            "--summaries-topic",
-            "",
-            "--no-create-topics",
-            "--metrics-addr",
-            "",
-            "--exit-when-idle-ms",
-            "1500",
-            "--database-url-file",
-            &secret_file,
-        ],
+    let output = run_once(
+        &topic,
+        &dlq,
+        "it-sec",
+        &["--database-url-file", &secret_file],
         unusable,
     )
     .await;

@@ -65,30 +65,18 @@ struct Topics {
     alerts: String,
 }
 
-/// `run`'s flags for one topic, ending when idle.
+/// `run`'s flags for the test's topics on the TLS broker at `brokers`, until idle.
 fn run_flags<'a>(topics: &'a Topics, group: &'a str, brokers: &'a str) -> Vec<&'a str> {
-    vec![
+    let mut flags = vec![
         "run",
         "--brokers",
         brokers,
-        "--topics",
-        &topics.raw,
-        "--dlq-topic",
-        &topics.dlq,
         "--alerts-topic",
         &topics.alerts,
-        "--group",
-        group,
-        "--catalog-topic",
-        "",
-        "--summaries-topic",
-        "",
-        "--no-create-topics",
-        "--metrics-addr",
-        "",
-        "--exit-when-idle-ms",
-        "1500",
-    ]
+    ];
+    flags.extend(common::pipeline::run_flags(&topics.raw, &topics.dlq, group));
+    flags.extend(["--exit-when-idle-ms", "1500"]);
+    flags
 }
 
 #[tokio::test]

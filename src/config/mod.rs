@@ -167,9 +167,16 @@ pub struct RunArgs {
     #[arg(long, env = "ROYALTY_NO_UNKNOWN_ISRC_ALERTS", value_parser = BoolishValueParser::new())]
     pub no_unknown_isrc_alerts: bool,
 
-    /// Most records in one batch transaction.
+    /// Most records in one batch.
     #[arg(long, env = "ROYALTY_BATCH_SIZE", default_value_t = 5000)]
     pub batch_size: usize,
+
+    /// Transactions a batch is split into, by partition, committed at once on separate
+    /// connections (each moves only its own partitions' offsets). PostgreSQL runs each on
+    /// one core: 2 uses two; 1 commits a batch as one transaction.
+    #[arg(long, env = "ROYALTY_LANES", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub lanes: u16,
 
     /// Most MiB of records read from Kafka but not yet committed (queued and in the batch
     /// being built): reading waits beyond it, so memory stays flat under any backlog and any

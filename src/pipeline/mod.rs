@@ -40,7 +40,8 @@ pub async fn run(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Resu
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
     args.check_topics()?;
     let database_url = args.database.url()?;
-    let pool = db::connect(&database_url, 8).await?;
+    // A connection per lane, the relay's, and room for the rebalance callbacks' reads.
+    let pool = db::connect(&database_url, 6 + u32::from(args.lanes)).await?;
     db::migrate(&pool).await?;
     let store = args.schemas.store()?;
     if !prepare_topics(&args, &shutdown).await? {

@@ -31,10 +31,25 @@ use super::source::{OffsetMirror, SourceEvent, SourceMessage};
 pub struct RunTotals {
     /// Records read and taken into batches.
     pub records: u64,
-    /// Batches committed.
+    /// Batch transactions committed (one per lane of a batch).
     pub batches: u64,
     /// What the ledger did.
     pub stats: ledger::BatchStats,
+}
+
+impl RunTotals {
+    /// Counts one committed transaction of `records` records.
+    fn add(&mut self, records: u64, stats: &ledger::BatchStats) {
+        self.records += records;
+        self.batches += 1;
+        self.stats.post.add(stats.post);
+        self.stats.dead_letters += stats.dead_letters;
+        self.stats.poisoned += stats.poisoned;
+        self.stats.drift_alerts += stats.drift_alerts;
+        self.stats.catalog.created += stats.catalog.created;
+        self.stats.catalog.superseded += stats.catalog.superseded;
+        self.stats.catalog.unchanged += stats.catalog.unchanged;
+    }
 }
 
 /// Everything the loop needs.
@@ -286,29 +301,48 @@ impl BatchLoop<'_> {
         span: &tracing::Span,
     ) -> Result<(), Failure> {
         let started = Instant::now();
-        let advances = positions.advances(pending.iter());
-        let batch = build_batch(
-            self.decoder,
-            self.args.catalog_topic(),
-            self.args.summaries_topic(),
-            pending,
-            advances.clone(),
+        // Lanes: the partitions split into groups, each its own transaction on its own
+        // connection, committed at once (PostgreSQL runs a transaction on one core). A
+        // partition's records never span two lanes, so each transaction still moves only
+        // the offsets of the records whose effects it writes.
+        let lanes = sort_into_lanes(pending, usize::from(self.args.lanes));
+        let mut built = Vec::with_capacity(lanes.len());
+        for lane in &lanes {
+            let records = &pending[lane.clone()];
+            let advances = positions.advances(records.iter());
+            let batch = build_batch(
+                self.decoder,
+                self.args.catalog_topic(),
+                self.args.summaries_topic(),
+                records,
+                advances.clone(),
+            )
+            .await
+            .map_err(Failure::Retry)?;
+            built.push((advances, batch));
+        }
+        let build_time = started.elapsed();
+        let outcomes = futures::future::join_all(
+            built
+                .iter()
+                .map(|(_, batch)| ledger::commit_batch(&self.pool, self.target(), batch)),
         )
-        .await
-        .map_err(Failure::Retry)?;
-        let built = started.elapsed();
-        let outcome = ledger::commit_batch(&self.pool, self.target(), &batch).await;
+        .await;
         tracing::debug!(
             records = pending.len(),
-            build_ms = built.as_millis() as u64,
-            commit_ms = (started.elapsed() - built).as_millis() as u64,
+            lanes = lanes.len(),
+            build_ms = build_time.as_millis() as u64,
+            commit_ms = (started.elapsed() - build_time).as_millis() as u64,
             "batch attempted"
         );
-        match outcome {
-            Ok(CommitOutcome::Committed(stats)) => {
-                span.record(
-                    "outcome",
-                    tracing::field::display(format_args!(
+        let mut settled: Vec<TopicPartition> = Vec::new();
+        let mut fenced_lanes: Vec<Vec<TopicPartition>> = Vec::new();
+        let mut failure: Option<DbFailure> = None;
+        let mut described: Vec<String> = Vec::new();
+        for ((lane, (advances, batch)), outcome) in lanes.iter().zip(&built).zip(outcomes) {
+            match outcome {
+                Ok(CommitOutcome::Committed(stats)) => {
+                    described.push(format!(
                         "committed: inserted={} duplicates={} enriched={} restated={} stale={} dead_letters={} drift_alerts={}",
                         stats.post.inserted,
                         stats.post.duplicates,
@@ -317,57 +351,94 @@ impl BatchLoop<'_> {
                         stats.post.stale,
                         stats.dead_letters,
                         stats.drift_alerts
-                    )),
-                );
-                positions.committed(&advances);
-                self.mirror.mirror(
-                    advances
-                        .iter()
-                        .map(|a| (a.partition.clone(), a.next))
-                        .collect(),
-                );
-                totals.records += pending.len() as u64;
-                totals.batches += 1;
-                totals.stats.post.add(stats.post);
-                totals.stats.dead_letters += stats.dead_letters;
-                totals.stats.poisoned += stats.poisoned;
-                self.metrics.record_batch_committed(
-                    pending.len(),
-                    &stats,
-                    &batch.lines,
-                    &batch.dead_letters,
-                    batch.summaries.len(),
-                    started.elapsed(),
-                );
-                totals.stats.drift_alerts += stats.drift_alerts;
-                totals.stats.catalog.created += stats.catalog.created;
-                totals.stats.catalog.superseded += stats.catalog.superseded;
-                totals.stats.catalog.unchanged += stats.catalog.unchanged;
-                if stats.dead_letters > 0 || stats.drift_alerts > 0 {
-                    self.outbox.notify_one();
+                    ));
+                    positions.committed(advances);
+                    self.mirror.mirror(
+                        advances
+                            .iter()
+                            .map(|a| (a.partition.clone(), a.next))
+                            .collect(),
+                    );
+                    settled.extend(advances.iter().map(|a| a.partition.clone()));
+                    totals.add(lane.len() as u64, &stats);
+                    self.metrics.record_batch_committed(
+                        lane.len(),
+                        &stats,
+                        &batch.lines,
+                        &batch.dead_letters,
+                        batch.summaries.len(),
+                        started.elapsed(),
+                    );
+                    if stats.dead_letters > 0 || stats.drift_alerts > 0 {
+                        self.outbox.notify_one();
+                    }
                 }
-                pending.clear();
-                Ok(())
-            }
-            Ok(CommitOutcome::Fenced(partitions)) => {
-                span.record("outcome", "fenced");
-                let stored = offsets::load(&self.pool, &self.args.group, &partitions)
-                    .await
-                    .map_err(Failure::from_db)?;
-                for tp in &partitions {
-                    let now = stored.get(tp).copied();
-                    let floor = positions.fenced(tp, now);
-                    pending.retain(|m| {
-                        m.tp() != *tp
-                            || (positions.owns(tp) && floor.is_none_or(|f| m.source.offset >= f))
-                    });
+                Ok(CommitOutcome::Fenced(partitions)) => {
+                    described.push("fenced".to_string());
+                    fenced_lanes.push(partitions);
                 }
-                self.metrics.record_fenced(&partitions);
-                Ok(())
+                Err(err) => {
+                    described.push(format!("failed: {err}"));
+                    failure.get_or_insert(err);
+                }
             }
-            Err(err) => Err(Failure::from_db(err)),
+        }
+        span.record("outcome", tracing::field::display(described.join("; ")));
+        pending.retain(|m| !settled.contains(&m.tp()));
+        for partitions in fenced_lanes {
+            let stored = offsets::load(&self.pool, &self.args.group, &partitions)
+                .await
+                .map_err(Failure::from_db)?;
+            for tp in &partitions {
+                let now = stored.get(tp).copied();
+                let floor = positions.fenced(tp, now);
+                pending.retain(|m| {
+                    m.tp() != *tp
+                        || (positions.owns(tp) && floor.is_none_or(|f| m.source.offset >= f))
+                });
+            }
+            self.metrics.record_fenced(&partitions);
+        }
+        // The lanes that committed stay committed; the others' records are tried again.
+        match failure {
+            Some(err) => Err(Failure::from_db(err)),
+            None => Ok(()),
         }
     }
+}
+
+/// Orders `pending` by lane and returns each lane's range: partitions are dealt to at most
+/// `lanes` lanes, the busiest partition first to the least loaded lane. Records keep their
+/// order within a partition.
+fn sort_into_lanes(pending: &mut [SourceMessage], lanes: usize) -> Vec<std::ops::Range<usize>> {
+    let mut counts: HashMap<TopicPartition, usize> = HashMap::new();
+    for message in pending.iter() {
+        *counts.entry(message.tp()).or_default() += 1;
+    }
+    let mut partitions: Vec<(TopicPartition, usize)> = counts.into_iter().collect();
+    // Busiest first; ties by name, so the split is the same for the same batch.
+    partitions.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut load = vec![0usize; lanes.clamp(1, partitions.len().max(1))];
+    let mut lane_of: HashMap<TopicPartition, usize> = HashMap::new();
+    for (tp, count) in partitions {
+        let (lane, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, l)| (**l, *i))
+            .unwrap_or((0, &0));
+        load[lane] += count;
+        lane_of.insert(tp, lane);
+    }
+    pending.sort_by_key(|m| lane_of.get(&m.tp()).copied().unwrap_or(0));
+    let mut ranges = Vec::with_capacity(load.len());
+    let mut start = 0;
+    for records in load {
+        if records > 0 {
+            ranges.push(start..start + records);
+        }
+        start += records;
+    }
+    ranges
 }
 
 /// `topic[partition] first..last` of each partition in the batch, for its span.
@@ -412,5 +483,78 @@ impl SourceMessage {
     /// The record's topic-partition.
     pub fn tp(&self) -> crate::record::TopicPartition {
         self.source.partition()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::record::{RecordBytes, SourceRecord};
+
+    fn message(partition: i32, offset: i64) -> SourceMessage {
+        SourceMessage {
+            source: SourceRecord {
+                topic: Arc::from("t"),
+                partition,
+                offset,
+                timestamp: Utc::now(),
+            },
+            record: Arc::new(RecordBytes::default()),
+            held: None,
+        }
+    }
+
+    #[test]
+    fn lanes_keep_each_partition_whole_and_in_order_and_balance_the_load() {
+        // Partition 0: 5 records, 1: 3, 2: 2, 3: 1, interleaved.
+        let layout = [0, 1, 0, 2, 0, 1, 3, 0, 2, 1, 0];
+        let mut pending: Vec<SourceMessage> = layout
+            .iter()
+            .enumerate()
+            .map(|(i, p)| message(*p, i as i64))
+            .collect();
+        let lanes = sort_into_lanes(&mut pending, 2);
+        assert_eq!(lanes.len(), 2);
+        assert_eq!(lanes.iter().map(|l| l.len()).sum::<usize>(), layout.len());
+        let lane_partitions: Vec<Vec<i32>> = lanes
+            .iter()
+            .map(|l| {
+                let mut ps: Vec<i32> = pending[l.clone()]
+                    .iter()
+                    .map(|m| m.source.partition)
+                    .collect();
+                ps.dedup();
+                ps.sort_unstable();
+                ps.dedup();
+                ps
+            })
+            .collect();
+        // Busiest first to the least loaded lane: 0 → A(5), 1 → B(3), 2 → B(5), 3 → A(6).
+        assert_eq!(lane_partitions, vec![vec![0, 3], vec![1, 2]]);
+        for p in 0..4 {
+            let offsets: Vec<i64> = pending
+                .iter()
+                .filter(|m| m.source.partition == p)
+                .map(|m| m.source.offset)
+                .collect();
+            assert!(
+                offsets.is_sorted(),
+                "partition {p} keeps its order: {offsets:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_lane_or_one_partition_is_one_transaction() {
+        let mut pending: Vec<SourceMessage> = (0..4).map(|i| message(i % 2, i.into())).collect();
+        assert_eq!(sort_into_lanes(&mut pending, 1), vec![0..4]);
+        let mut single: Vec<SourceMessage> = (0..3).map(|i| message(7, i)).collect();
+        assert_eq!(sort_into_lanes(&mut single, 4), vec![0..3]);
+        let mut none: Vec<SourceMessage> = Vec::new();
+        assert!(sort_into_lanes(&mut none, 2).is_empty());
     }
 }

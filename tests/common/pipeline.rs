@@ -39,6 +39,7 @@ pub fn run_args(topic: &str, dlq: &str, database_url: &str, group: &str) -> RunA
         batch_size: 500,
         read_ahead_mib: 128,
         max_record_kib: 1024,
+        lanes: 2,
         linger_ms: 50,
         start: StartPolicy::Earliest,
         allow_offset_skip: false,
@@ -191,6 +192,42 @@ pub async fn royalty_ingest_with_env(
             panic!("royalty-ingest {args:?} did not exit within {MUST_EXIT_WITHIN:?}");
         }
     }
+}
+
+/// `run`'s usual flags in the tests: one topic, its DLQ topic and group; no catalog or
+/// summaries topic, no metrics endpoint, topics made by the test. Extend with the flags a
+/// test is about.
+pub fn run_flags<'a>(topic: &'a str, dlq: &'a str, group: &'a str) -> Vec<&'a str> {
+    vec![
+        "--topics",
+        topic,
+        "--dlq-topic",
+        dlq,
+        "--group",
+        group,
+        "--catalog-topic",
+        "",
+        "--summaries-topic",
+        "",
+        "--no-create-topics",
+        "--metrics-addr",
+        "",
+    ]
+}
+
+/// `royalty-ingest run` with [`run_flags`] and `extra`, until idle for 1.5 s.
+pub async fn run_once(
+    topic: &str,
+    dlq: &str,
+    group: &str,
+    extra: &[&str],
+    database_url: &str,
+) -> std::process::Output {
+    let mut args = vec!["run"];
+    args.extend(run_flags(topic, dlq, group));
+    args.extend(["--exit-when-idle-ms", "1500"]);
+    args.extend(extra);
+    royalty_ingest(&args, database_url).await
 }
 
 /// Starts `royalty-ingest run` as a child process with the given extra arguments.
