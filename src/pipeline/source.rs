@@ -447,6 +447,14 @@ impl Source {
                     .clamp(1024, 65536)
                     .to_string(),
             )
+            // Small per-partition fetches interleave the partitions in the queue, so a
+            // batch holds several of them and its lanes commit at once (with librdkafka's
+            // 1 MiB a 5,000-record batch was mostly one partition, one lane). Measured on
+            // 300,000 records, 2 lanes: 21.0k records/s with 1 MiB, 28.7k with 64 KiB.
+            .set(
+                "max.partition.fetch.bytes",
+                if args.lanes > 1 { "65536" } else { "1048576" },
+            )
             .set("session.timeout.ms", args.session_timeout_ms.to_string())
             .set(
                 "heartbeat.interval.ms",
