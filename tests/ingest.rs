@@ -331,3 +331,50 @@ async fn invalid_records_are_dead_lettered_with_reasons_and_quarantined_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn one_line_on_two_partitions_in_two_lanes_is_booked_once() {
+    // A DSP resend under another key lands on another partition: both copies fall in one
+    // batch, in two lanes committing at once. The second lane meets the first's row (it
+    // waits, then fails on the key and is retried); the line is booked once.
+    let topic = common::fresh_topic("it.lanes.raw", 2).await;
+    let dlq = common::fresh_topic("it.lanes.dlq", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    let lines = distinct_lines(61, 1, 300);
+    let producer = common::producer();
+    let (topic_ref, producer_ref) = (&topic, &producer);
+    for partition in 0..2 {
+        for chunk in lines.chunks(100) {
+            let sends = chunk.iter().map(|line| async move {
+                let value = encode(3, line);
+                let key = format!("{}-copy-{partition}", record_key(line));
+                producer_ref
+                    .send(
+                        rdkafka::producer::FutureRecord::to(topic_ref)
+                            .partition(partition)
+                            .key(key.as_bytes())
+                            .payload(&value),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+                    .expect("record acknowledged");
+            });
+            futures::future::join_all(sends).await;
+        }
+    }
+    let mut args = run_args(&topic, &dlq, &url, "it-lanes");
+    args.lanes = 2;
+    args.batch_size = 1_000;
+    args.linger_ms = 2_000;
+    let totals = run_until_idle(args).await;
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
+    assert_eq!(totals.stats.post.inserted, 300);
+    assert_eq!(totals.stats.post.duplicates, 300);
+    assert_eq!(totals.stats.dead_letters, 0, "no copy refused as poison");
+    let quarantined: i64 = sqlx::query_scalar("SELECT count(*) FROM quarantine")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(quarantined, 0);
+}
