@@ -38,6 +38,15 @@ pub struct ApplyStats {
     pub superseded: u64,
 }
 
+impl ApplyStats {
+    /// Adds another application's counts.
+    pub fn add(&mut self, other: ApplyStats) {
+        self.unchanged += other.unchanged;
+        self.created += other.created;
+        self.superseded += other.superseded;
+    }
+}
+
 /// Whether any catalog has been loaded (before that, "unknown ISRC" means nothing).
 pub async fn catalog_loaded(conn: &mut PgConnection) -> Result<bool, DbFailure> {
     Ok(

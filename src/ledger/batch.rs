@@ -226,9 +226,7 @@ struct CatalogApplied {
 
 impl Effects for CatalogApplied {
     fn merge(&mut self, other: Self) {
-        self.stats.created += other.stats.created;
-        self.stats.superseded += other.stats.superseded;
-        self.stats.unchanged += other.stats.unchanged;
+        self.stats.add(other.stats);
         self.drifts.extend(other.drifts);
     }
 }

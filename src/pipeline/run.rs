@@ -46,9 +46,7 @@ impl RunTotals {
         self.stats.dead_letters += stats.dead_letters;
         self.stats.poisoned += stats.poisoned;
         self.stats.drift_alerts += stats.drift_alerts;
-        self.stats.catalog.created += stats.catalog.created;
-        self.stats.catalog.superseded += stats.catalog.superseded;
-        self.stats.catalog.unchanged += stats.catalog.unchanged;
+        self.stats.catalog.add(stats.catalog);
     }
 }
 
