@@ -18,7 +18,8 @@ use common::pipeline::{
 
 /// The TLS services of one test run; stopped on drop, whatever the test's outcome.
 struct TlsServices {
-    dir: tempfile::TempDir,
+    /// Holds the certificates and the broker's data until the test ends.
+    _dir: tempfile::TempDir,
     env: HashMap<String, String>,
 }
 
@@ -36,7 +37,7 @@ impl TlsServices {
                 .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            dir,
+            _dir: dir,
         };
         assert!(output.status.success(), "scripts/services tls-up failed");
         services
@@ -52,7 +53,7 @@ impl TlsServices {
 impl Drop for TlsServices {
     fn drop(&mut self) {
         let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services"))
-            .args(["tls-down", &self.dir.path().to_string_lossy()])
+            .arg("tls-down")
             .stdout(Stdio::null())
             .status();
     }
