@@ -100,9 +100,8 @@ impl NotRead {
                 value_sha256,
             } => format!(
                 "the record is {bytes} bytes, above the limit of {limit} (--max-record-kib): \
-                 not read, not stored; the original stays at {}[{}]@{} (value SHA-256 \
-                 {value_sha256}) while the topic's retention keeps it",
-                source.topic, source.partition, source.offset
+                 not read, not stored; the original stays at {source} (value SHA-256 \
+                 {value_sha256}) while the topic's retention keeps it"
             ),
         }
     }

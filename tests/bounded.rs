@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::pipeline::{
-    distinct_lines, encode, expected_totals, ledger_totals, publish_records, royalty_ingest,
+    count, distinct_lines, encode, expected_totals, ledger_totals, publish_records, royalty_ingest,
     run_flags, run_once, spawn_run, terminate, wait_for_rows,
 };
 use royalty_ingest::sample::record_key;
@@ -69,12 +69,11 @@ async fn large_records_through_a_small_read_ahead_budget_are_all_settled() {
     }
     terminate(&mut run).await;
     assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
-    let published: i64 = sqlx::query_scalar(
+    let published = count(
+        &pool,
         "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL AND octet_length(payload) > 300000",
     )
-    .fetch_one(&pool)
-    .await
-    .expect("count");
+    .await;
     assert_eq!(
         published, 100,
         "every large dead letter reached the DLQ topic"

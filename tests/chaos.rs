@@ -13,12 +13,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::Duration;
 
 use common::pipeline::{
-    ChildGuard, distinct_lines, encode, expected_totals, kill_hard, ledger_totals, publish_records,
-    services, spawn_run, wait_exit, wait_for_rows,
+    ChildGuard, count, distinct_lines, encode, expected_totals, kill_hard, ledger_totals,
+    publish_records, services, signal, spawn_run, wait_exit, wait_for_rows,
 };
 use royalty_ingest::avro::SchemaStore;
 use royalty_ingest::domain::DecodedLine;
@@ -84,12 +83,6 @@ fn catalog_updates(lines: &[DecodedLine]) -> (Vec<(String, Vec<u8>)>, HashSet<St
         updates.push((isrc, value));
     }
     (updates, drifting)
-}
-
-fn signal(child: &std::process::Child, name: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,10 +268,7 @@ async fn mixed_faults_lose_and_double_nothing() {
     }
 
     let ledger = ledger_totals(&pool).await;
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_revisions WHERE applied")
-        .fetch_one(&pool)
-        .await
-        .expect("revisions");
+    let applied = count(&pool, "SELECT count(*) FROM ledger_revisions WHERE applied").await;
     let dead_letters = common::read_topic_until(&dlq, Duration::from_secs(60), |read| {
         read.iter()
             .filter_map(|r| r.header("royalty.dlq.id"))
@@ -290,10 +280,7 @@ async fn mixed_faults_lose_and_double_nothing() {
         .iter()
         .filter_map(|r| r.header("royalty.dlq.id"))
         .collect();
-    let catalog_versions: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_versions")
-        .fetch_one(&pool)
-        .await
-        .expect("catalog");
+    let catalog_versions = count(&pool, "SELECT count(*) FROM catalog_versions").await;
     let store = SchemaStore::builtin().expect("schemas");
     let alert_records = common::read_topic_until(&alerts, Duration::from_secs(60), |read| {
         read.iter()

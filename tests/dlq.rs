@@ -11,8 +11,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::pipeline::{
-    ChildGuard, distinct_lines, encode, expected_totals, kill_hard, ledger_totals, royalty_ingest,
-    run_args, run_until_idle,
+    ChildGuard, count, distinct_lines, encode, expected_totals, kill_hard, ledger_totals,
+    royalty_ingest, run_args, run_until_idle,
 };
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use royalty_ingest::avro::{WriterSchema, encode_single_object};
@@ -20,7 +20,6 @@ use royalty_ingest::config::SchemaArgs;
 use royalty_ingest::domain::DecodedLine;
 use royalty_ingest::sample::record_key;
 use rust_decimal::Decimal;
-use sqlx::PgPool;
 
 /// A royalty-line version the built-in schemas lack: v3 plus an optional field.
 const NEW_VERSION: u32 = 9;
@@ -133,13 +132,6 @@ async fn list_json(dlq: &str, url: &str, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["dlq", "list", "--dlq-topic", dlq, "--json"];
     args.extend_from_slice(extra);
     serde_json::from_str(&dlq_ok(&args, url).await).expect("dlq list --json parses")
-}
-
-async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_one(pool)
-        .await
-        .expect("count")
 }
 
 #[tokio::test]

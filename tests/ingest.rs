@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use common::pipeline::{
-    distinct_lines, encode, expected_totals, ledger_totals, publish, run_args, run_until_idle,
+    count, distinct_lines, encode, expected_totals, ledger_totals, publish, run_args,
+    run_until_idle,
 };
 use royalty_ingest::domain::DecodedLine;
 use royalty_ingest::ledger::dead_letter::headers;
@@ -372,9 +373,5 @@ async fn one_line_on_two_partitions_in_two_lanes_is_booked_once() {
     assert_eq!(totals.stats.post.inserted, 300);
     assert_eq!(totals.stats.post.duplicates, 300);
     assert_eq!(totals.stats.dead_letters, 0, "no copy refused as poison");
-    let quarantined: i64 = sqlx::query_scalar("SELECT count(*) FROM quarantine")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
-    assert_eq!(quarantined, 0);
+    assert_eq!(count(&pool, "SELECT count(*) FROM quarantine").await, 0);
 }

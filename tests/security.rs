@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::pipeline::{
-    expected_totals, ledger_totals, mixed_stream, publish_records, royalty_ingest, run_once,
+    count, expected_totals, ledger_totals, mixed_stream, publish_records, royalty_ingest, run_once,
 };
 use sqlx::postgres::PgPoolOptions;
 
@@ -79,11 +79,7 @@ async fn run_and_dlq_work_as_a_role_that_cannot_change_the_schema() {
         "the password leaked into the logs"
     );
     assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
-    let quarantined: i64 = sqlx::query_scalar("SELECT count(*) FROM quarantine")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
-    assert_eq!(quarantined, 6);
+    assert_eq!(count(&pool, "SELECT count(*) FROM quarantine").await, 6);
 
     // The reviewer's tools work with the same role.
     let list = royalty_ingest(

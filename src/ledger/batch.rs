@@ -191,8 +191,8 @@ async fn record_dead_letters(
                 reason: format!(
                     "the dead letter could not be stored whole (the database refused it: \
                      {reason}); the record's bytes and headers are left out, the original \
-                     stays at {}[{}]@{}",
-                    letter.source.topic, letter.source.partition, letter.source.offset
+                     stays at {}",
+                    letter.source
                 ),
                 schema_ref: None,
             }

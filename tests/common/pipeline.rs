@@ -351,13 +351,18 @@ pub async fn kill_at_thresholds(
     }
 }
 
-/// Sends SIGTERM (std only sends SIGKILL) and asserts a clean exit 0.
-pub async fn terminate(child: &mut Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+/// Sends a signal by name (`TERM`, `STOP`, `CONT`; std only sends SIGKILL); true when
+/// `kill` delivered it.
+pub fn signal(child: &Child, name: &str) -> bool {
+    Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
         .status()
-        .expect("send SIGTERM");
-    assert!(status.success(), "kill -TERM");
+        .is_ok_and(|s| s.success())
+}
+
+/// Sends SIGTERM and asserts a clean exit 0.
+pub async fn terminate(child: &mut Child) {
+    assert!(signal(child, "TERM"), "kill -TERM");
     let status = wait_exit(child, Duration::from_secs(60)).await;
     assert!(status.success(), "SIGTERM stops the run cleanly: {status}");
 }
@@ -370,6 +375,14 @@ pub fn services(command: &str) {
         .status()
         .expect("run scripts/services");
     assert!(status.success(), "scripts/services {command}");
+}
+
+/// The one number a `SELECT count(*) …` of the test's own making answers.
+pub async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_one(pool)
+        .await
+        .expect("count")
 }
 
 /// Waits until the ledger holds at least `rows` rows.
