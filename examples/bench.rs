@@ -8,10 +8,11 @@
 //!    beginning counts records, with no processing, until each partition reaches its high
 //!    watermark;
 //! 3. **COPY ceilings**: `COPY … FROM STDIN (FORMAT binary)` of N distinct lines in a
-//!    scratch database migrated with the project's own migrations, once into a bare table of
-//!    the ledger's columns (no key, index or check) and once into `royalty_ledger` itself
-//!    (primary key, indexes, checks: what `run` writes into). Rows are encoded (with sqlx's
-//!    own encoders, NUMERIC included) before the clock starts;
+//!    scratch database migrated with the project's own migrations, into three tables: the
+//!    ledger's columns bare (no key, index or check), the same with only the primary key on
+//!    `line_key` (the "keyed table"), and `royalty_ledger` itself (primary key,
+//!    indexes, checks: what `run` writes into). Rows are encoded (with sqlx's own encoders,
+//!    NUMERIC included) before the clock starts;
 //! 4. **batch run**: `royalty-ingest run --exit-when-idle-ms 2000` on a fresh database and
 //!    group, from an empty ledger. *Drained* is the first moment (polled every 100 ms) the
 //!    offsets `run` stored in `consumer_offsets` cover every record of the topic; the rate
@@ -186,8 +187,8 @@ async fn all_phases(opts: &Opts, scratch: &Scratch) -> anyhow::Result<()> {
     let topic = scratch.topic("raw");
     publish_phase(opts, &topic, &dir, &mut results).await?;
     let (records, consumer_rate) = consumer_phase(opts, scratch, &topic, &mut results).await?;
-    let (bare_rate, copy_rate) = copy_phase(scratch, opts.records, &mut results).await?;
-    let ceilings = [consumer_rate, bare_rate, copy_rate];
+    let [bare, keyed, ledger] = copy_phase(scratch, opts.records, &mut results).await?;
+    let ceilings = [consumer_rate, bare, keyed, ledger];
     batch_phase(opts, scratch, &topic, records, ceilings, &dir, &mut results).await?;
     if !opts.skip_steady {
         steady_phase(opts, scratch, &dir, &mut results).await?;
@@ -353,36 +354,42 @@ fn drain_bare(brokers: &str, topic: &str, group: &str) -> anyhow::Result<(u64, f
     Ok((count, rate))
 }
 
-/// Phase 3: binary COPY of `rows` distinct valid lines, once into a bare table of the
-/// ledger's columns (no key, index or check: COPY by itself), once into `royalty_ledger`
-/// as migrated (primary key, two indexes, checks: what `run` writes into). Returns both
-/// rates in rows/s (encoding excluded).
+/// Phase 3: binary COPY of `rows` distinct valid lines into three tables: the ledger's
+/// columns bare (no key, index or check: COPY by itself), the same with only the primary
+/// key on `line_key`, and `royalty_ledger` as migrated (primary key, two indexes, checks:
+/// what `run` writes into). Returns the three rates in rows/s (encoding excluded).
 async fn copy_phase(
     scratch: &Scratch,
     rows: u64,
     results: &mut Results,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<[f64; 3]> {
     let url = scratch.database("copy").await?;
     let pool = connect(&url).await?;
     royalty_ingest::db::migrate(&pool).await?;
-    let bare = "CREATE TABLE ledger_bare (LIKE royalty_ledger INCLUDING DEFAULTS)";
-    sqlx::query(bare)
-        .execute(&pool)
-        .await
-        .context("cannot create ledger_bare")?;
+    for create in [
+        "CREATE TABLE ledger_bare (LIKE royalty_ledger INCLUDING DEFAULTS)",
+        "CREATE TABLE ledger_keyed (LIKE royalty_ledger INCLUDING DEFAULTS)",
+        "ALTER TABLE ledger_keyed ADD PRIMARY KEY (line_key)",
+    ] {
+        sqlx::query(create)
+            .execute(&pool)
+            .await
+            .with_context(|| format!("cannot prepare the COPY tables: {create}"))?;
+    }
     pool.close().await;
     let chunks = encode_copy_rows(rows)?;
     let mut conn = PgConnection::connect(&url)
         .await
         .context("cannot connect for COPY")?;
-    let mut rates = [0.0; 2];
-    for (rate, table) in rates.iter_mut().zip(["ledger_bare", "royalty_ledger"]) {
+    let mut rates = [0.0; 3];
+    let tables = [
+        ("ledger_bare", "ceiling: COPY, bare ledger columns"),
+        ("ledger_keyed", "ceiling: COPY, columns + primary key"),
+        ("royalty_ledger", "ceiling: COPY into royalty_ledger"),
+    ];
+    for (rate, (table, label)) in rates.iter_mut().zip(tables) {
         let (secs, cpu, cpu_json) = copy_into(&mut conn, table, &chunks, rows).await?;
         *rate = rows as f64 / secs;
-        let label = match table {
-            "ledger_bare" => "ceiling: COPY, bare ledger columns",
-            _ => "ceiling: COPY into royalty_ledger",
-        };
         results.row(
             label,
             format!("{rows} rows in {secs:.2} s: {}/s", human(*rate)),
@@ -392,7 +399,7 @@ async fn copy_phase(
                            "rows_per_s": *rate, "cpu": cpu_json });
         results.json.insert(format!("copy_ceiling_{table}"), json);
     }
-    Ok((rates[0], rates[1]))
+    Ok(rates)
 }
 
 /// One COPY of the encoded rows into `table`: seconds and where the CPU went.
@@ -501,7 +508,7 @@ async fn batch_phase(
     scratch: &Scratch,
     topic: &str,
     total: u64,
-    ceilings: [f64; 3],
+    ceilings: [f64; 4],
     dir: &Path,
     results: &mut Results,
 ) -> anyhow::Result<()> {
@@ -538,16 +545,16 @@ async fn batch_phase(
 
     let (proc, rate) = (monitor.get(), total as f64 / drained);
     let (rss, cpu) = (proc.peak_rss_kib as f64 / 1024.0, proc.cpu_secs);
-    let [vs_consumer, vs_bare, vs_copy] = ceilings.map(|ceiling| rate / ceiling);
+    let [vs_consumer, vs_bare, vs_keyed, vs_copy] = ceilings.map(|ceiling| rate / ceiling);
     let label = "run: empty ledger -> drained";
     results.row(
         label,
         format!("{total} records in {drained:.2} s: {}/s", human(rate)),
     );
-    let label = "run: ratio to consumer / COPY bare / COPY ledger";
+    let label = "run: ratio to consumer / COPY bare / keyed / ledger";
     results.row(
         label,
-        format!("{vs_consumer:.2}x / {vs_bare:.2}x / {vs_copy:.2}x"),
+        format!("{vs_consumer:.2}x / {vs_bare:.2}x / {vs_keyed:.2}x / {vs_copy:.2}x"),
     );
     results.row("run: spawn -> first commit", format!("{first_commit:.2} s"));
     let cross = exit - IDLE_EXIT_MS as f64 / 1000.0;
@@ -567,7 +574,7 @@ async fn batch_phase(
     let json = json!({
         "records": total, "drained_seconds": drained, "records_per_s": rate,
         "ratio_to_consumer_ceiling": vs_consumer, "ratio_to_copy_bare_ceiling": vs_bare,
-        "ratio_to_copy_ledger_ceiling": vs_copy,
+        "ratio_to_copy_keyed_ceiling": vs_keyed, "ratio_to_copy_ledger_ceiling": vs_copy,
         "first_commit_seconds": first_commit, "exit_seconds": exit, "idle_exit_ms": IDLE_EXIT_MS,
         "peak_rss_mib": rss, "cpu_seconds": cpu, "ledger_rows": rows, "quarantined": quarantined,
         "revisions": revisions, "ledger_scans": scans_json, "summary": summary, "command": command, "cpu_until_drained": split_json,
