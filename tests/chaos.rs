@@ -22,7 +22,7 @@ use common::pipeline::{
 use royalty_ingest::avro::SchemaStore;
 use royalty_ingest::domain::DecodedLine;
 use royalty_ingest::drift::alert::DriftAlert;
-use royalty_ingest::drift::catalog::{CATALOG_UPDATE, RawCatalogEntry, encode_update};
+use royalty_ingest::drift::catalog::RawCatalogEntry;
 use royalty_ingest::sample::{SampleRng, isrc_for, record_key, upc_for};
 use rust_decimal::Decimal;
 
@@ -55,8 +55,6 @@ const TRACKS: u64 = 60;
 /// The label the catalog gives a track: the lines' own label for even tracks, another one
 /// for odd tracks, so every odd track drifts (one `label_mismatch` alert each).
 fn catalog_updates(lines: &[DecodedLine]) -> (Vec<(String, Vec<u8>)>, HashSet<String>) {
-    let store = SchemaStore::builtin().expect("schemas");
-    let schema = store.latest(CATALOG_UPDATE).expect("catalog schema");
     let mut drifting = HashSet::new();
     let mut updates = Vec::new();
     for track in 0..TRACKS {
@@ -79,7 +77,7 @@ fn catalog_updates(lines: &[DecodedLine]) -> (Vec<(String, Vec<u8>)>, HashSet<St
             iswc: None,
             valid_from: "2020-01-01".into(),
         };
-        let value = encode_update(&schema, &entry, Some("chaos")).expect("encode update");
+        let value = common::catalog_update(&entry, "chaos");
         updates.push((isrc, value));
     }
     (updates, drifting)

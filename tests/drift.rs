@@ -16,7 +16,7 @@ use royalty_ingest::avro::SchemaStore;
 use royalty_ingest::domain::DecodedLine;
 use royalty_ingest::drift::DriftAlert;
 use royalty_ingest::drift::alert::headers;
-use royalty_ingest::drift::catalog::{CATALOG_UPDATE, RawCatalogEntry, check_entry, encode_update};
+use royalty_ingest::drift::catalog::{RawCatalogEntry, check_entry};
 use royalty_ingest::drift::store::apply_entries;
 use royalty_ingest::sample::{record_key, upc_for};
 use sqlx::PgPool;
@@ -259,15 +259,8 @@ async fn a_catalog_update_changing_a_upc_alerts_and_opens_a_version_without_touc
         .await
         .expect("version");
 
-    let store = SchemaStore::builtin().expect("schemas");
-    let schema = store.latest(CATALOG_UPDATE).expect("catalog schema");
     // Backdated: effective before the period of the lines already booked.
-    let update = encode_update(
-        &schema,
-        &entry(ISRC, &upc_for(2), "2026-07-01"),
-        Some("label-ops"),
-    )
-    .expect("encode");
+    let update = common::catalog_update(&entry(ISRC, &upc_for(2), "2026-07-01"), "label-ops");
     common::send(&producer, &catalog, ISRC.as_bytes(), &update).await;
     run_until_idle(args).await;
 
@@ -622,14 +615,7 @@ async fn a_catalog_update_with_a_nul_in_its_source_does_not_stop_the_run() {
     let dlq = common::fresh_topic("it.drift.nuldlq", 1).await;
     let alerts = common::fresh_topic("it.drift.nulalerts", 1).await;
     let (url, pool) = common::fresh_database().await;
-    let store = SchemaStore::builtin().expect("schemas");
-    let schema = store.latest(CATALOG_UPDATE).expect("catalog schema");
-    let update = encode_update(
-        &schema,
-        &entry(ISRC, &upc_for(1), "2026-01-01"),
-        Some("label\0ops"),
-    )
-    .expect("encode");
+    let update = common::catalog_update(&entry(ISRC, &upc_for(1), "2026-01-01"), "label\0ops");
     let producer = common::producer();
     common::send(&producer, &catalog, ISRC.as_bytes(), &update).await;
     let lines = lines_for(97, 1, 5, ISRC, &upc_for(1));

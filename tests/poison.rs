@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::pipeline::{expected_totals, ledger_totals, publish, run_args, run_until_idle};
-use royalty_ingest::drift::catalog::{CATALOG_UPDATE, RawCatalogEntry, encode_update};
+use royalty_ingest::drift::catalog::RawCatalogEntry;
 use royalty_ingest::ledger::dead_letter::headers;
 use royalty_ingest::report::ReportSummary;
 
@@ -111,7 +111,6 @@ async fn catalog_entries_summaries_and_dead_letters_the_database_refuses_are_iso
     let lines = common::pipeline::distinct_lines(53, 1, 30);
     let producer = common::producer();
     let store = royalty_ingest::avro::SchemaStore::builtin().expect("schemas");
-    let schema = store.latest(CATALOG_UPDATE).expect("catalog schema");
     for (i, label) in ["Harbor Records", "POISON", "Quay Music"]
         .iter()
         .enumerate()
@@ -126,7 +125,7 @@ async fn catalog_entries_summaries_and_dead_letters_the_database_refuses_are_iso
             iswc: None,
             valid_from: "2020-01-01".into(),
         };
-        let update = encode_update(&schema, &entry, Some("label-ops")).expect("encode");
+        let update = common::catalog_update(&entry, "label-ops");
         common::send(&producer, &catalog, line.isrc.as_bytes(), &update).await;
     }
     for report_id in ["R-1", "POISON-R"] {

@@ -14,7 +14,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use royalty_ingest::avro::SchemaStore;
 use royalty_ingest::config::KafkaArgs;
+use royalty_ingest::drift::catalog::{CATALOG_UPDATE, RawCatalogEntry, encode_update};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -134,6 +136,14 @@ pub async fn send(producer: &FutureProducer, topic: &str, key: &[u8], value: &[u
         .await
         .map_err(|(e, _)| e)
         .expect("record acknowledged");
+}
+
+/// A catalog entry as a `catalog.updates` record value from `source`, the way label
+/// systems publish it (latest `CatalogUpdate` schema).
+pub fn catalog_update(entry: &RawCatalogEntry, source: &str) -> Vec<u8> {
+    let store = SchemaStore::builtin().expect("schemas");
+    let schema = store.latest(CATALOG_UPDATE).expect("catalog schema");
+    encode_update(&schema, entry, Some(source)).expect("catalog update encodes")
 }
 
 /// A record read back from a topic.
