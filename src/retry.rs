@@ -4,11 +4,13 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-/// A dependency (PostgreSQL, the schema registry) is briefly unavailable: the work in hand
-/// is retried with [`Backoff`], never dead-lettered or abandoned. The pipeline's one retry
-/// signal, whichever dependency raised it.
+/// A dependency (PostgreSQL, the schema registry) cannot take the work right now: it is
+/// down or restarting, or (PostgreSQL) a concurrent transaction conflicted. The work in
+/// hand is retried with [`Backoff`], never dead-lettered or abandoned. The pipeline's one
+/// retry signal, whichever dependency raised it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{dependency} unavailable: {reason}")]
+// The reason says which: "unavailable" alone was wrong for a lane's duplicate-key conflict.
+#[error("{dependency}: {reason}")]
 pub struct Unavailable {
     /// Which dependency.
     pub dependency: &'static str,
