@@ -53,6 +53,7 @@ pub fn classify(error: sqlx::Error) -> DbFailure {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => return DbFailure::Retryable(error),
+        sqlx::Error::Tls(tls) if tls_cut_short(tls.as_ref()) => return DbFailure::Retryable(error),
         _ => return DbFailure::Fatal(error),
     };
     let Some(code) = code else {
@@ -73,6 +74,23 @@ pub fn classify(error: sqlx::Error) -> DbFailure {
         "P0001" => DbFailure::Poison(error),
         _ => DbFailure::Fatal(error),
     }
+}
+
+/// Whether a TLS failure is the connection being cut mid-handshake (a server shutting down
+/// or starting up closes it), not a refusal (an untrusted certificate, a wrong host name).
+/// Found by the chaos suite: a PostgreSQL restart during a reconnect made OpenSSL report
+/// "unexpected EOF", and the run stopped as if the certificate were wrong.
+fn tls_cut_short(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(err) = cause {
+        // OpenSSL's words for a peer that closed without a TLS alert; an I/O error (reset,
+        // broken pipe) says the same by its type.
+        if err.is::<std::io::Error>() || err.to_string().contains("unexpected EOF") {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// A one-line description of a sqlx error with its SQLSTATE when it has one.
@@ -101,6 +119,23 @@ mod tests {
             classify(sqlx::Error::PoolTimedOut),
             DbFailure::Retryable(_)
         ));
+    }
+
+    #[test]
+    fn a_tls_handshake_cut_short_is_retryable_and_a_refused_certificate_is_fatal() {
+        let eof = sqlx::Error::Tls("unexpected EOF".into());
+        assert!(matches!(classify(eof), DbFailure::Retryable(_)));
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(matches!(
+            classify(sqlx::Error::Tls(Box::new(reset))),
+            DbFailure::Retryable(_)
+        ));
+        let refused = sqlx::Error::Tls(
+            "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate \
+             verify failed"
+                .into(),
+        );
+        assert!(matches!(classify(refused), DbFailure::Fatal(_)));
     }
 
     #[test]
