@@ -8,7 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::pipeline::{
-    ChildGuard, mixed_stream, publish_records, spawn_run, terminate, wait_for_rows,
+    ChildGuard, mixed_stream, publish_records, run_flags_with_metrics, spawn_run, terminate,
+    wait_for_rows,
 };
 
 /// The rule expressions without their `> threshold`.
@@ -81,21 +82,7 @@ async fn every_rule_and_dashboard_query_returns_data_from_a_live_run() {
 
     let metrics = format!("127.0.0.1:{}", common::free_port());
     let mut run = spawn_run(
-        &[
-            "--topics",
-            &topic,
-            "--dlq-topic",
-            &dlq,
-            "--group",
-            "it-obs",
-            "--catalog-topic",
-            "",
-            "--summaries-topic",
-            "",
-            "--no-create-topics",
-            "--metrics-addr",
-            &metrics,
-        ],
+        &run_flags_with_metrics(&topic, &dlq, "it-obs", &metrics),
         &url,
     );
     wait_for_rows(&pool, 500, Duration::from_secs(120), "lines booked").await;

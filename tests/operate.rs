@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::pipeline::{
-    ChildGuard, mixed_stream, publish_records, services, terminate, wait_for_rows,
+    ChildGuard, mixed_stream, publish_records, run_flags_with_metrics, services, terminate,
+    wait_for_rows,
 };
 
 /// GET `path`; the status code and body (None when nothing answers).
@@ -127,26 +128,9 @@ async fn metrics_and_readiness_tell_the_truth_about_a_live_run() {
     let addr = format!("127.0.0.1:{}", common::free_port());
     let mut run = ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
-            .args([
-                "run",
-                "--topics",
-                &topic,
-                "--dlq-topic",
-                &dlq,
-                "--group",
-                "it-operate",
-                "--catalog-topic",
-                "",
-                "--summaries-topic",
-                "",
-                "--no-create-topics",
-                "--metrics-addr",
-                &addr,
-                "--log-format",
-                "json",
-                "--config",
-                &config_arg,
-            ])
+            .arg("run")
+            .args(run_flags_with_metrics(&topic, &dlq, "it-operate", &addr))
+            .args(["--log-format", "json", "--config", &config_arg])
             .env("KAFKA_BROKERS", common::brokers())
             .env_remove("DATABASE_URL")
             .env_remove("ROYALTY_BATCH_SIZE")

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::pipeline::{
-    expected_totals, ledger_totals, mixed_stream, publish_records, services, spawn_run, terminate,
-    wait_for_rows,
+    expected_totals, ledger_totals, mixed_stream, publish_records, run_flags_with_metrics,
+    services, spawn_run, terminate, wait_for_rows,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -212,21 +212,8 @@ async fn a_tls_handshake_cut_short_during_a_reconnect_is_retried() {
     let dlq = common::fresh_topic("it.tlscut.dlq", 1).await;
     let (records, lines) = mixed_stream(67, 3_000, 100, 10);
     let metrics_addr = format!("127.0.0.1:{}", common::free_port());
-    let args = [
-        "--topics",
-        &topic,
-        "--dlq-topic",
-        &dlq,
-        "--group",
-        "it-tlscut",
-        "--batch-size",
-        "200",
-        "--metrics-addr",
-        &metrics_addr,
-        "--no-create-topics",
-        "--catalog-topic",
-        "",
-    ];
+    let mut args = run_flags_with_metrics(&topic, &dlq, "it-tlscut", &metrics_addr);
+    args.extend(["--batch-size", "200"]);
     let mut run = spawn_run(&args, proxied.as_str());
     let producer = common::producer();
     let (first, rest) = records.split_at(1_000);

@@ -198,6 +198,17 @@ pub async fn royalty_ingest_with_env(
 /// summaries topic, no metrics endpoint, topics made by the test. Extend with the flags a
 /// test is about.
 pub fn run_flags<'a>(topic: &'a str, dlq: &'a str, group: &'a str) -> Vec<&'a str> {
+    run_flags_with_metrics(topic, dlq, group, "")
+}
+
+/// [`run_flags`] with the metrics endpoint on `metrics_addr` (clap refuses the flag twice,
+/// so a test that reads metrics cannot simply extend [`run_flags`]).
+pub fn run_flags_with_metrics<'a>(
+    topic: &'a str,
+    dlq: &'a str,
+    group: &'a str,
+    metrics_addr: &'a str,
+) -> Vec<&'a str> {
     vec![
         "--topics",
         topic,
@@ -211,7 +222,7 @@ pub fn run_flags<'a>(topic: &'a str, dlq: &'a str, group: &'a str) -> Vec<&'a st
         "",
         "--no-create-topics",
         "--metrics-addr",
-        "",
+        metrics_addr,
     ]
 }
 
