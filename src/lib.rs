@@ -14,6 +14,7 @@ pub mod drift;
 pub mod kafka;
 pub mod ledger;
 pub mod observe;
+pub mod output;
 pub mod pipeline;
 pub mod produce;
 pub mod publish;

@@ -17,7 +17,7 @@ use royalty_ingest::commands::sample::{SampleArgs, publish_sample};
 use royalty_ingest::config::{self, DatabaseArgs, RunArgs};
 use royalty_ingest::db;
 use royalty_ingest::observe::LogFormat;
-use royalty_ingest::{observe, pipeline, shutdown};
+use royalty_ingest::{observe, output, pipeline, shutdown};
 
 /// Exactly-once ingestion of DSP royalty report lines from Kafka into a PostgreSQL ledger.
 ///
@@ -131,8 +131,18 @@ enum DlqCommand {
     Replay(ReplayArgs),
 }
 
+fn main() -> ExitCode {
+    // Before anything prints: a reader of stdout that leaves early must neither panic a
+    // command nor stop its work half-way (src/output.rs has the rule and the reasons).
+    let stdout = output::guard_stdout();
+    let code = cli_main();
+    // After the runtime is gone, so nothing prints any more: what is left goes out.
+    stdout.finish();
+    code
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn cli_main() -> ExitCode {
     // The config file's values become flags first (flags and environment beat them).
     let command = Cli::command();
     let applied = match config::file::apply(&command, std::env::args_os().collect()) {
@@ -156,12 +166,12 @@ async fn main() -> ExitCode {
                     applied.from_file.join(", --")
                 );
             }
-            err.exit()
+            return clap_exit(&err);
         }
     };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(err) => err.exit(),
+        Err(err) => return clap_exit(&err),
     };
     let _tracing = match observe::init_tracing_as(cli.log_format, cli.otlp_endpoint.as_deref()) {
         Ok(guard) => guard,
@@ -194,6 +204,13 @@ async fn main() -> ExitCode {
             on_error
         }
     }
+}
+
+/// Prints clap's help, version or usage error and returns its exit code (clap's own
+/// `exit` would end the process before the stdout forwarder wrote the text out).
+fn clap_exit(err: &clap::Error) -> ExitCode {
+    let _ = err.print();
+    ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2))
 }
 
 async fn execute(command: Command) -> anyhow::Result<ExitCode> {

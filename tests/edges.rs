@@ -1,13 +1,16 @@
 //! The edges a new user touches first, each once wrong: repeated or empty topic names
 //! (once a segfault in the admin client), a catalog header with unknown or missing
 //! columns (once loaded blank artists), commands that never exited on a missing topic or
-//! an unreachable broker, and `alerts tail --group` resuming past alerts.
+//! an unreachable broker, `alerts tail --group` resuming past alerts, and output into a
+//! pipe whose reader left (`| head`: once a panic in every command).
 
 mod common;
 
 use std::process::{Command, Output, Stdio};
 
-use common::pipeline::{distinct_lines, ledger_count, publish, royalty_ingest};
+use common::pipeline::{
+    distinct_lines, ledger_count, publish, royalty_ingest, royalty_ingest_into_closed_pipe,
+};
 use royalty_ingest::avro::SchemaStore;
 use royalty_ingest::drift::alert::{DRIFT_ALERT, DriftAlert};
 
@@ -271,4 +274,77 @@ async fn an_empty_catalog_cell_keeps_the_known_value_instead_of_erasing_it() {
         .await
         .expect("outbox");
     assert_eq!(alerts, 0, "no catalog_artist_changed alert");
+}
+
+/// A DSR report file `produce` publishes lines and control totals from.
+const DSR_FIXTURE: &str =
+    "tests/fixtures/dsr/DSR_TEST_YouTube_AdSupport-music_2015-Q4_IS_1of1_20160121T150926.tsv";
+
+/// `… | head -1` made every command panic ("failed printing to stdout: Broken pipe", exit
+/// 101), and `produce` stop after the lines, before the control totals. A reader that left
+/// drops the output, never the work (README, "Output into a pipe").
+#[tokio::test]
+async fn a_reader_that_left_the_pipe_stops_no_command_and_no_work() {
+    let (url, _pool) = common::fresh_database().await;
+    for args in [
+        &["config", "show"][..],
+        &["--help"],
+        &["dlq", "list", "--help"],
+    ] {
+        let output = royalty_ingest_into_closed_pipe(args, &url).await;
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            !stderr(&output).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+
+    let raw = common::fresh_topic("it.edges.pipe.raw", 1).await;
+    let summaries = common::fresh_topic("it.edges.pipe.sum", 1).await;
+    let output = royalty_ingest_into_closed_pipe(
+        &[
+            "produce",
+            "--topic",
+            &raw,
+            "--summaries-topic",
+            &summaries,
+            DSR_FIXTURE,
+        ],
+        &url,
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(common::topic_size(&raw) > 0, "the lines are published");
+    assert!(
+        common::topic_size(&summaries) > 0,
+        "the control totals are published after the output was dropped"
+    );
+}
+
+/// `alerts tail | head -3`: printing is its only job, so it stops once nobody reads, even
+/// while no alert arrives (it would otherwise follow the topic for ever).
+#[tokio::test]
+async fn alerts_tail_stops_when_the_reader_of_its_output_left() {
+    let alerts = common::fresh_topic("it.edges.alerts", 1).await;
+    let (url, _pool) = common::fresh_database().await;
+    let group = format!("it-tail-{}", common::unique_suffix());
+    let output = royalty_ingest_into_closed_pipe(
+        &[
+            "alerts",
+            "tail",
+            "--alerts-topic",
+            &alerts,
+            "--group",
+            &group,
+        ],
+        &url,
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }

@@ -20,6 +20,7 @@ use crate::avro::SchemaStore;
 use crate::config::{DatabaseArgs, KafkaArgs, checked_topic_name};
 use crate::db;
 use crate::kafka::{BROKER_PROBE_TIMEOUT, client_config, missing_topics};
+use crate::output;
 use crate::retry::Backoff;
 
 use crate::drift::alert::DriftAlert;
@@ -263,8 +264,9 @@ async fn anchor_group(config: &ClientConfig, topic: &str) -> anyhow::Result<()> 
     .context("anchoring the group position was interrupted")?
 }
 
-/// Prints alerts until Ctrl-C, the limit or the idle time. Consumer errors are shown once
-/// each (librdkafka retries by itself) and never count as activity.
+/// Prints alerts until Ctrl-C, the limit, the idle time or the reader of stdout leaving.
+/// Consumer errors are shown once each (librdkafka retries by itself) and never count as
+/// activity.
 async fn print_alerts(
     args: &TailArgs,
     filter: &AlertFilter<'_>,
@@ -284,6 +286,8 @@ async fn print_alerts(
         let idle_deadline = idle.map(|idle| last_alert + idle);
         let received = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
+            // Printing is this command's only job: nobody reads it any more (`| head`).
+            _ = output::reader_left() => return Ok(()),
             _ = async { match idle_deadline {
                     Some(deadline) => tokio::time::sleep_until(deadline).await,
                     None => std::future::pending().await,

@@ -194,6 +194,40 @@ pub async fn royalty_ingest_with_env(
     }
 }
 
+/// Runs `royalty-ingest ARGS` with its stdout into a pipe whose reader is already gone (as
+/// `… | head` after head exited), stderr captured, and waits, bounded, for its exit.
+pub async fn royalty_ingest_into_closed_pipe(
+    args: &[&str],
+    database_url: &str,
+) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    // Closed before the command starts: its very first write meets a pipe without reader.
+    drop(reader);
+    let child = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+        .args(args)
+        .env("KAFKA_BROKERS", super::brokers())
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start royalty-ingest");
+    let pid = child.id();
+    match tokio::time::timeout(
+        MUST_EXIT_WITHIN,
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    {
+        Ok(output) => output.expect("join").expect("output"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("royalty-ingest {args:?} did not exit within {MUST_EXIT_WITHIN:?}");
+        }
+    }
+}
+
 /// `run`'s usual flags in the tests: one topic, its DLQ topic and group; no catalog or
 /// summaries topic, no metrics endpoint, topics made by the test. Extend with the flags a
 /// test is about.
