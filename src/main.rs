@@ -258,3 +258,4 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
     }
 }
+            db::print_legacy_identities(&pool).await?;

@@ -1,7 +1,9 @@
 //! Control totals of a DSP report ([`ReportSummary`]): published by `produce` as an Avro
 //! `ReportSummary` record, applied by `run` into `report_summaries` in the batch
 //! transaction (exactly once, like lines; the newest summary of a report wins), compared
-//! with the ledger by `reconcile`.
+//! with the ledger by `reconcile`. A newer summary is a newer version of its report: once
+//! every line of that version is booked, [`settle_replacements`] reverses the lines of older
+//! versions that it no longer has.
 
 use anyhow::Context;
 use apache_avro::types::Value;
@@ -131,7 +133,9 @@ impl ReportSummary {
 }
 
 /// Writes summaries read from the summaries topic: per report, DSP, period and currency
-/// the newest by creation time (a re-read or an older one changes nothing).
+/// the newest by creation time. An older one changes nothing; one of the same time replaces
+/// the stored one, as its lines restate the rows (the later-published copy of a version
+/// wins, lines and totals alike). Either way the report's replacement is due again.
 pub async fn store<'s>(
     conn: &mut PgConnection,
     summaries: impl IntoIterator<Item = (&'s ReportSummary, &'s SourceRecord)> + Send,
@@ -140,16 +144,17 @@ pub async fn store<'s>(
         sqlx::query(
             "INSERT INTO report_summaries (report_id, dsp_name, report_period, currency, lines,
                                            quantity, amount, declared_amount, source, created_at,
-                                           source_topic, source_partition, source_offset)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                           source_topic, source_partition, source_offset,
+                                           replaces_pending)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, true)
              ON CONFLICT (report_id, dsp_name, report_period, currency) DO UPDATE
-                SET lines = excluded.lines, quantity = excluded.quantity,
+                SET replaces_pending = true, lines = excluded.lines, quantity = excluded.quantity,
                     amount = excluded.amount, declared_amount = excluded.declared_amount,
                     source = excluded.source, created_at = excluded.created_at,
                     source_topic = excluded.source_topic,
                     source_partition = excluded.source_partition,
                     source_offset = excluded.source_offset, received_at = now()
-              WHERE excluded.created_at > report_summaries.created_at",
+              WHERE excluded.created_at >= report_summaries.created_at",
         )
         .bind(&s.report_id)
         .bind(&s.dsp_name)
@@ -168,6 +173,134 @@ pub async fn store<'s>(
         .await?;
     }
     Ok(())
+}
+
+/// One report of one DSP and period, as lines and summaries name it.
+pub type ReportRef = (String, NaiveDate, String);
+
+/// Reverses, for each summary still waiting to replace its report's older version (see the
+/// module docs) whose report `touched` names, the lines that version no longer has: once
+/// the ledger holds at least the summary's number of lines of its version, every other line
+/// of the report in that currency with an older version is restated to zero, journaled in
+/// `ledger_revisions` with the reason, and listed in `ledger_reversals`. Returns how many
+/// lines were reversed. Runs in the batch transaction, so it is exactly once like the rest.
+pub async fn settle_replacements(
+    conn: &mut PgConnection,
+    touched: &std::collections::HashSet<ReportRef>,
+) -> Result<u64, DbFailure> {
+    if touched.is_empty() {
+        return Ok(0);
+    }
+    let pending: Vec<PendingSummary> = sqlx::query_as(
+        "SELECT report_id, dsp_name, report_period, currency, lines, created_at,
+                source_topic, source_partition, source_offset
+           FROM report_summaries WHERE replaces_pending",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut reversed = 0;
+    for p in pending.into_iter().filter(|p| {
+        touched.contains(&(
+            p.dsp_name.trim().to_lowercase(),
+            p.report_period,
+            p.report_id.clone(),
+        ))
+    }) {
+        let booked: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM royalty_ledger
+              WHERE dsp_name = $1 AND report_period = $2 AND report_id = $3 AND currency = $4
+                AND source_timestamp >= $5",
+        )
+        .bind(&p.dsp_name)
+        .bind(p.report_period)
+        .bind(&p.report_id)
+        .bind(&p.currency)
+        .bind(p.created_at)
+        .fetch_one(&mut *conn)
+        .await?;
+        if booked < p.lines {
+            continue;
+        }
+        let reason = format!(
+            "reversed: the version of report {} made {} no longer has this line",
+            p.report_id,
+            p.created_at.to_rfc3339()
+        );
+        let done = sqlx::query(
+            "WITH gone AS (
+                SELECT * FROM royalty_ledger
+                 WHERE dsp_name = $1 AND report_period = $2 AND report_id = $3
+                   AND currency = $4 AND source_timestamp < $5
+                   AND (royalty_amount <> 0 OR stream_count <> 0)
+                   FOR UPDATE
+             ), journal AS (
+                INSERT INTO ledger_revisions (line_key, applied, changed_fields, old_values,
+                       new_values, old_royalty_amount, new_royalty_amount, old_stream_count,
+                       new_stream_count, source_topic, source_partition, source_offset,
+                       source_timestamp, reason)
+                SELECT g.line_key, true, ARRAY['stream_count', 'royalty_amount'],
+                       v.old_values, v.old_values || jsonb_build_object(
+                           'stream_count', 0, 'royalty_amount', '0'),
+                       g.royalty_amount, 0, g.stream_count, 0, $6, $7, $8, $5, $9
+                  FROM gone g
+                 CROSS JOIN LATERAL (SELECT jsonb_build_object(
+                       'isrc', g.isrc, 'upc', g.upc, 'stream_count', g.stream_count,
+                       'royalty_amount', g.royalty_amount::text, 'currency', g.currency,
+                       'territory', g.territory, 'usage_type', g.usage_type,
+                       'line_type', g.line_type, 'label', g.label, 'artist', g.artist,
+                       'report_id', g.report_id) AS old_values) v
+             ), zeroed AS (
+                UPDATE royalty_ledger l
+                   SET royalty_amount = 0, stream_count = 0, version = l.version + 1,
+                       source_topic = $6, source_partition = $7, source_offset = $8,
+                       source_timestamp = $5, updated_at = now()
+                  FROM gone g WHERE l.line_key = g.line_key
+                RETURNING l.line_key
+             )
+             INSERT INTO ledger_reversals (line_key, report_id, version_at)
+             SELECT line_key, $3, $5 FROM zeroed
+             ON CONFLICT (line_key) DO UPDATE
+                SET report_id = excluded.report_id, version_at = excluded.version_at,
+                    reversed_at = now()",
+        )
+        .bind(&p.dsp_name)
+        .bind(p.report_period)
+        .bind(&p.report_id)
+        .bind(&p.currency)
+        .bind(p.created_at)
+        .bind(&p.source_topic)
+        .bind(p.source_partition)
+        .bind(p.source_offset)
+        .bind(&reason)
+        .execute(&mut *conn)
+        .await?;
+        reversed += done.rows_affected();
+        sqlx::query(
+            "UPDATE report_summaries SET replaces_pending = false
+              WHERE report_id = $1 AND dsp_name = $2 AND report_period = $3 AND currency = $4",
+        )
+        .bind(&p.report_id)
+        .bind(&p.dsp_name)
+        .bind(p.report_period)
+        .bind(&p.currency)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(reversed)
+}
+
+/// A summary whose version has not yet replaced the older one.
+#[derive(sqlx::FromRow)]
+struct PendingSummary {
+    report_id: String,
+    dsp_name: String,
+    report_period: NaiveDate,
+    currency: String,
+    lines: i64,
+    created_at: DateTime<Utc>,
+    source_topic: String,
+    source_partition: i32,
+    source_offset: i64,
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ REVOKE CREATE ON SCHEMA public FROM royalty_run;
 -- The ledger and its journal: rows are added and restated, never deleted.
 GRANT SELECT, INSERT, UPDATE ON royalty_ledger TO royalty_run;
 GRANT SELECT, INSERT ON ledger_revisions TO royalty_run;
+-- Lines a newer version of their report no longer has (reversed to zero).
+GRANT SELECT, INSERT, UPDATE ON ledger_reversals TO royalty_run;
 -- Offsets move by compare-and-set.
 GRANT SELECT, INSERT, UPDATE ON consumer_offsets TO royalty_run;
 -- Refused records (resolved when a replay is booked) and the outbox the relay stamps.

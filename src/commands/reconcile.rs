@@ -1,8 +1,12 @@
 //! `royalty-ingest reconcile`: compares each report's control totals (what `produce`
-//! published, kept in `report_summaries`) with what the ledger booked for it — lines,
-//! quantity and amount, exactly — and explains the differences it can: lines `run`
-//! refused (dead letters, by class) and lines not ingested yet (consumer lag). Exit 0 when
-//! everything matches, 1 when anything differs, 2 when it could not tell.
+//! published, kept in `report_summaries`) with what the ledger booked for its newest
+//! version — lines, quantity and amount, exactly — and explains the differences it can:
+//! lines `run` refused (dead letters, by class), lines not ingested yet (consumer lag),
+//! lines still booked from a replaced version. It also flags what a per-report comparison
+//! cannot see: summaries on the topic that `run` has not read yet, and two reports of one
+//! DSP and period that book the same tracks (a probable double booking). Exit 0 when
+//! everything matches, 1 when anything differs or there is nothing to compare, 2 when it
+//! could not tell (database or broker unreachable).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -18,9 +22,10 @@ use serde::Serialize;
 use sqlx::{PgPool, Row};
 
 use crate::avro::LineDecoder;
-use crate::config::{DatabaseArgs, KafkaArgs, SchemaArgs};
+use crate::config::{DatabaseArgs, KafkaArgs, SchemaArgs, checked_topic_name};
 use crate::db;
-use crate::kafka::client_config;
+use crate::kafka::{client_config, missing_topics};
+use crate::report::ReportSummary;
 
 /// Settings of `royalty-ingest reconcile`.
 #[derive(Debug, Clone, Args)]
@@ -39,6 +44,15 @@ pub struct ReconcileArgs {
     /// Consumer group of the `run` that books these reports (for its lag).
     #[arg(long, env = "ROYALTY_GROUP", default_value = "royalty-ingest")]
     pub group: String,
+
+    /// Topic of report control totals (as `run --summaries-topic`): summaries on it that
+    /// `run` has not read yet are reported as not yet ingested.
+    #[arg(
+        long,
+        env = "ROYALTY_SUMMARIES_TOPIC",
+        default_value = "royalty.report.summaries"
+    )]
+    pub summaries_topic: String,
 
     /// Only this report.
     #[arg(long, env = "ROYALTY_RECONCILE_REPORT_ID")]
@@ -82,6 +96,12 @@ struct ReportRow {
     ledger_lines: i64,
     ledger_quantity: i64,
     ledger_amount: Decimal,
+    /// Lines of older versions of the report still booked with a non-zero amount or count.
+    replaced_still_booked: i64,
+    /// Lines of older versions reversed to zero because this version no longer has them.
+    reversed: i64,
+    /// Whether `run` still waits for this version's lines before reversing older ones.
+    replacement_pending: bool,
     matches: bool,
     explanation: Vec<String>,
 }
@@ -102,11 +122,47 @@ struct GroupTotals {
 pub async fn reconcile(args: &ReconcileArgs) -> anyhow::Result<bool> {
     let pool = db::connect(&args.database.url()?, 2).await?;
     db::migrate(&pool).await?;
+    // The broker is asked first: a reconcile that cannot see what is still on the way
+    // cannot say "all match" (exit 2 through the error).
+    let summaries_topic = checked_topic_name("--summaries-topic", args.summaries_topic.trim())?;
+    let missing = missing_topics(&args.kafka, &[summaries_topic.as_str()]).await?;
+    let unread = if missing.is_empty() {
+        unread_summaries(&pool, args, &summaries_topic).await?
+    } else {
+        Vec::new()
+    };
     let mut rows = compare(&pool, args).await?;
     if rows.iter().any(|r| !r.matches) {
         explain(&pool, args, &mut rows).await?;
     }
-    let matched = rows.iter().all(|r| r.matches);
+    let overlaps = double_bookings(&pool, args).await?;
+    let mut findings: Vec<String> = Vec::new();
+    for s in &unread {
+        findings.push(format!(
+            "report {} ({} {} {}, made {}) is on {summaries_topic} but not yet ingested by group {}: run again once `run` has caught up",
+            s.report_id,
+            s.dsp_name,
+            s.report_period,
+            s.currency,
+            s.created_at.to_rfc3339(),
+            args.group
+        ));
+    }
+    for o in &overlaps {
+        findings.push(format!(
+            "probable double booking: reports {} and {} of {} {} both book {} line(s) of the same tracks (ISRC, territory, usage type and quantity); neither replaces the other — if one is a corrected resend, publish it under the same report identity",
+            o.first, o.second, o.dsp_name, o.report_period, o.shared
+        ));
+    }
+    if rows.is_empty() && unread.is_empty() {
+        findings.push(match &args.report_id {
+            Some(id) => format!(
+                "no report {id:?} in the ledger or on {summaries_topic}: check the id (`royalty-ingest reconcile --json` lists the known ones)"
+            ),
+            None => "no report summaries match: nothing to compare (publish reports with `royalty-ingest produce`)".to_string(),
+        });
+    }
+    let matched = rows.iter().all(|r| r.matches) && findings.is_empty();
     let mut groups: BTreeMap<(String, NaiveDate, String), GroupTotals> = BTreeMap::new();
     for row in &rows {
         let g = groups
@@ -137,27 +193,52 @@ pub async fn reconcile(args: &ReconcileArgs) -> anyhow::Result<bool> {
                 value
             })
             .collect();
-        let out = serde_json::json!({ "matched": matched, "reports": rows, "totals": totals });
+        let out = serde_json::json!({
+            "matched": matched,
+            "reports": rows,
+            "totals": totals,
+            "findings": findings,
+        });
         println!("{out}");
     } else if args.csv {
         print_csv(&rows)?;
+        for finding in &findings {
+            eprintln!("{finding}");
+        }
     } else {
         print_table(&rows, &groups);
+        for finding in &findings {
+            println!("{finding}");
+        }
     }
     Ok(matched)
 }
 
 async fn compare(pool: &PgPool, args: &ReconcileArgs) -> anyhow::Result<Vec<ReportRow>> {
     // The ledger side through its (dsp_name, report_period) index, one report at a time.
+    // A line belongs to the summary's version when its row holds that version or a later
+    // one, and is not a line the version reversed; an older row is from a replaced version.
     let records = sqlx::query(
         "SELECT s.report_id, s.dsp_name, s.report_period, s.currency, s.source, s.created_at,
-                s.lines, s.quantity, s.amount, s.declared_amount,
-                l.lines AS ledger_lines, l.quantity AS ledger_quantity, l.amount AS ledger_amount
+                s.lines, s.quantity, s.amount, s.declared_amount, s.replaces_pending,
+                l.lines AS ledger_lines, l.quantity AS ledger_quantity, l.amount AS ledger_amount,
+                l.replaced, l.reversed
            FROM report_summaries s
            CROSS JOIN LATERAL (
-                SELECT count(*) AS lines, coalesce(sum(r.stream_count), 0)::bigint AS quantity,
-                       coalesce(sum(r.royalty_amount), 0) AS amount
+                SELECT count(*) FILTER (WHERE current) AS lines,
+                       coalesce(sum(r.stream_count) FILTER (WHERE current), 0)::bigint AS quantity,
+                       coalesce(sum(r.royalty_amount) FILTER (WHERE current), 0) AS amount,
+                       count(*) FILTER (WHERE NOT current AND NOT is_reversed
+                                          AND (r.royalty_amount <> 0 OR r.stream_count <> 0))
+                           AS replaced,
+                       count(*) FILTER (WHERE is_reversed) AS reversed
                   FROM royalty_ledger r
+                 CROSS JOIN LATERAL (
+                       SELECT EXISTS (SELECT 1 FROM ledger_reversals v
+                                       WHERE v.line_key = r.line_key
+                                         AND v.version_at = r.source_timestamp) AS is_reversed) rv
+                 CROSS JOIN LATERAL (
+                       SELECT r.source_timestamp >= s.created_at AND NOT rv.is_reversed AS current) c
                  WHERE r.dsp_name = s.dsp_name AND r.report_period = s.report_period
                    AND r.report_id = s.report_id AND r.currency = s.currency) l
           WHERE ($1::text IS NULL OR s.report_id = $1)
@@ -183,6 +264,8 @@ async fn compare(pool: &PgPool, args: &ReconcileArgs) -> anyhow::Result<Vec<Repo
             r.try_get::<i64, _>("ledger_quantity")?,
             r.try_get::<Decimal, _>("ledger_amount")?,
         );
+        let replaced: i64 = r.try_get("replaced")?;
+        let pending: bool = r.try_get("replaces_pending")?;
         rows.push(ReportRow {
             report_id: r.try_get("report_id")?,
             dsp_name: r.try_get("dsp_name")?,
@@ -197,7 +280,10 @@ async fn compare(pool: &PgPool, args: &ReconcileArgs) -> anyhow::Result<Vec<Repo
             ledger_lines: ledger.0,
             ledger_quantity: ledger.1,
             ledger_amount: ledger.2,
-            matches: expected == ledger,
+            replaced_still_booked: replaced,
+            reversed: r.try_get("reversed")?,
+            replacement_pending: pending,
+            matches: expected == ledger && replaced == 0 && !pending,
             explanation: Vec::new(),
         });
     }
@@ -220,6 +306,17 @@ async fn explain(
         }
     };
     for row in rows.iter_mut().filter(|r| !r.matches) {
+        if row.replaced_still_booked > 0 {
+            row.explanation.push(format!(
+                "{} line(s) of an older version of the report are still booked{}",
+                row.replaced_still_booked,
+                if row.replacement_pending {
+                    ": they are reversed once every line of this version is in the ledger"
+                } else {
+                    ""
+                }
+            ));
+        }
         let missing = row.expected_lines - row.ledger_lines;
         if missing > 0 {
             row.explanation.push(format!(
@@ -255,6 +352,173 @@ async fn explain(
         }
     }
     Ok(())
+}
+
+/// Summaries on the summaries topic past the group's stored offsets: published, not yet
+/// read by `run` (their reports are not in `report_summaries` yet, or in an older version).
+async fn unread_summaries(
+    pool: &PgPool,
+    args: &ReconcileArgs,
+    topic: &str,
+) -> anyhow::Result<Vec<ReportSummary>> {
+    let stored: HashMap<i32, i64> = sqlx::query_as::<_, (i32, i64)>(
+        "SELECT partition, next_offset FROM consumer_offsets
+          WHERE consumer_group = $1 AND topic = $2",
+    )
+    .bind(&args.group)
+    .bind(topic)
+    .fetch_all(pool)
+    .await
+    .context("cannot read consumer_offsets")?
+    .into_iter()
+    .collect();
+    let store = args.schemas.store()?;
+    let consumer: BaseConsumer = client_config(&args.kafka)
+        .set("group.id", format!("{}-reconcile", args.group))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .context("failed to create a Kafka client")?;
+    let topic = topic.to_string();
+    let (report_id, dsp, period) = (args.report_id.clone(), args.dsp.clone(), args.period);
+    tokio::task::spawn_blocking(move || {
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .with_context(|| format!("cannot read the partitions of {topic}"))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        let mut list = rdkafka::TopicPartitionList::new();
+        let mut waiting = 0;
+        for partition in partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, partition, Duration::from_secs(10))
+                .with_context(|| format!("cannot read the end of {topic}[{partition}]"))?;
+            let from = stored.get(&partition).copied().unwrap_or(low).max(low);
+            if from < high {
+                list.add_partition_offset(&topic, partition, rdkafka::Offset::Offset(from))
+                    .context("cannot assign the summaries topic")?;
+                waiting += 1;
+            }
+        }
+        let mut out: Vec<ReportSummary> = Vec::new();
+        if waiting == 0 {
+            return Ok(out);
+        }
+        consumer
+            .assign(&list)
+            .context("cannot assign the summaries topic")?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while waiting > 0 {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the unread part of {topic} could not be read within 30 s"
+            );
+            match consumer.poll(Duration::from_millis(500)) {
+                None => {}
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => waiting -= 1,
+                Some(Err(err)) => {
+                    return Err(anyhow::Error::new(err).context("cannot read the summaries topic"));
+                }
+                Some(Ok(message)) => {
+                    use rdkafka::Message;
+                    let Some(Ok(summary)) = message
+                        .payload()
+                        .map(|payload| ReportSummary::decode(&store, payload))
+                    else {
+                        continue;
+                    };
+                    let wanted = report_id
+                        .as_deref()
+                        .is_none_or(|id| id.trim() == summary.report_id)
+                        && dsp
+                            .as_deref()
+                            .is_none_or(|d| d.trim().eq_ignore_ascii_case(&summary.dsp_name))
+                        && period.is_none_or(|p| p == summary.report_period);
+                    if wanted {
+                        out.push(summary);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .context("reading the summaries topic was interrupted")?
+}
+
+/// Two reports of one DSP and period whose lines book the same tracks.
+#[derive(Debug, Clone, Serialize)]
+struct DoubleBooking {
+    dsp_name: String,
+    report_period: NaiveDate,
+    first: String,
+    second: String,
+    shared: i64,
+}
+
+/// Pairs of reports of one DSP and period, neither replacing the other, where at least half
+/// of the smaller report's booked lines have a twin in the other (same ISRC, territory,
+/// usage type, currency and quantity): a report booked twice under two identities (a copy
+/// with another report id, an older identity rule). Reversed lines do not count.
+async fn double_bookings(
+    pool: &PgPool,
+    args: &ReconcileArgs,
+) -> anyhow::Result<Vec<DoubleBooking>> {
+    let rows = sqlx::query(
+        "WITH scope AS (
+            SELECT DISTINCT dsp_name, report_period FROM report_summaries
+             WHERE ($1::text IS NULL OR lower(dsp_name) = lower($1))
+               AND ($2::date IS NULL OR report_period = $2)
+               AND ($3::text IS NULL OR report_id = $3)
+         ), booked AS (
+            SELECT r.dsp_name, r.report_period, r.report_id, r.isrc, r.territory, r.usage_type,
+                   r.currency, r.stream_count
+              FROM royalty_ledger r JOIN scope USING (dsp_name, report_period)
+             WHERE r.report_id IS NOT NULL AND (r.royalty_amount <> 0 OR r.stream_count <> 0)
+         ), sizes AS (
+            SELECT dsp_name, report_period, report_id, count(*) AS n FROM booked
+             GROUP BY 1, 2, 3
+         ), pairs AS (
+            SELECT a.dsp_name, a.report_period, a.report_id AS first, b.report_id AS second,
+                   count(*) AS shared
+              FROM booked a JOIN booked b
+                ON a.dsp_name = b.dsp_name AND a.report_period = b.report_period
+               AND a.report_id < b.report_id AND a.isrc = b.isrc
+               AND a.territory IS NOT DISTINCT FROM b.territory
+               AND a.usage_type IS NOT DISTINCT FROM b.usage_type
+               AND a.currency = b.currency AND a.stream_count = b.stream_count
+             GROUP BY 1, 2, 3, 4
+         )
+         SELECT p.dsp_name, p.report_period, p.first, p.second, p.shared
+           FROM pairs p
+           JOIN sizes x ON x.dsp_name = p.dsp_name AND x.report_period = p.report_period
+                       AND x.report_id = p.first
+           JOIN sizes y ON y.dsp_name = p.dsp_name AND y.report_period = p.report_period
+                       AND y.report_id = p.second
+          WHERE p.shared * 2 >= least(x.n, y.n)
+            AND ($3::text IS NULL OR p.first = $3 OR p.second = $3)
+          ORDER BY 1, 2, 3, 4",
+    )
+    .bind(args.dsp.as_deref().map(str::trim))
+    .bind(args.period)
+    .bind(args.report_id.as_deref().map(str::trim))
+    .fetch_all(pool)
+    .await
+    .context("cannot look for reports booked twice")?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(DoubleBooking {
+                dsp_name: r.try_get("dsp_name")?,
+                report_period: r.try_get("report_period")?,
+                first: r.try_get("first")?,
+                second: r.try_get("second")?,
+                shared: r.try_get("shared")?,
+            })
+        })
+        .collect()
 }
 
 /// Dead letters in quarantine per report id and class (payloads decoded to find the
@@ -315,7 +579,6 @@ async fn consumer_lag(pool: &PgPool, args: &ReconcileArgs) -> anyhow::Result<i64
 
 fn print_table(rows: &[ReportRow], groups: &BTreeMap<(String, NaiveDate, String), GroupTotals>) {
     if rows.is_empty() {
-        println!("no report summaries match (publish reports with `royalty-ingest produce`)");
         return;
     }
     println!(

@@ -73,6 +73,41 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     )
 }
 
+/// Says which booked lines kept an identity rule that the report-identity migration could
+/// not map onto the current one (`legacy_line_identities`), and why; nothing when none.
+pub async fn print_legacy_identities(pool: &PgPool) -> anyhow::Result<()> {
+    let rows: Vec<(
+        String,
+        chrono::NaiveDate,
+        String,
+        i64,
+        rust_decimal::Decimal,
+        String,
+    )> = sqlx::query_as(
+        "SELECT dsp_name, report_period, report_id, lines, amount, why
+               FROM legacy_line_identities ORDER BY 1, 2, 3",
+    )
+    .fetch_all(pool)
+    .await
+    .context("cannot read legacy_line_identities")?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "{} report(s) keep lines booked under an earlier identity rule; they were left as \
+         booked (nothing moved). Re-publishing one of these reports books it under the new \
+         identity, and `reconcile` then flags the pair as a probable double booking:",
+        rows.len()
+    );
+    for (dsp, period, report, lines, amount, why) in rows {
+        println!(
+            "  {dsp} {period} report {report}: {lines} line(s), amount {}: {why}",
+            amount.normalize()
+        );
+    }
+    Ok(())
+}
+
 /// Text PostgreSQL can store: a NUL (which `text` cannot hold, and which would make it
 /// refuse the whole batch) becomes U+FFFD. For free text from outside that is kept as
 /// provenance (a sender's `source`, a refusal reason), never for values the rules check.

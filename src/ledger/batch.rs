@@ -105,7 +105,8 @@ pub async fn commit_batch(
     let (_, refused_summaries) =
         write_isolating(&mut tx, &batch.summaries, &write_summaries).await?;
     let plans = post::plan(&mut tx, group_by_key(&batch.lines), target.drift).await?;
-    let (posted, refused_plans) = write_isolating(&mut tx, &plans, &write_plans).await?;
+    let (mut posted, refused_plans) = write_isolating(&mut tx, &plans, &write_plans).await?;
+    posted.stats.reversed = report::settle_replacements(&mut tx, &touched_reports(batch)).await?;
     let mut poisoned: Vec<DeadLetter> = Vec::new();
     for (update, reason) in refused_catalog {
         poisoned.push(database_rejected(
@@ -229,6 +230,27 @@ impl Effects for CatalogApplied {
         self.stats.add(other.stats);
         self.drifts.extend(other.drifts);
     }
+/// The reports this batch's lines and summaries belong to: only their replacements can
+/// have become due.
+fn touched_reports(batch: &Batch) -> std::collections::HashSet<report::ReportRef> {
+    let lines = batch.lines.iter().filter_map(|l| {
+        let report = l.line.report_id.clone()?;
+        Some((
+            l.line.dsp_name.trim().to_lowercase(),
+            l.line.report_period,
+            report,
+        ))
+    });
+    let summaries = batch.summaries.iter().map(|s| {
+        (
+            s.item.dsp_name.trim().to_lowercase(),
+            s.item.report_period,
+            s.item.report_id.clone(),
+        )
+    });
+    lines.chain(summaries).collect()
+}
+
 }
 
 /// Stores report summaries (for [`write_isolating`]).

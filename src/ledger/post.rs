@@ -31,6 +31,8 @@ pub struct PostStats {
     /// Redeliveries that only filled in fields the stored version did not know (a v3 copy
     /// of a line first seen in v1): the row learns them; not a restatement.
     pub enriched: u64,
+    /// Lines reversed to zero because a newer version of their report no longer has them.
+    pub reversed: u64,
 }
 
 impl PostStats {
@@ -41,6 +43,7 @@ impl PostStats {
         self.restated += other.restated;
         self.stale += other.stale;
         self.enriched += other.enriched;
+        self.reversed += other.reversed;
     }
 }
 
@@ -114,6 +117,12 @@ pub fn fold(stored: Option<LedgerRow>, versions: &[&LineToPost]) -> Folded {
                 dirty = true;
             } else {
                 folded.stats.duplicates += 1;
+            }
+            // A newer version of the report that repeats the line unchanged still has it:
+            // the row records that version, so the report's replacement does not reverse it.
+            if version.source.timestamp > row.source.timestamp {
+                row.source = version.source.clone();
+                dirty = true;
             }
             continue;
         }
@@ -592,7 +601,33 @@ mod tests {
         assert_eq!(folded.stats.inserted, 1);
         assert_eq!(folded.stats.duplicates, 1);
         assert!(folded.revisions.is_empty());
-        assert_eq!(folded.row.map(|r| r.source.offset), Some(0));
+        // The row records the newest record that reported the line (the report's version).
+        assert_eq!(folded.row.map(|r| r.source.offset), Some(1));
+    }
+
+    #[test]
+    fn an_unchanged_line_in_a_newer_version_moves_the_row_to_that_version_without_a_revision() {
+        let original = line(8);
+        let folded = fold(Some(stored(&original, 0)), &[&version(&original, 4, 0)]);
+        assert_eq!(folded.stats.duplicates, 1);
+        assert!(
+            folded.row.is_none(),
+            "a redelivery of the same version writes nothing"
+        );
+
+        let folded = fold(Some(stored(&original, 0)), &[&version(&original, 4, 9)]);
+        assert_eq!(folded.stats.duplicates, 1);
+        assert!(folded.revisions.is_empty());
+        let row = folded.row.expect("the row moves to the newer version");
+        assert_eq!(row.line, original);
+        assert_eq!(row.version, 1, "not a restatement");
+        assert_eq!(
+            (row.source.offset, row.source.timestamp.timestamp()),
+            (4, 1_790_000_009)
+        );
+
+        let folded = fold(Some(stored(&original, 9)), &[&version(&original, 5, 3)]);
+        assert!(folded.row.is_none(), "an older version never moves it back");
     }
 
     #[test]
@@ -602,7 +637,7 @@ mod tests {
         resent.report_id = Some("another-report".into());
         let mut known = original.clone();
         known.report_id = Some("first-report".into());
-        let folded = fold(Some(stored(&known, 0)), &[&version(&resent, 5, 5)]);
+        let folded = fold(Some(stored(&known, 0)), &[&version(&resent, 5, 0)]);
         assert_eq!(folded.stats.duplicates, 1);
         assert!(folded.row.is_none(), "nothing to write");
     }
@@ -642,7 +677,7 @@ mod tests {
         v3.territory = Some("SE".into());
         let mut v1 = v3.clone();
         v1.territory = None;
-        let folded = fold(Some(stored(&v3, 0)), &[&version(&v1, 3, 3)]);
+        let folded = fold(Some(stored(&v3, 0)), &[&version(&v1, 3, 0)]);
         assert_eq!(folded.stats.duplicates, 1);
         assert!(folded.row.is_none());
 
@@ -667,7 +702,7 @@ mod tests {
             folded.row.and_then(|r| r.line.upc).as_deref(),
             Some("036000291452")
         );
-        let folded = fold(Some(stored(&with_upc, 0)), &[&version(&without, 4, 4)]);
+        let folded = fold(Some(stored(&with_upc, 0)), &[&version(&without, 4, 0)]);
         assert_eq!(folded.stats.duplicates, 1);
         assert!(folded.row.is_none());
     }
