@@ -11,10 +11,13 @@ use proptest::prelude::*;
 use royalty_ingest::avro::{LineDecoder, SchemaStore, encode_single_object};
 use royalty_ingest::domain::{DecodedLine, validate};
 use royalty_ingest::drift::catalog::read_csv;
+use royalty_ingest::produce::amount::{
+    DecimalSeparator, Notation, parse_amount, parse_ddex_amount, parse_ddex_count, parse_quantity,
+};
 use royalty_ingest::produce::delimited::read_rows;
 use royalty_ingest::produce::dsr;
 use royalty_ingest::produce::profile::Profile;
-use royalty_ingest::produce::text::{Encoding, parse_amount, parse_period, parse_quantity};
+use royalty_ingest::produce::text::{Encoding, parse_period};
 use royalty_ingest::sample::{SampleRng, valid_line};
 use rust_decimal::Decimal;
 
@@ -208,9 +211,17 @@ proptest! {
     }
 
     #[test]
-    fn cell_spellings_answer_every_string(raw in hostile_text(), comma in any::<bool>()) {
-        let _ = parse_amount(&raw, comma);
-        let _ = parse_quantity(&raw, comma);
+    fn cell_spellings_answer_every_string(
+        raw in hostile_text(),
+        comma in any::<bool>(),
+        grouping in any::<bool>(),
+    ) {
+        let decimal = if comma { DecimalSeparator::Comma } else { DecimalSeparator::Point };
+        let notation = Notation { decimal, grouping };
+        let _ = parse_amount(&raw, notation);
+        let _ = parse_quantity(&raw, notation);
+        let _ = parse_ddex_amount(&raw);
+        let _ = parse_ddex_count(&raw);
         let _ = parse_period(&raw, None);
         let _ = parse_period(&raw, Some("%b %Y"));
         let _ = Encoding::Latin1.decode(raw.as_bytes());

@@ -5,10 +5,12 @@
 use std::io::Read;
 
 use anyhow::Context;
+use rust_decimal::Decimal;
 
 use super::FileItem;
-use super::profile::Profile;
-use super::text::{parse_amount, parse_period, parse_quantity};
+use super::amount::{parse_amount, parse_quantity};
+use super::profile::{Profile, ReturnAmounts};
+use super::text::parse_period;
 use crate::domain::DecodedLine;
 
 /// Column positions of the header.
@@ -197,16 +199,11 @@ fn row_line(
         optional(i, constant).ok_or_else(|| format!("{field}: empty"))
     };
     let isrc = required("isrc", Some(at.isrc), &None)?;
-    let quantity = parse_quantity(
-        cell(at.quantity).ok_or("quantity: empty")?,
-        profile.decimal_comma,
-    )
-    .map_err(|e| format!("quantity: {e}"))?;
-    let amount = parse_amount(
-        cell(at.amount).ok_or("amount: empty")?,
-        profile.decimal_comma,
-    )
-    .map_err(|e| format!("amount: {e}"))?;
+    let notation = profile.notation();
+    let quantity = parse_quantity(cell(at.quantity).ok_or("quantity: empty")?, notation)
+        .map_err(|e| format!("quantity: {e}"))?;
+    let amount = parse_amount(cell(at.amount).ok_or("amount: empty")?, notation)
+        .map_err(|e| format!("amount: {e}"))?;
     let period = parse_period(
         &required("period", at.period, &k.period)?,
         profile.period_format.as_deref(),
@@ -217,13 +214,9 @@ fn row_line(
         Some(id) => id.to_string(),
         None => format!("{report_id}:{line_no}"),
     };
-    let mut line_type = optional(at.line_type, &k.line_type).map(|t| profile.line_type(&t));
-    // A negative quantity or amount with no line type is a return written as one (a void,
-    // a refund, a chargeback): real exports mark them no other way.
-    if quantity < 0 || amount.is_sign_negative() && !amount.is_zero() {
-        line_type.get_or_insert_with(|| "return".to_string());
-    }
-    let stream_count = quantity.abs();
+    let line_type = optional(at.line_type, &k.line_type).map(|t| profile.line_type(&t));
+    let (line_type, amount, stream_count) =
+        signed(profile.return_amounts, line_type, quantity, amount)?;
     Ok(DecodedLine {
         isrc,
         upc: optional(at.upc, &None),
@@ -240,4 +233,154 @@ fn row_line(
         artist: optional(at.artist, &None),
         report_id: Some(report_id),
     })
+}
+
+/// The line type, amount and quantity to book. A return is booked with a negative amount
+/// however the file writes it (`return_amounts`), and one written with the other sign is
+/// refused: booked as it stands it would add to earnings. Its quantity is the units
+/// returned, written with either sign; the ledger's quantity is never negative, so a
+/// negative quantity on a sale or adjustment is refused rather than booked as a positive.
+fn signed(
+    convention: ReturnAmounts,
+    line_type: Option<String>,
+    quantity: i64,
+    amount: Decimal,
+) -> Result<(Option<String>, Decimal, i64), String> {
+    let line_type = match line_type {
+        // A negative row with no line type is a return written as one (a void, a refund,
+        // a chargeback): real exports mark them no other way. Under "positive" only the
+        // type says so, and a negative sale is refused by validation.
+        None if convention == ReturnAmounts::Negative
+            && (quantity < 0 || amount < Decimal::ZERO) =>
+        {
+            Some("return".to_string())
+        }
+        other => other,
+    };
+    let units = quantity
+        .checked_abs()
+        .ok_or_else(|| format!("quantity: {quantity} is out of range"))?;
+    if line_type.as_deref() != Some("return") {
+        if quantity < 0 {
+            return Err(format!(
+                "quantity: {quantity} on a {} line; only a return counts units back",
+                line_type.as_deref().unwrap_or("sale")
+            ));
+        }
+        return Ok((line_type, amount, quantity));
+    }
+    let booked = match convention {
+        ReturnAmounts::Negative if amount > Decimal::ZERO => {
+            return Err(format!(
+                "amount: {amount} is positive on a return, and the profile writes returns negative \
+                 (return_amounts = \"negative\"); booked as written it would add to earnings"
+            ));
+        }
+        ReturnAmounts::Positive if amount < Decimal::ZERO => {
+            return Err(format!(
+                "amount: {amount} is negative on a return, and the profile writes returns positive \
+                 (return_amounts = \"positive\")"
+            ));
+        }
+        ReturnAmounts::Negative => amount,
+        ReturnAmounts::Positive => -amount,
+    };
+    Ok((line_type, booked, units))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ReturnAmounts::{Negative, Positive};
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str_exact(s).expect("decimal")
+    }
+
+    fn typed(t: &str) -> Option<String> {
+        Some(t.to_string())
+    }
+
+    #[test]
+    fn a_return_is_booked_negative_whichever_way_the_file_writes_it() {
+        let ret = || typed("return");
+        assert_eq!(
+            signed(Negative, ret(), 1, d("-0.99")),
+            Ok((ret(), d("-0.99"), 1))
+        );
+        assert_eq!(
+            signed(Negative, ret(), -1, d("-0.99")),
+            Ok((ret(), d("-0.99"), 1))
+        );
+        assert_eq!(
+            signed(Positive, ret(), 1, d("0.99")),
+            Ok((ret(), d("-0.99"), 1))
+        );
+        assert_eq!(
+            signed(Positive, ret(), -2, d("0.99")),
+            Ok((ret(), d("-0.99"), 2))
+        );
+        assert_eq!(
+            signed(Positive, ret(), 1, d("0.00")).map(|(_, a, _)| a.is_zero()),
+            Ok(true)
+        );
+        let err = signed(Negative, ret(), 1, d("0.99")).expect_err("positive return");
+        assert!(
+            err.starts_with("amount: 0.99 is positive") && err.contains("\"negative\""),
+            "{err}"
+        );
+        let err = signed(Positive, ret(), 1, d("-0.99")).expect_err("negative return");
+        assert!(
+            err.starts_with("amount: -0.99 is negative") && err.contains("\"positive\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_untyped_negative_row_is_a_return_only_where_returns_are_written_negative() {
+        let ret = || typed("return");
+        assert_eq!(
+            signed(Negative, None, 1, d("-0.99")),
+            Ok((ret(), d("-0.99"), 1))
+        );
+        assert_eq!(
+            signed(Negative, None, -1, d("-0.99")),
+            Ok((ret(), d("-0.99"), 1))
+        );
+        assert_eq!(
+            signed(Negative, None, 2, d("0.99")),
+            Ok((None, d("0.99"), 2))
+        );
+        // One unit back at +0.99 would add to earnings.
+        let err = signed(Negative, None, -1, d("0.99")).expect_err("positive return");
+        assert!(err.starts_with("amount: "), "{err}");
+        // Where returns are written positive, a sign says nothing: validation refuses the
+        // negative sale, and a negative quantity is refused here.
+        assert_eq!(
+            signed(Positive, None, 1, d("-0.99")),
+            Ok((None, d("-0.99"), 1))
+        );
+        let err = signed(Positive, None, -1, d("0.99")).expect_err("negative sale");
+        assert!(err.starts_with("quantity: -1 on a sale line"), "{err}");
+    }
+
+    #[test]
+    fn only_a_return_counts_units_back() {
+        assert_eq!(
+            signed(Negative, typed("sale"), 3, d("1.5")),
+            Ok((typed("sale"), d("1.5"), 3))
+        );
+        assert_eq!(
+            signed(Negative, typed("adjustment"), 0, d("-1.5")),
+            Ok((typed("adjustment"), d("-1.5"), 0))
+        );
+        for kind in ["sale", "adjustment"] {
+            let err = signed(Negative, typed(kind), -3, d("-1.5")).expect_err("negative units");
+            assert!(
+                err.starts_with(&format!("quantity: -3 on a {kind} line")),
+                "{err}"
+            );
+        }
+        assert!(signed(Negative, typed("return"), i64::MIN, d("-1")).is_err());
+    }
 }

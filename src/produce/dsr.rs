@@ -10,9 +10,11 @@
 //! Liberal in what it reads: record types with version suffixes (`SU02.02`), columns named
 //! by the file's own `#RECORDTYPE` comment lines when present (built-in BasicAudioProfile
 //! 1.2 columns otherwise), empty cells, a line that is not UTF-8 read as ISO-8859-1.
-//! Exact in what it yields: a usage line without its own amount gets its share of the
-//! summary record's NetRevenue pro rata by usages, with the largest-remainder rule at the
-//! ledger's 13 decimal places, so the lines of a summary record sum to it exactly.
+//! Exact in what it yields: amounts and counts are read as DDEX writes them (`xs:decimal`,
+//! `xs:integer`: a point, no grouping), or refused; a usage line without its own amount
+//! gets its share of the summary record's NetRevenue pro rata by usages, with the
+//! largest-remainder rule at the ledger's 13 decimal places, so the lines of a summary
+//! record sum to it exactly.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
@@ -22,7 +24,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use super::FileItem;
-use super::text::{Encoding, parse_amount, parse_period, parse_quantity};
+use super::amount::{parse_ddex_amount, parse_ddex_count};
+use super::text::{Encoding, parse_period};
 use crate::domain::DecodedLine;
 
 /// Decimal places of the ledger (amounts are allocated in units of 10^-13).
@@ -486,7 +489,7 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
                 };
                 let revenue = record
                     .get(&["NetRevenue"])
-                    .map(|v| parse_amount(v, false))
+                    .map(parse_ddex_amount)
                     .transpose()
                     .unwrap_or_else(|e| {
                         scan.problems
@@ -499,9 +502,14 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
                         .get(&["CurrencyOfReporting", "Currency"])
                         .map(str::to_string),
                     revenue,
-                    declared_usages: record
-                        .get(&["Usages"])
-                        .and_then(|v| parse_quantity(v, false).ok()),
+                    declared_usages: record.get(&["Usages"]).and_then(|v| {
+                        parse_ddex_count(v)
+                            .map_err(|e| {
+                                scan.problems
+                                    .push(format!("line {line_no}: {k} Usages {e}"))
+                            })
+                            .ok()
+                    }),
                     territory: record.get(&["Territory"]).map(str::to_string),
                     use_type: record.get(&["UseType"]).map(str::to_string),
                     rows: 1,
@@ -709,9 +717,9 @@ fn usage_weight(record: &Record<'_>) -> Result<i64, String> {
     let raw = record
         .get(&["NumberOfStreams", "Usages"])
         .ok_or_else(|| "Usages: missing".to_string())?;
-    let usages = parse_quantity(raw, false).map_err(|e| format!("Usages: {e}"))?;
+    let usages = parse_ddex_count(raw).map_err(|e| format!("Usages: {e}"))?;
     let returns = match record.get(&["Returns"]) {
-        Some(r) => parse_quantity(r, false).map_err(|e| format!("Returns: {e}"))?,
+        Some(r) => parse_ddex_count(r).map_err(|e| format!("Returns: {e}"))?,
         None => 0,
     };
     let net = usages.checked_sub(returns).unwrap_or(-1);
@@ -854,7 +862,7 @@ impl DsrScan {
         };
         let (isrc, artist) = (isrc.clone(), artist.clone());
         let amount = match record.get(&["NetRevenue"]) {
-            Some(raw) => parse_amount(raw, false).map_err(|e| format!("NetRevenue: {e}"))?,
+            Some(raw) => parse_ddex_amount(raw).map_err(|e| format!("NetRevenue: {e}"))?,
             None => {
                 let allocation = self.allocations.get(&summary_id).ok_or_else(|| {
                     format!("NetRevenue: summary record {summary_id} has nothing to allocate")
@@ -1053,6 +1061,48 @@ mod tests {
         };
         allocation.lines_by_usages.insert(i64::MAX, 1);
         assert!(allocation.settle().is_err());
+    }
+
+    #[test]
+    fn dsr_numbers_are_read_as_ddex_writes_them() {
+        // A decimal comma in a summary's NetRevenue is not 100000: it stops the file.
+        let (scan, read) = items(&bap("1000,00", 13));
+        assert!(read.is_empty());
+        assert!(
+            scan.problems
+                .iter()
+                .any(|p| p.contains("NetRevenue \"1000,00\" is not a DDEX decimal")),
+            "{:?}",
+            scan.problems
+        );
+        let (scan, read) = items(&bap("1000.00", 13));
+        assert!(scan.problems.is_empty(), "{:?}", scan.problems);
+        let usd: Decimal = lines(&read)
+            .iter()
+            .filter(|l| l.currency == "USD")
+            .map(|l| l.royalty_amount)
+            .sum();
+        assert_eq!(usd, Decimal::new(100_000, 2));
+        // Grouped usages in a summary record are refused, not read as 7.
+        let (scan, _) = items(&bap("1", 13).replace("\tPremium\t7\t", "\tPremium\t0,007\t"));
+        assert!(
+            scan.problems.iter().any(|p| p.contains("Usages \"0,007\"")),
+            "{:?}",
+            scan.problems
+        );
+        // A usage line's own NetRevenue with a comma: that line is refused, with the reason.
+        let own = FIXTURE.replacen("\t7810\t2.0\t", "\t7810\t2,0\t", 1);
+        assert_ne!(own, FIXTURE);
+        let (_, read) = items(&own);
+        let refused: Vec<&String> = read
+            .iter()
+            .filter_map(|i| i.parsed.as_ref().err())
+            .collect();
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].starts_with("NetRevenue: \"2,0\" is not a DDEX decimal"),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Reading DSP report files into royalty lines, for `royalty-ingest produce`: delimited
 //! files through a column-mapping [`profile::Profile`] ([`delimited`]), DDEX DSR flat files
-//! ([`dsr`]), the cell spellings both share ([`text`]), and the control totals of what a
-//! file held ([`ReportTotals`]). Nothing here talks to Kafka: the command publishes.
+//! ([`dsr`]), the one grammar of amounts and quantities ([`amount`]), the other cell
+//! spellings both share ([`text`]), and the control totals of what a file held
+//! ([`ReportTotals`]). Nothing here talks to Kafka: the command publishes.
 
+pub mod amount;
 pub mod delimited;
 pub mod dsr;
 pub mod profile;

@@ -1,6 +1,15 @@
 //! Column-mapping profiles for delimited report files (CSV, TSV, semicolon): a small TOML
 //! file that says which column holds what and what to use for what the file lacks.
 //! Unknown keys are refused, so a typo fails at start naming the key.
+//!
+//! How a profile writes money: `decimal_separator` (`"."` or `","`) and `grouping` say how
+//! amounts and quantities are read ([`super::amount`]: as written, or refused); the former
+//! `decimal_comma = true` still means `decimal_separator = ","`. `return_amounts` says how
+//! the file writes the amount of a return: `"negative"` (the default: `-0.99`, `(0.99)`)
+//! or `"positive"` (`0.99` on a row typed as a return). A return is booked negative either
+//! way, and a return written with the other sign is refused: a positive return booked as
+//! it stands would add to earnings. Every profile reads the words of
+//! [`DEFAULT_LINE_TYPES`]; its `[line_types]` adds words or overrides them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,7 +17,31 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 
+use super::amount::{DecimalSeparator, Notation};
 use super::text::Encoding;
+
+/// Line-type words every profile reads (case-insensitive), before its own `[line_types]`:
+/// the ledger's three types and the common words for a return.
+pub const DEFAULT_LINE_TYPES: &[(&str, &str)] = &[
+    ("sale", "sale"),
+    ("return", "return"),
+    ("adjustment", "adjustment"),
+    ("refund", "return"),
+    ("void", "return"),
+    ("chargeback", "return"),
+];
+
+/// How a file writes the amount of a return (it is booked negative either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReturnAmounts {
+    /// `-0.99` or `(0.99)`; a row without a line type whose amount or quantity is negative
+    /// is a return too.
+    #[default]
+    Negative,
+    /// `0.99` on a row typed as a return (the type column is what says it is one).
+    Positive,
+}
 
 /// A profile as written in TOML.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,9 +56,20 @@ pub struct Profile {
     /// `utf-8` (default; a BOM is dropped) or `latin1`.
     #[serde(default)]
     pub encoding: Encoding,
-    /// Amounts written `1.234,56`.
+    /// The decimal separator of amounts: `"."` (the default) or `","`.
     #[serde(default)]
-    pub decimal_comma: bool,
+    pub decimal_separator: Option<DecimalSeparator>,
+    /// Whether digits may be grouped in threes (`1,234.56`; `1.234,56` or `1 234,56`
+    /// under a decimal comma). Default true.
+    #[serde(default = "yes")]
+    pub grouping: bool,
+    /// The former spelling of `decimal_separator = ","`, still read; a profile giving both
+    /// must give them in agreement.
+    #[serde(default)]
+    pub decimal_comma: Option<bool>,
+    /// How the file writes a return's amount: `"negative"` (default) or `"positive"`.
+    #[serde(default)]
+    pub return_amounts: ReturnAmounts,
     /// chrono format of the period column when it is not one of the common spellings.
     #[serde(default)]
     pub period_format: Option<String>,
@@ -45,6 +89,10 @@ pub struct Profile {
 
 fn auto() -> String {
     "auto".to_string()
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Column names in the file.
@@ -153,6 +201,17 @@ impl Profile {
         need("period", &c.period, Some(&k.period))?;
         need("dsp", &c.dsp, Some(&k.dsp))?;
         profile.delimiter_byte(None)?;
+        if let (Some(separator), Some(comma)) = (profile.decimal_separator, profile.decimal_comma) {
+            anyhow::ensure!(
+                comma == (separator == DecimalSeparator::Comma),
+                "decimal_comma = {comma} contradicts decimal_separator = {:?}; keep decimal_separator only",
+                if separator == DecimalSeparator::Comma {
+                    ","
+                } else {
+                    "."
+                }
+            );
+        }
         for (word, kind) in &profile.line_types {
             anyhow::ensure!(
                 matches!(kind.as_str(), "sale" | "return" | "adjustment"),
@@ -179,14 +238,29 @@ impl Profile {
         }
     }
 
-    /// The line type for a cell of the line-type column.
+    /// How the file writes amounts and quantities.
+    pub fn notation(&self) -> Notation {
+        let decimal = match (self.decimal_separator, self.decimal_comma) {
+            (Some(separator), _) => separator,
+            (None, Some(true)) => DecimalSeparator::Comma,
+            (None, _) => DecimalSeparator::Point,
+        };
+        Notation {
+            decimal,
+            grouping: self.grouping,
+        }
+    }
+
+    /// The line type for a cell of the line-type column: the profile's own words, then
+    /// [`DEFAULT_LINE_TYPES`], else the cell in lower case (which validation refuses).
     pub fn line_type(&self, raw: &str) -> String {
         let raw = raw.trim();
         self.line_types
             .iter()
+            .map(|(word, kind)| (word.as_str(), kind.as_str()))
+            .chain(DEFAULT_LINE_TYPES.iter().copied())
             .find(|(word, _)| word.eq_ignore_ascii_case(raw))
-            .map(|(_, kind)| kind.clone())
-            .unwrap_or_else(|| raw.to_lowercase())
+            .map_or_else(|| raw.to_lowercase(), |(_, kind)| kind.to_string())
     }
 }
 
@@ -212,6 +286,99 @@ mod tests {
                 .map(|_| ())
                 .unwrap_err();
         assert!(format!("{err:#}").contains("currency"), "{err:#}");
+    }
+
+    const MINIMAL: &str = "[columns]\nisrc = \"I\"\nquantity = \"Q\"\namount = \"A\"\n\
+        [constants]\ncurrency = \"EUR\"\nperiod = \"2026-09\"\ndsp = \"D\"\n";
+
+    fn with(keys: &str) -> anyhow::Result<Profile> {
+        Profile::parse(&format!("{keys}\n{MINIMAL}"))
+    }
+
+    #[test]
+    fn the_notation_comes_from_the_new_keys_or_the_old_one() {
+        let notation = |keys: &str| {
+            with(keys)
+                .map(|p| p.notation())
+                .map_err(|e| format!("{e:#}"))
+        };
+        let point = Notation {
+            decimal: DecimalSeparator::Point,
+            grouping: true,
+        };
+        let comma = Notation {
+            decimal: DecimalSeparator::Comma,
+            ..point
+        };
+        assert_eq!(notation(""), Ok(point));
+        assert_eq!(notation("decimal_separator = \",\""), Ok(comma));
+        assert_eq!(notation("decimal_comma = true"), Ok(comma));
+        assert_eq!(notation("decimal_comma = false"), Ok(point));
+        assert_eq!(
+            notation("decimal_separator = \",\"\ndecimal_comma = true"),
+            Ok(comma)
+        );
+        assert_eq!(
+            notation("decimal_separator = \".\"\ngrouping = false"),
+            Ok(Notation {
+                grouping: false,
+                ..point
+            })
+        );
+        for contradiction in [
+            "decimal_separator = \".\"\ndecimal_comma = true",
+            "decimal_separator = \",\"\ndecimal_comma = false",
+        ] {
+            let err = notation(contradiction).expect_err(contradiction);
+            assert!(err.contains("contradicts"), "{err}");
+        }
+        for bad in [
+            "decimal_separator = \";\"",
+            "decimal_separator = \"\"",
+            "grouping = \"yes\"",
+        ] {
+            assert!(notation(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn returns_are_written_as_the_profile_says() {
+        assert_eq!(
+            with("").map(|p| p.return_amounts).ok(),
+            Some(ReturnAmounts::Negative)
+        );
+        assert_eq!(
+            with("return_amounts = \"positive\"")
+                .map(|p| p.return_amounts)
+                .ok(),
+            Some(ReturnAmounts::Positive)
+        );
+        assert!(with("return_amounts = \"signed\"").is_err());
+        let cdbaby = Profile::load("cdbaby").expect("cdbaby");
+        assert_eq!(cdbaby.return_amounts, ReturnAmounts::Positive);
+    }
+
+    #[test]
+    fn every_profile_reads_the_shared_words_and_may_override_them() {
+        for (name, _) in BUILTIN {
+            let p = Profile::load(name).expect("built-in");
+            for word in ["Refund", "VOID", "chargeback", "Return", "sale"] {
+                let kind = p.line_type(word);
+                assert!(
+                    kind == "return" || kind == "sale" && word == "sale",
+                    "{name}: {word} -> {kind}"
+                );
+            }
+        }
+        assert_eq!(
+            Profile::load("generic").expect("generic").line_type("Fee"),
+            "adjustment"
+        );
+        let p = with("[line_types]\nvoid = \"adjustment\"\nGift = \"sale\"").expect("parses");
+        assert_eq!(p.line_type(" Void "), "adjustment");
+        assert_eq!(p.line_type("gift"), "sale");
+        assert_eq!(p.line_type("Refund"), "return");
+        assert_eq!(p.line_type("Bonus"), "bonus");
     }
 
     #[test]
