@@ -11,10 +11,12 @@
 //! by the file's own `#RECORDTYPE` comment lines when present (built-in BasicAudioProfile
 //! 1.2 columns otherwise), empty cells, a line that is not UTF-8 read as ISO-8859-1.
 //! Exact in what it yields: amounts and counts are read as DDEX writes them (`xs:decimal`,
-//! `xs:integer`: a point, no grouping), or refused; a usage line without its own amount
-//! gets its share of the summary record's NetRevenue pro rata by usages, with the
-//! largest-remainder rule at the ledger's 13 decimal places, so the lines of a summary
-//! record sum to it exactly.
+//! `xs:integer`: a point, no grouping), or refused; a royalty-bearing usage line without its
+//! own amount gets its share of the summary record's NetRevenue pro rata by usages, with
+//! the largest-remainder rule at the ledger's 13 decimal places, so those lines sum to it
+//! exactly. A line with `IsRoyaltyBearing` false takes no share: it is booked at zero, its
+//! usages kept (and still counted against the summary's declared Usages, which counts all
+//! usages). A summary record with revenue and no royalty-bearing line stops the file.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
@@ -301,10 +303,12 @@ struct Summary {
     rows: u64,
 }
 
-/// The allocation of one summary record's revenue to its lines that have no own amount.
+/// The allocation of one summary record's revenue to its royalty-bearing lines that have
+/// no own amount (a summary whose lines without an amount bear no royalty has one too,
+/// empty: its usages are still checked).
 #[derive(Debug, Default, Clone)]
 struct Allocation {
-    /// Sum of the lines' usages (the pro-rata denominator).
+    /// Sum of the royalty-bearing lines' usages (the pro-rata denominator).
     total: i128,
     /// Lines per usage value (their remainders depend on nothing else).
     lines_by_usages: BTreeMap<i64, u64>,
@@ -445,6 +449,8 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
     // i128: a hostile file's usages must not overflow the sum.
     let mut line_usages: HashMap<String, i128> = HashMap::new();
     let mut unknown_refs: BTreeMap<String, u64> = BTreeMap::new();
+    // Per summary record: usage lines that bear royalties, and lines that do not.
+    let mut bearing_lines: HashMap<String, (u64, u64)> = HashMap::new();
     let mut trailing_blank = 0u64;
     let physical = each_line(reader, encoding, |line_no, text| {
         if text.trim().is_empty() {
@@ -537,6 +543,21 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
                 let Some(summary_id) = record.get(&["SummaryRecordId"]).map(str::to_string) else {
                     return Ok(()); // refused line by line in the second pass
                 };
+                // Which lines share the revenue decides every share: an unreadable flag
+                // stops the file.
+                let bearing = match royalty_bearing(&record) {
+                    Ok(bearing) => bearing,
+                    Err(e) => {
+                        scan.problems.push(format!("line {line_no}: {e}"));
+                        return Ok(());
+                    }
+                };
+                let tally = bearing_lines.entry(summary_id.clone()).or_default();
+                if bearing {
+                    tally.0 += 1;
+                } else {
+                    tally.1 += 1;
+                }
                 let Ok(usages) = usage_weight(&record) else {
                     return Ok(());
                 };
@@ -548,8 +569,10 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
                 }
                 if record.get(&["NetRevenue"]).is_none() {
                     let allocation = scan.allocations.entry(summary_id).or_default();
-                    allocation.total += i128::from(usages);
-                    *allocation.lines_by_usages.entry(usages).or_default() += 1;
+                    if bearing {
+                        allocation.total += i128::from(usages);
+                        *allocation.lines_by_usages.entry(usages).or_default() += 1;
+                    }
                 }
             }
             _ => {}
@@ -610,6 +633,14 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
                 summary.kind
             ));
         }
+        if scan
+            .allocations
+            .get(&id)
+            .is_some_and(|a| a.lines_by_usages.is_empty())
+        {
+            // Its lines without an amount all bear no royalty: booked at zero.
+            continue;
+        }
         let Some(revenue) = summary.revenue else {
             scan.problems
                 .push(format!("summary record {id} has no NetRevenue to allocate"));
@@ -642,6 +673,16 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
         }
         if let Err(why) = allocation.settle() {
             scan.problems.push(format!("summary record {id}: {why}"));
+        }
+    }
+    for (id, (bearing, not_bearing)) in &bearing_lines {
+        let revenue = scan.summaries.get(id).and_then(|s| s.revenue);
+        if *bearing == 0
+            && let Some(revenue) = revenue.filter(|r| !r.is_zero())
+        {
+            scan.problems.push(format!(
+                "summary record {id} has revenue {revenue} but none of its {not_bearing} usage line(s) is royalty-bearing (IsRoyaltyBearing false)"
+            ));
         }
     }
     for (id, summary) in &scan.summaries {
@@ -729,6 +770,21 @@ fn usage_weight(record: &Record<'_>) -> Result<i64, String> {
         ));
     }
     Ok(net)
+}
+
+/// Whether a usage line bears royalties: `IsRoyaltyBearing` true (`true`, `1`, `yes`, any
+/// case) or absent; false (`false`, `0`, `no`) takes no share of the summary's revenue.
+fn royalty_bearing(record: &Record<'_>) -> Result<bool, String> {
+    let Some(raw) = record.get(&["IsRoyaltyBearing"]) else {
+        return Ok(true);
+    };
+    match raw.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "y" => Ok(true),
+        "false" | "0" | "no" | "n" => Ok(false),
+        _ => Err(format!(
+            "IsRoyaltyBearing: {raw:?} is neither true nor false"
+        )),
+    }
 }
 
 /// One resource of a block: how usage lines may name it, and what it says.
@@ -863,6 +919,8 @@ impl DsrScan {
         let (isrc, artist) = (isrc.clone(), artist.clone());
         let amount = match record.get(&["NetRevenue"]) {
             Some(raw) => parse_ddex_amount(raw).map_err(|e| format!("NetRevenue: {e}"))?,
+            // A line that bears no royalty has no share of the summary's revenue.
+            None if !royalty_bearing(record)? => Decimal::ZERO,
             None => {
                 let allocation = self.allocations.get(&summary_id).ok_or_else(|| {
                     format!("NetRevenue: summary record {summary_id} has nothing to allocate")
@@ -1061,6 +1119,83 @@ mod tests {
         };
         allocation.lines_by_usages.insert(i64::MAX, 1);
         assert!(allocation.settle().is_err());
+    }
+
+    /// `text` with the usage lines `ids` (SalesTransactionId) flagged IsRoyaltyBearing `value`.
+    fn flag(text: &str, ids: &[&str], value: &str) -> String {
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let mut cells: Vec<&str> = line.split('\t').collect();
+                if cells[0].starts_with("SU02") && ids.contains(&cells[3]) {
+                    cells[6] = value;
+                }
+                cells.join("\t")
+            })
+            .collect();
+        lines.join("\n") + "\n"
+    }
+
+    #[test]
+    fn a_line_that_bears_no_royalty_takes_no_share_and_keeps_its_usages() {
+        // T2 (3 streams) bears no royalty: 1 USD goes to T1 and T3 (1 + 3 streams).
+        let d = |s: &str| Decimal::from_str_exact(s).expect("d");
+        for word in ["FALSE", "false", "0", "no"] {
+            let (scan, read) = items(&flag(&bap("1", 13), &["T2"], word));
+            // The summary declares 7 usages: all of its lines, bearing or not.
+            assert!(scan.problems.is_empty(), "{word}: {:?}", scan.problems);
+            let usd: Vec<(i64, Decimal)> = lines(&read)
+                .iter()
+                .filter(|l| l.currency == "USD")
+                .map(|l| (l.stream_count, l.royalty_amount))
+                .collect();
+            assert_eq!(
+                usd,
+                vec![
+                    (1, d("0.25")),
+                    (3, Decimal::ZERO),
+                    (3, d("0.75")),
+                    (0, Decimal::ZERO)
+                ],
+                "{word}"
+            );
+        }
+        // The declared usages still count the line that bears no royalty.
+        let tampered = flag(&bap("1", 13), &["T2"], "false").replace("\t7\t\tUSD", "\t4\t\tUSD");
+        let (scan, _) = items(&tampered);
+        assert!(
+            scan.problems
+                .iter()
+                .any(|p| p.contains("declares 4 usages, its usage lines sum to 7")),
+            "{:?}",
+            scan.problems
+        );
+    }
+
+    #[test]
+    fn revenue_with_no_royalty_bearing_line_or_an_unreadable_flag_stops_the_file() {
+        let none = flag(&bap("1", 13), &["T1", "T2", "T3", "T5"], "false");
+        let (scan, read) = items(&none);
+        assert!(read.is_empty());
+        assert_eq!(
+            scan.problems,
+            vec![
+                "summary record 1 has revenue 1 but none of its 4 usage line(s) is royalty-bearing (IsRoyaltyBearing false)"
+            ]
+        );
+        // Without revenue nothing is lost: the lines are booked at zero.
+        let (scan, read) = items(&flag(&bap("0", 13), &["T1", "T2", "T3", "T5"], "false"));
+        assert!(scan.problems.is_empty(), "{:?}", scan.problems);
+        assert_eq!(lines(&read).len(), 5);
+        let (scan, read) = items(&flag(&bap("1", 13), &["T2"], "maybe"));
+        assert!(read.is_empty());
+        assert!(
+            scan.problems
+                .iter()
+                .any(|p| p.ends_with("IsRoyaltyBearing: \"maybe\" is neither true nor false")),
+            "{:?}",
+            scan.problems
+        );
     }
 
     #[test]
