@@ -254,8 +254,8 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let pool = db::connect(&database_url, 1).await?;
             db::migrate(&pool).await?;
             println!("migrations applied to {}", db::redact(&database_url));
+            db::print_legacy_identities(&pool).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
-            db::print_legacy_identities(&pool).await?;

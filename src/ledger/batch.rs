@@ -230,6 +230,8 @@ impl Effects for CatalogApplied {
         self.stats.add(other.stats);
         self.drifts.extend(other.drifts);
     }
+}
+
 /// The reports this batch's lines and summaries belong to: only their replacements can
 /// have become due.
 fn touched_reports(batch: &Batch) -> std::collections::HashSet<report::ReportRef> {
@@ -249,8 +251,6 @@ fn touched_reports(batch: &Batch) -> std::collections::HashSet<report::ReportRef
         )
     });
     lines.chain(summaries).collect()
-}
-
 }
 
 /// Stores report summaries (for [`write_isolating`]).
