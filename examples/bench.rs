@@ -3,7 +3,11 @@
 //! One run measures, on one machine, the pipeline and the ceilings it is judged against:
 //!
 //! 1. **publish**: `royalty-ingest sample --seed 7` writes N records (schema v1–v3,
-//!    redeliveries, restatements, invalid records) to a fresh topic;
+//!    redeliveries, restatements, invalid records) to a fresh topic. With `--mix
+//!    drift-heavy` the same records are published by this program with every valid line's
+//!    ISRC replaced by one of its own (a redelivery or restatement keeps its line's), and
+//!    the batch run's database gets a one-track catalog first: every line is then drift
+//!    (an ISRC unknown to a loaded catalog);
 //! 2. **consumer ceiling**: a bare rdkafka `BaseConsumer` assigned every partition from the
 //!    beginning counts records, with no processing, until each partition reaches its high
 //!    watermark;
@@ -38,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use chrono::{NaiveDate, Utc};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -47,7 +51,10 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use royalty_ingest::avro::{ROYALTY_LINE, SchemaStore, encode_single_object};
 use royalty_ingest::db::redact;
 use royalty_ingest::domain::LineKey;
-use royalty_ingest::sample::{SampleRng, record_key, valid_line};
+use royalty_ingest::drift::catalog::{RawCatalogEntry, check_entry};
+use royalty_ingest::sample::{
+    SampleKind, SampleRng, generate, isrc_for, record_key, upc_for, valid_line,
+};
 use serde_json::{Value, json};
 use sqlx::encode::IsNull;
 use sqlx::postgres::{PgArgumentBuffer, PgConnection, PgPool, PgPoolOptions, Postgres};
@@ -80,6 +87,11 @@ struct Opts {
     /// Skip the steady (latency) phase.
     #[arg(long)]
     skip_steady: bool,
+    /// What the published lines are: `clean` (the sample as `royalty-ingest sample` makes
+    /// it, no catalog) or `drift-heavy` (the same records, every valid line with an ISRC
+    /// of its own that a one-track catalog loaded before the batch run does not know).
+    #[arg(long, value_enum, default_value_t = Mix::Clean)]
+    mix: Mix,
     /// Keep the scratch databases and topics for inspection.
     #[arg(long)]
     keep: bool,
@@ -96,6 +108,24 @@ struct Opts {
     #[arg(long, env = "DATABASE_URL")]
     #[arg(default_value = "postgres://royalty:royalty@127.0.0.1:5432/royalty")]
     database_url: String,
+}
+
+/// The kind of data published for the ceilings and the batch run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mix {
+    /// `royalty-ingest sample --seed 7`, no catalog: no drift.
+    Clean,
+    /// The same records with distinct ISRCs, unknown to a loaded one-track catalog.
+    DriftHeavy,
+}
+
+impl Mix {
+    fn name(self) -> &'static str {
+        match self {
+            Mix::Clean => "clean",
+            Mix::DriftHeavy => "drift-heavy",
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -174,18 +204,24 @@ async fn all_phases(opts: &Opts, scratch: &Scratch) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (machine, json_machine) = machine();
     eprintln!(
-        "[bench] {} records, {} partitions, {machine}",
-        opts.records, opts.partitions
+        "[bench] {} records ({} mix), {} partitions, {machine}",
+        opts.records,
+        opts.mix.name(),
+        opts.partitions
     );
     let mut results = Results::default();
     results.json.insert("machine".into(), json_machine);
     let o = opts;
     let options = json!({ "records": o.records, "partitions": o.partitions, "steady_rate": o.steady_rate,
-                          "steady_seconds": o.steady_seconds, "skip_steady": o.skip_steady });
+                          "steady_seconds": o.steady_seconds, "skip_steady": o.skip_steady,
+                          "mix": o.mix.name() });
     results.json.insert("options".into(), options);
 
     let topic = scratch.topic("raw");
-    publish_phase(opts, &topic, &dir, &mut results).await?;
+    match opts.mix {
+        Mix::Clean => publish_phase(opts, &topic, &dir, &mut results).await?,
+        Mix::DriftHeavy => publish_drift_heavy(opts, &topic, &mut results).await?,
+    }
     let (records, consumer_rate) = consumer_phase(opts, scratch, &topic, &mut results).await?;
     let [bare, keyed, ledger] = copy_phase(scratch, opts.records, &mut results).await?;
     let ceilings = [consumer_rate, bare, keyed, ledger];
@@ -196,8 +232,10 @@ async fn all_phases(opts: &Opts, scratch: &Scratch) -> anyhow::Result<()> {
 
     let width = results.rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     println!(
-        "\n== royalty-ingest benchmark: {} records, {} partitions, {machine} ==",
-        o.records, o.partitions
+        "\n== royalty-ingest benchmark: {} records ({} mix), {} partitions, {machine} ==",
+        o.records,
+        o.mix.name(),
+        o.partitions
     );
     for (label, value) in &results.rows {
         println!("{label:<width$}  {value}");
@@ -256,6 +294,106 @@ async fn publish_phase(
     let json =
         json!({ "records": n, "seconds": secs, "command": format!("royalty-ingest {args}") });
     results.json.insert("publish".into(), json);
+    Ok(())
+}
+
+/// Phase 1 with `--mix drift-heavy`: `royalty-ingest sample --seed 7`'s records, encoded
+/// the way it encodes them, with every valid line's ISRC replaced by one of its own (keyed
+/// by line identity, so a redelivery or a restatement keeps its line's ISRC; invalid
+/// records stay as they are). Published by this program: `sample` has no such option.
+async fn publish_drift_heavy(
+    opts: &Opts,
+    topic: &str,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    let store = SchemaStore::builtin().context("the built-in schemas do not load")?;
+    let mut isrcs: HashMap<String, String> = HashMap::new();
+    let mut records: Vec<Record> = Vec::with_capacity(opts.records as usize);
+    for mut sample in generate(7, opts.records as usize) {
+        let value = match sample.schema_version {
+            Some(version) => {
+                if sample.kind != SampleKind::Invalid {
+                    let next = isrcs.len();
+                    let isrc = isrcs
+                        .entry(sample.key.clone())
+                        .or_insert_with(|| unknown_isrc(next));
+                    sample.line.isrc = isrc.clone();
+                }
+                let schema = store.by_name_version(ROYALTY_LINE, version);
+                let schema = schema.context("a royalty-line schema version is missing")?;
+                encode_single_object(&schema, &sample.line).context("cannot encode a line")?
+            }
+            None => format!("garbage, not Avro: {}", sample.key).into_bytes(),
+        };
+        records.push((sample.key, value));
+    }
+    create_topic(&opts.brokers, topic, opts.partitions).await?;
+    let producer: FutureProducer = client_config(&opts.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()
+        .context("cannot create the producer")?;
+    let started = Instant::now();
+    for chunk in records.chunks(1000) {
+        let sends = chunk.iter().map(|(key, value)| {
+            producer.send(
+                FutureRecord::to(topic).key(key).payload(value),
+                Duration::from_secs(30),
+            )
+        });
+        for sent in futures::future::join_all(sends).await {
+            sent.map_err(|(err, _)| err)
+                .context("a record was not acknowledged")?;
+        }
+    }
+    let (n, secs) = (records.len(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "[bench] publish: {n} records ({} distinct unknown ISRCs) in {secs:.1} s",
+        isrcs.len()
+    );
+    let label = "publish (sample --seed 7, distinct ISRCs)";
+    let rate = n as f64 / secs;
+    results.row(
+        label,
+        format!("{n} records in {secs:.1} s ({}/s)", human(rate)),
+    );
+    let json = json!({ "records": n, "seconds": secs, "distinct_isrcs": isrcs.len(),
+                       "command": "sample --seed 7 records with distinct ISRCs (in-process)" });
+    results.json.insert("publish".into(), json);
+    Ok(())
+}
+
+/// The `n`th ISRC of the drift-heavy mix: a registrant code no sample ISRC uses.
+fn unknown_isrc(n: usize) -> String {
+    format!("QZDRF{:07}", n % 10_000_000)
+}
+
+/// With `--mix drift-heavy`, a one-track catalog (a sample track no drift-heavy line
+/// carries) in the batch run's database, so that every other ISRC is unknown to a loaded
+/// catalog. Migrates the database first (`run` finds it migrated).
+async fn load_one_track_catalog(url: &str) -> anyhow::Result<()> {
+    let pool = royalty_ingest::db::connect(url, 1).await?;
+    royalty_ingest::db::migrate(&pool).await?;
+    let entry = check_entry(&RawCatalogEntry {
+        isrc: isrc_for(0),
+        upc: upc_for(0),
+        valid_from: "2020-01-01".into(),
+        ..RawCatalogEntry::default()
+    })
+    .map_err(|reason| anyhow::anyhow!("the bench's catalog entry is refused: {reason}"))?;
+    let mut tx = pool
+        .begin()
+        .await
+        .context("cannot begin the catalog load")?;
+    royalty_ingest::drift::store::apply_entries(&mut tx, [(&entry, "bench")])
+        .await
+        .map_err(anyhow::Error::new)
+        .context("cannot load the one-track catalog")?;
+    tx.commit()
+        .await
+        .context("cannot commit the catalog load")?;
+    pool.close().await;
     Ok(())
 }
 
@@ -514,6 +652,9 @@ async fn batch_phase(
 ) -> anyhow::Result<()> {
     let url = scratch.database("run").await?;
     let group = scratch.group("run");
+    if opts.mix == Mix::DriftHeavy {
+        load_one_track_catalog(&url).await?;
+    }
     let pool = connect(&url).await?;
     let (log, idle) = (
         dir.join("run.log"),
@@ -539,7 +680,16 @@ async fn batch_phase(
         .fetch_one(&pool)
         .await
         .context("cannot count the ledger")?;
+    // `run` names its alerts topic `bench.<suffix>.run.alerts` (run_args).
+    let drift = "SELECT (SELECT count(*) FROM outbox WHERE topic LIKE '%.alerts'), \
+        (SELECT count(*) FROM drift_events)";
+    let (alerts, drift_events): (i64, i64) = sqlx::query_as(drift)
+        .fetch_one(&pool)
+        .await
+        .context("cannot count the drift alerts")?;
     pool.close().await;
+    // stdout holds one summary line; the rest is the log `run` writes on stderr.
+    let log_bytes = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     let summary = last_line_starting(&log, "ingested ");
     eprintln!("[bench] run: {summary}");
 
@@ -569,6 +719,8 @@ async fn batch_phase(
     results.row("  CPU until drained", split);
     let ledger = format!("{rows} / {quarantined} / {revisions}");
     results.row("run: ledger rows / quarantined / revisions", ledger);
+    let drifted = format!("{alerts} / {drift_events} / {log_bytes}");
+    results.row("run: drift alerts / drift_events rows / log bytes", drifted);
     results.row("  royalty_ledger scans", scans);
     let command = format!("royalty-ingest {}", args.replace(&url, &redact(&url)));
     let json = json!({
@@ -577,7 +729,8 @@ async fn batch_phase(
         "ratio_to_copy_keyed_ceiling": vs_keyed, "ratio_to_copy_ledger_ceiling": vs_copy,
         "first_commit_seconds": first_commit, "exit_seconds": exit, "idle_exit_ms": IDLE_EXIT_MS,
         "peak_rss_mib": rss, "cpu_seconds": cpu, "ledger_rows": rows, "quarantined": quarantined,
-        "revisions": revisions, "ledger_scans": scans_json, "summary": summary, "command": command, "cpu_until_drained": split_json,
+        "revisions": revisions, "drift_alerts": alerts, "drift_events": drift_events,
+        "log_bytes": log_bytes, "ledger_scans": scans_json, "summary": summary, "command": command, "cpu_until_drained": split_json,
     });
     results.json.insert("run".into(), json);
     Ok(())
