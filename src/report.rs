@@ -13,8 +13,16 @@ use serde::Serialize;
 use sqlx::PgConnection;
 
 use crate::avro::record::{decode_record, text};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
 use crate::avro::{SchemaStore, encode_record_single_object};
+use crate::config::KafkaArgs;
 use crate::db::DbFailure;
+use crate::kafka::client_config;
 use crate::record::SourceRecord;
 
 /// Full name of the Avro record.
@@ -43,6 +51,9 @@ pub struct ReportSummary {
     pub source: String,
     /// The report's creation time.
     pub created_at: DateTime<Utc>,
+    /// SHA-256 (hex) of the content of the file it came in (gunzipped); `None` from v1
+    /// writers.
+    pub content_sha256: Option<String>,
 }
 
 impl ReportSummary {
@@ -84,6 +95,13 @@ impl ReportSummary {
             (
                 "created_at".into(),
                 Value::String(self.created_at.to_rfc3339()),
+            ),
+            (
+                "content_sha256".into(),
+                match &self.content_sha256 {
+                    Some(d) => Value::Union(1, Box::new(Value::String(d.clone()))),
+                    None => Value::Union(0, Box::new(Value::Null)),
+                },
             ),
         ]);
         encode_record_single_object(&schema, value).context("cannot encode a ReportSummary")
@@ -128,6 +146,7 @@ impl ReportSummary {
             created_at: DateTime::parse_from_rfc3339(created.trim())
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|_| bad(format!("created_at: {created:?} is not RFC 3339")))?,
+            content_sha256: get("content_sha256").and_then(text),
         })
     }
 }
@@ -173,6 +192,73 @@ pub async fn store<'s>(
         .await?;
     }
     Ok(())
+}
+
+/// Reads the summaries on `topic` from `start(partition, low watermark)` to the end of each
+/// partition as it is now (blocking: call it off the async workers). Records that do not
+/// decode as a `ReportSummary` are skipped: they are `run`'s to dead-letter.
+pub fn read_summaries(
+    kafka: &KafkaArgs,
+    store: &SchemaStore,
+    topic: &str,
+    start: impl Fn(i32, i64) -> i64,
+) -> anyhow::Result<Vec<ReportSummary>> {
+    let consumer: BaseConsumer = client_config(kafka)
+        .set("group.id", "royalty-ingest-summary-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .context("failed to create a Kafka client")?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .with_context(|| format!("cannot read the partitions of {topic}"))?;
+    let mut list = TopicPartitionList::new();
+    let mut waiting = 0;
+    for partition in metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+    {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .with_context(|| format!("cannot read the end of {topic}[{partition}]"))?;
+        let from = start(partition, low).max(low);
+        if from < high {
+            list.add_partition_offset(topic, partition, Offset::Offset(from))
+                .with_context(|| format!("cannot read {topic}[{partition}]"))?;
+            waiting += 1;
+        }
+    }
+    let mut out = Vec::new();
+    if waiting == 0 {
+        return Ok(out);
+    }
+    consumer
+        .assign(&list)
+        .with_context(|| format!("cannot read {topic}"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while waiting > 0 {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{topic} could not be read to its end within 60 s"
+        );
+        match consumer.poll(Duration::from_millis(500)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(_))) => waiting -= 1,
+            Some(Err(err)) => {
+                return Err(anyhow::Error::new(err).context(format!("cannot read {topic}")));
+            }
+            Some(Ok(message)) => {
+                if let Some(Ok(summary)) = message
+                    .payload()
+                    .map(|payload| ReportSummary::decode(store, payload))
+                {
+                    out.push(summary);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// One report of one DSP and period, as lines and summaries name it.
@@ -323,6 +409,7 @@ mod tests {
             created_at: DateTime::parse_from_rfc3339("2016-01-21T15:09:26Z")
                 .expect("time")
                 .with_timezone(&Utc),
+            content_sha256: Some("9f86d081884c7d65".into()),
         };
         let bytes = summary.encode(&store).expect("encodes");
         assert_eq!(ReportSummary::decode(&store, &bytes), Ok(summary));

@@ -14,7 +14,7 @@ use royalty_ingest::drift::catalog::read_csv;
 use royalty_ingest::produce::amount::{
     DecimalSeparator, Notation, parse_amount, parse_ddex_amount, parse_ddex_count, parse_quantity,
 };
-use royalty_ingest::produce::delimited::read_rows;
+use royalty_ingest::produce::delimited::{IdentityArgs, read_rows};
 use royalty_ingest::produce::dsr;
 use royalty_ingest::produce::profile::Profile;
 use royalty_ingest::produce::text::{Encoding, parse_period};
@@ -207,7 +207,8 @@ proptest! {
             input.extend_from_slice(b"isrc,upc,quantity,amount,currency,period,dsp,transaction_id\n");
         }
         input.extend_from_slice(&bytes);
-        let _ = read_rows(input.as_slice(), &profile, "fuzz", |_| Ok(()));
+        let identity = IdentityArgs { report_id: Some("fuzz".into()), line_numbers: true };
+        let _ = read_rows(input.as_slice(), &profile, &identity, |_| Ok(()));
     }
 
     #[test]

@@ -140,6 +140,7 @@ async fn catalog_entries_summaries_and_dead_letters_the_database_refuses_are_iso
             declared_amount: None,
             source: "test".into(),
             created_at: chrono::Utc::now(),
+            content_sha256: None,
         };
         let value = summary.encode(&store).expect("encode summary");
         common::send(

@@ -27,6 +27,7 @@ struct Setup {
     raw: String,
     summaries: String,
     dlq: String,
+    alerts: String,
     url: String,
     pool: PgPool,
 }
@@ -35,11 +36,13 @@ async fn setup(prefix: &str) -> Setup {
     let raw = common::fresh_topic(&format!("it.{prefix}.raw"), 2).await;
     let summaries = common::fresh_topic(&format!("it.{prefix}.sum"), 1).await;
     let dlq = common::fresh_topic(&format!("it.{prefix}.dlq"), 1).await;
+    let alerts = common::fresh_topic(&format!("it.{prefix}.alerts"), 1).await;
     let (url, pool) = common::fresh_database().await;
     Setup {
         raw,
         summaries,
         dlq,
+        alerts,
         url,
         pool,
     }
@@ -61,11 +64,18 @@ impl Setup {
     async fn ingest(&self) {
         let mut args = run_args(&self.raw, &self.dlq, &self.url, "it-produce");
         args.summaries_topic = self.summaries.clone();
+        args.alerts_topic = self.alerts.clone();
         run_until_idle(args).await;
     }
 
     async fn reconcile(&self, extra: &[&str]) -> Output {
-        let mut args = vec!["reconcile", "--group", "it-produce"];
+        let mut args = vec![
+            "reconcile",
+            "--group",
+            "it-produce",
+            "--summaries-topic",
+            &self.summaries,
+        ];
         args.extend_from_slice(extra);
         royalty_ingest(&args, &self.url).await
     }
@@ -143,16 +153,16 @@ async fn dsr_files_are_published_booked_and_reconciled_to_the_last_decimal() {
     s.ingest().await;
 
     // The sample carries its own amounts (7.0 USD over 6 lines, no UPC anywhere).
-    let youtube = s.ledger("WHERE report_id = '1453417766009915'").await;
+    let youtube = s.ledger("WHERE dsp_name = 'YouTube'").await;
     assert_eq!(youtube, (6, 10210, dec("7.0")));
     // The generated file: each summary record's revenue to the last place.
     assert_eq!(
-        s.ledger("WHERE report_id = 'MSG-2026-10-A' AND currency = 'USD'")
+        s.ledger("WHERE dsp_name = 'StreamCo' AND currency = 'USD'")
             .await,
         (2, 10, dec("100.0000001"))
     );
     assert_eq!(
-        s.ledger("WHERE report_id = 'MSG-2026-10-A' AND currency = 'EUR'")
+        s.ledger("WHERE dsp_name = 'StreamCo' AND currency = 'EUR'")
             .await,
         (3, 9, dec("3.33"))
     );
@@ -226,15 +236,29 @@ async fn csv_files_of_every_spelling_are_booked_once_and_a_missing_row_fails_rec
     }
     std::fs::write(&latin1, bytes).expect("write latin-1");
 
-    let output = s.produce(&[&utf8.to_string_lossy()]).await;
+    let issued = ["--report-time", "2026-10-02T00:00:00Z"];
+    let output = s
+        .produce(&[issued[0], issued[1], &utf8.to_string_lossy()])
+        .await;
     assert!(!output.status.success(), "a refused line fails the command");
+    assert!(
+        stdout(&output).contains("published 0"),
+        "a refused line holds the whole file back: {}",
+        stdout(&output)
+    );
     let err = stderr(&output);
     assert!(
         err.contains("statement.csv:5: upc: gs1_check_digit"),
         "{err}"
     );
     let output = s
-        .produce(&["--profile", "believe-eu", &latin1.to_string_lossy()])
+        .produce(&[
+            issued[0],
+            issued[1],
+            "--profile",
+            "believe-eu",
+            &latin1.to_string_lossy(),
+        ])
         .await;
     assert!(
         output.status.success(),
@@ -242,11 +266,20 @@ async fn csv_files_of_every_spelling_are_booked_once_and_a_missing_row_fails_rec
         stdout(&output),
         stderr(&output)
     );
-    // Published twice: the ledger absorbs the second copy.
-    let again = s
-        .produce(&["--max-refused", "1", &utf8.to_string_lossy()])
-        .await;
-    assert!(again.status.success(), "{}", stderr(&again));
+    // Allowed with --max-refused, the good lines go out; published twice, the ledger
+    // absorbs the second copy.
+    for _ in 0..2 {
+        let again = s
+            .produce(&[
+                issued[0],
+                issued[1],
+                "--max-refused",
+                "1",
+                &utf8.to_string_lossy(),
+            ])
+            .await;
+        assert!(again.status.success(), "{}", stderr(&again));
+    }
     s.ingest().await;
 
     assert_eq!(

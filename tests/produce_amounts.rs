@@ -64,6 +64,9 @@ impl Setup {
             &self.raw,
             "--summaries-topic",
             &self.summaries,
+            // The statements' version (these files carry no report time of their own).
+            "--report-time",
+            "2026-10-01T00:00:00Z",
         ];
         args.extend_from_slice(extra);
         royalty_ingest(&args, &self.url).await
@@ -79,7 +82,17 @@ impl Setup {
 
     /// `reconcile` over everything the test published: it must match.
     async fn reconciled(&self) {
-        let output = royalty_ingest(&["reconcile", "--group", "it-amounts"], &self.url).await;
+        let output = royalty_ingest(
+            &[
+                "reconcile",
+                "--group",
+                "it-amounts",
+                "--summaries-topic",
+                &self.summaries,
+            ],
+            &self.url,
+        )
+        .await;
         assert_eq!(
             output.status.code(),
             Some(0),

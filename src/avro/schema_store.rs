@@ -12,7 +12,7 @@ use super::decode::WriterSchema;
 use super::error::SchemaError;
 
 /// The committed schemas, compiled into the binary so it runs without the directory.
-const BUILTIN: [(&str, &str); 7] = [
+const BUILTIN: [(&str, &str); 8] = [
     (
         "royalty_line.v1.avsc",
         include_str!("../../schemas/royalty_line.v1.avsc"),
@@ -36,6 +36,10 @@ const BUILTIN: [(&str, &str); 7] = [
     (
         "report_summary.v1.avsc",
         include_str!("../../schemas/report_summary.v1.avsc"),
+    ),
+    (
+        "report_summary.v2.avsc",
+        include_str!("../../schemas/report_summary.v2.avsc"),
     ),
     (
         "catalog_update.v1.avsc",

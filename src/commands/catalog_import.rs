@@ -107,10 +107,10 @@ pub async fn import_catalog(args: &ImportArgs) -> anyhow::Result<()> {
         stats.superseded,
         stats.unchanged,
         bad.len(),
-        alerts.len()
+        alerts.ids.len()
     );
-    if !alerts.is_empty() && !args.no_publish {
-        publish_alerts(args, pool, &alerts).await;
+    if !alerts.ids.is_empty() && !args.no_publish {
+        publish_alerts(args, pool, &alerts.ids).await;
     }
     Ok(())
 }

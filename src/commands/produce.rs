@@ -5,8 +5,9 @@
 //! line identity, stamped with the report's creation time. Then the report's control
 //! totals go to the summaries topic for `reconcile`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,13 +22,15 @@ use rust_decimal::Decimal;
 use crate::avro::{ROYALTY_LINE, SchemaStore, WriterSchema, encode_single_object};
 use crate::commands::progress::Progress;
 use crate::config::{DEFAULT_TOPIC_PARTITIONS, KafkaArgs, checked_topic_name};
-use crate::domain::validate;
+use crate::domain::{RoyaltyLine, validate};
 use crate::kafka::{ensure_topics, idempotent_producer_config, missing_topics};
+use crate::produce::delimited::IdentityArgs;
+use crate::produce::identity::SeenIds;
 use crate::produce::profile::Profile;
 use crate::produce::{
-    FileItem, Format, ReportTotals, delimited, detect, dsr, file_report_id, open,
+    FileItem, Format, ReportTotals, content_sha256, delimited, detect, dsr, ensure_text, open,
 };
-use crate::report::ReportSummary;
+use crate::report::{self, ReportSummary};
 use crate::sample::record_key;
 
 /// Most records waiting for the broker's acknowledgement at once.
@@ -65,18 +68,37 @@ pub struct ProduceArgs {
     )]
     pub summaries_topic: String,
 
-    /// The report's creation time (RFC 3339), the timestamp of every published line:
-    /// an older report re-published later does not override a newer restatement. DSR
-    /// files carry theirs (MessageCreatedDateTime); a delimited file without this option
-    /// uses its modification time.
+    /// When the report was made (RFC 3339): its version, and the timestamp of every
+    /// published line. A later version of a report replaces an earlier one; an older one
+    /// published later changes nothing. DSR files carry theirs (MessageCreatedDateTime), a
+    /// profile may map a `report_time` column; a delimited file with neither needs this
+    /// option (a file's modification time is never used: a copy changes it).
     #[arg(long, env = "ROYALTY_REPORT_TIME", value_parser = crate::commands::parse_utc_time)]
     pub report_time: Option<DateTime<Utc>>,
+
+    /// The report every line of a delimited file belongs to, when the file has no report
+    /// id column and the profile no `report_key`.
+    #[arg(long, env = "ROYALTY_REPORT_ID")]
+    pub report_id: Option<String>,
+
+    /// Tell apart the lines of a delimited file that has no transaction id column and whose
+    /// profile has no `line_key` by their line numbers. Use with care: a re-issued file
+    /// with a row added or removed then restates the wrong lines.
+    #[arg(long, env = "ROYALTY_LINE_NUMBER_IDENTITY", value_parser = BoolishValueParser::new())]
+    pub line_number_identity: bool,
+
+    /// Publish a file even when its content (gunzipped) was published before. Without it,
+    /// such a file is a no-op: its lines and totals are already on the topics.
+    #[arg(long, env = "ROYALTY_REPUBLISH", value_parser = BoolishValueParser::new())]
+    pub republish: bool,
 
     /// Read, check and count everything; publish nothing.
     #[arg(long, env = "ROYALTY_PRODUCE_DRY_RUN", value_parser = BoolishValueParser::new())]
     pub dry_run: bool,
 
-    /// Exit 0 even though up to this many lines were refused (in all files together).
+    /// Publish a file's good lines and exit 0 even though up to this many lines were
+    /// refused (in all files together). Past it, nothing of a file with a refused line is
+    /// published.
     #[arg(long, env = "ROYALTY_MAX_REFUSED", default_value_t = 0)]
     pub max_refused: u64,
 
@@ -98,18 +120,23 @@ struct FileOutcome {
     totals: ReportTotals,
     /// Why the whole file was not published (DSR control totals, unreadable header, ...).
     rejected: Option<String>,
+    /// SHA-256 of the file's content (gunzipped).
+    content_sha256: String,
+    /// The content was published before: nothing was sent again.
+    already_published: bool,
 }
 
 /// Where lines go.
 struct Sink {
     producer: Option<FutureProducer>,
     topic: String,
-    schema: std::sync::Arc<WriterSchema>,
+    schema: Arc<WriterSchema>,
     store: SchemaStore,
 }
 
 /// Publishes every file; fails (non-zero exit) when a file was not published or more
-/// lines were refused than `--max-refused`.
+/// lines were refused than `--max-refused`. Every file is checked whole before any of it
+/// is published, and a file that cannot be read does not stop the others.
 pub async fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
     checked_topic_name("--topic", &args.topic)?;
     let summaries_topic = Some(args.summaries_topic.trim())
@@ -125,9 +152,6 @@ pub async fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
             .latest(ROYALTY_LINE)
             .context("no royalty-line schema")?,
     };
-    for file in &args.files {
-        anyhow::ensure!(file.is_file(), "{} is not a readable file", file.display());
-    }
     let producer = if args.dry_run {
         None
     } else {
@@ -148,14 +172,42 @@ pub async fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
         store,
     };
 
+    // What was published before, by content: a file published again is a no-op.
+    let published = match (&summaries_topic, &sink.producer) {
+        (Some(topic), Some(_)) if !args.republish => {
+            let (kafka, topic) = (args.kafka.clone(), topic.clone());
+            tokio::task::spawn_blocking(move || {
+                let store = SchemaStore::builtin().context("the built-in schemas do not load")?;
+                report::read_summaries(&kafka, &store, &topic, |_, low| low)
+            })
+            .await
+            .context("reading the summaries topic was interrupted")??
+            .into_iter()
+            .filter_map(|s| s.content_sha256)
+            .collect()
+        }
+        _ => HashSet::new(),
+    };
+
     let mut refused_total = 0;
     let mut rejected_files = Vec::new();
     for file in &args.files {
-        let outcome = produce_file(args, &sink, file).await?;
+        let outcome = match produce_file(args, &sink, file, refused_total, &published).await {
+            Ok(outcome) => outcome,
+            Err(FileError::Unreadable(err)) => {
+                eprintln!("{}: {err:#}", file.display());
+                rejected_files.push(format!("{}: {err:#}", file.display()));
+                continue;
+            }
+            Err(FileError::Publish(err)) => return Err(err),
+        };
         print_outcome(file, &outcome, args.dry_run);
         refused_total += outcome.refused;
         if let Some(reason) = &outcome.rejected {
             rejected_files.push(format!("{}: {reason}", file.display()));
+            continue;
+        }
+        if outcome.already_published {
             continue;
         }
         if let (Some(topic), Some(producer)) = (&summaries_topic, &sink.producer) {
@@ -181,22 +233,150 @@ pub async fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads one file on a blocking thread and publishes its lines as they come.
-async fn produce_file(args: &ProduceArgs, sink: &Sink, path: &Path) -> anyhow::Result<FileOutcome> {
+/// Why a file stopped: its own fault (the next file is still tried) or the broker's.
+enum FileError {
+    /// The file cannot be read or makes no sense as a report.
+    Unreadable(anyhow::Error),
+    /// Publishing failed: the broker refused or is gone.
+    Publish(anyhow::Error),
+}
+
+/// How a file is read: the DSR scan (first pass already done) or a profile.
+#[derive(Clone)]
+enum Reader {
+    Dsr(Arc<dsr::DsrScan>),
+    Delimited(Arc<Profile>, IdentityArgs),
+}
+
+impl Reader {
+    /// Reads the file's items in order (blocking).
+    fn read(
+        &self,
+        path: &Path,
+        out: impl FnMut(FileItem) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        match self {
+            Reader::Dsr(scan) => {
+                let collisions = scan.emit(open(path)?, out)?;
+                if collisions > 0 {
+                    eprintln!(
+                        "{}: note: {collisions} usage line(s) share their natural key (release, ISRC, model, use type, territory, service, price) with an earlier line and are told apart by their order among those lines",
+                        path.display()
+                    );
+                }
+            }
+            Reader::Delimited(profile, identity) => {
+                let notes = delimited::read_rows(open(path)?, profile, identity, out)?;
+                if !notes.is_empty() {
+                    eprintln!(
+                        "{}: note: the profile's columns {} are not in the file",
+                        path.display(),
+                        notes.join(", ")
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A line ready to publish.
+struct Ready {
+    checked: RoyaltyLine,
+    value: Vec<u8>,
+    key: String,
+}
+
+/// Turns items into lines to publish with the same rules in both passes, so the publish
+/// pass skips exactly what the check pass refused.
+struct ItemCheck {
+    schema: Arc<WriterSchema>,
+    seen: SeenIds,
+    /// `--report-time`: the row's own report time is then not consulted.
+    forced_time: Option<DateTime<Utc>>,
+    /// The report time the rows state (the first one that does).
+    row_time: Option<(DateTime<Utc>, u64)>,
+}
+
+impl ItemCheck {
+    fn new(schema: Arc<WriterSchema>, forced_time: Option<DateTime<Utc>>) -> ItemCheck {
+        ItemCheck {
+            schema,
+            seen: SeenIds::default(),
+            forced_time,
+            row_time: None,
+        }
+    }
+
+    fn check(&mut self, item: FileItem) -> Result<Ready, String> {
+        let line = item.parsed?;
+        if self.forced_time.is_none() {
+            match item.report_time {
+                Some(Ok(at)) => match self.row_time {
+                    None => self.row_time = Some((at, item.line_no)),
+                    Some((first, first_line)) if first != at => {
+                        return Err(format!(
+                            "report_time: {} differs from line {first_line}'s {}: one file, one report version",
+                            at.to_rfc3339(),
+                            first.to_rfc3339()
+                        ));
+                    }
+                    Some(_) => {}
+                },
+                Some(Err(e)) => return Err(format!("report_time: {e}")),
+                None => {}
+            }
+        }
+        let checked = validate(&line).map_err(|rejection| rejection.to_string())?;
+        let value = encode_single_object(&self.schema, &line).map_err(|err| err.to_string())?;
+        if let Some(first) = self.seen.claim(&checked.key.to_hex(), item.line_no) {
+            return Err(format!(
+                "identity: line {first} has the same identity ({} {} {}): the profile's line_key does not tell them apart",
+                checked.dsp_name, checked.report_period, checked.transaction_id
+            ));
+        }
+        Ok(Ready {
+            key: record_key(&line),
+            checked,
+            value,
+        })
+    }
+}
+
+/// Checks one file whole, then publishes its lines unless it must not be.
+async fn produce_file(
+    args: &ProduceArgs,
+    sink: &Sink,
+    path: &Path,
+    refused_before: u64,
+    published: &HashSet<String>,
+) -> Result<FileOutcome, FileError> {
+    let unreadable = FileError::Unreadable;
+    let mut outcome = FileOutcome::default();
+    ensure_text(path).map_err(unreadable)?;
+    outcome.content_sha256 = {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || content_sha256(&path))
+            .await
+            .context("the file reader stopped")
+            .and_then(|r| r)
+            .map_err(unreadable)?
+    };
     let format = match args.format {
-        Format::Auto => detect(path)?,
+        Format::Auto => detect(path).map_err(unreadable)?,
         other => other,
     };
-    let (items, mut receiver) = tokio::sync::mpsc::channel::<FileItem>(1024);
-    let mut outcome = FileOutcome::default();
     let mut report_time = args.report_time;
+    let mut declared = None;
     let reader = match format {
         Format::Dsr => {
             let scan = {
                 let path = path.to_path_buf();
                 tokio::task::spawn_blocking(move || dsr::scan(open(&path)?, Default::default()))
                     .await
-                    .context("the DSR reader stopped")??
+                    .context("the DSR reader stopped")
+                    .and_then(|r| r)
+                    .map_err(unreadable)?
             };
             for warning in &scan.warnings {
                 eprintln!("{}: note: {warning}", path.display());
@@ -212,85 +392,108 @@ async fn produce_file(args: &ProduceArgs, sink: &Sink, path: &Path) -> anyhow::R
                 return Ok(outcome);
             }
             report_time = report_time.or(scan.head.as_ref().map(|h| h.created_at));
-            let path = path.to_path_buf();
-            tokio::task::spawn_blocking(move || {
-                let declared = scan.summary_revenue();
-                scan.emit(open(&path)?, |item| {
-                    items
-                        .blocking_send(item)
-                        .map_err(|_| anyhow::anyhow!("publishing stopped"))
-                })?;
-                Ok::<_, anyhow::Error>(Some(declared))
-            })
+            declared = Some(scan.summary_revenue());
+            Reader::Dsr(Arc::new(scan))
         }
-        Format::Delimited | Format::Auto => {
-            let profile = Profile::load(&args.profile)?;
-            if report_time.is_none() {
-                let modified = std::fs::metadata(path)
-                    .and_then(|m| m.modified())
-                    .with_context(|| {
-                        format!("cannot read the modification time of {}", path.display())
-                    })?;
-                report_time = Some(DateTime::<Utc>::from(modified));
-            }
-            let path = path.to_path_buf();
-            tokio::task::spawn_blocking(move || {
-                let fallback = file_report_id(&path)?;
-                let notes = delimited::read_rows(open(&path)?, &profile, &fallback, |item| {
-                    items
-                        .blocking_send(item)
-                        .map_err(|_| anyhow::anyhow!("publishing stopped"))
-                })?;
-                if !notes.is_empty() {
-                    eprintln!(
-                        "{}: note: the profile's columns {} are not in the file",
-                        path.display(),
-                        notes.join(", ")
-                    );
-                }
-                Ok::<_, anyhow::Error>(None)
-            })
-        }
+        Format::Delimited | Format::Auto => Reader::Delimited(
+            Arc::new(Profile::load(&args.profile).map_err(unreadable)?),
+            IdentityArgs {
+                report_id: args.report_id.clone(),
+                line_numbers: args.line_number_identity,
+            },
+        ),
     };
-    let timestamp = report_time.unwrap_or_else(Utc::now);
-    let mut progress = Progress::new("lines read", 0);
+    if args.line_number_identity && matches!(reader, Reader::Delimited(..)) {
+        eprintln!(
+            "{}: warning: lines without a transaction id are identified by their line numbers (--line-number-identity): re-issue this report only with the same rows in the same order",
+            path.display()
+        );
+    }
+
+    // The check pass: every line read, checked and counted; nothing published.
+    let checked = {
+        let (reader, path, schema) = (reader.clone(), path.to_path_buf(), sink.schema.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut check = ItemCheck::new(schema, report_time);
+            let mut totals = ReportTotals::default();
+            let (mut lines, mut refused) = (0u64, 0u64);
+            let mut progress = Progress::new("lines checked", 0);
+            reader.read(&path, |item| {
+                lines += 1;
+                progress.advance(1);
+                let line_no = item.line_no;
+                match check.check(item) {
+                    Ok(ready) => totals.add(&ready.checked),
+                    Err(reason) => {
+                        refused += 1;
+                        eprintln!("{}:{line_no}: {reason}", path.display());
+                    }
+                }
+                Ok(())
+            })?;
+            progress.finish();
+            Ok::<_, anyhow::Error>((lines, refused, totals, check.row_time.map(|(at, _)| at)))
+        })
+        .await
+        .context("the file reader stopped")
+        .and_then(|r| r)
+        .map_err(unreadable)?
+    };
+    let (lines, refused, totals, row_time) = checked;
+    outcome.lines = lines;
+    outcome.refused = refused;
+    outcome.totals = totals;
+    let Some(timestamp) = report_time.or(row_time) else {
+        outcome.rejected = Some(
+            "the file states no report time: pass --report-time (when the DSP made this version of the report, RFC 3339) or map the profile's report_time column; a file's modification time is not used, because a copy changes it".into(),
+        );
+        return Ok(outcome);
+    };
+    if refused > 0 && refused_before + refused > args.max_refused {
+        outcome.rejected = Some(format!(
+            "{refused} line(s) refused (listed above); nothing of this file was published (fix them, or allow them with --max-refused)"
+        ));
+        return Ok(outcome);
+    }
+    if let Some(declared) = declared {
+        outcome.totals.declared = declared;
+    }
+    outcome.totals.created_at = Some(timestamp);
+    let Some(producer) = &sink.producer else {
+        return Ok(outcome);
+    };
+    if published.contains(&outcome.content_sha256) {
+        outcome.already_published = true;
+        return Ok(outcome);
+    }
+
+    // The publish pass: the same checks, so exactly the lines counted above go out.
+    let (items, mut receiver) = tokio::sync::mpsc::channel::<FileItem>(1024);
+    let reading = {
+        let (reader, path) = (reader.clone(), path.to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            reader.read(&path, |item| {
+                items
+                    .blocking_send(item)
+                    .map_err(|_| anyhow::anyhow!("publishing stopped"))
+            })
+        })
+    };
+    let mut check = ItemCheck::new(sink.schema.clone(), report_time);
+    let mut progress = Progress::new("lines published", lines);
     let mut in_flight = FuturesUnordered::new();
     while let Some(item) = receiver.recv().await {
-        outcome.lines += 1;
         progress.advance(1);
-        let line = match item.parsed {
-            Ok(line) => line,
-            Err(reason) => {
-                refuse(&mut outcome, path, item.line_no, &reason);
-                continue;
-            }
-        };
-        let checked = match validate(&line) {
-            Ok(checked) => checked,
-            Err(rejection) => {
-                refuse(&mut outcome, path, item.line_no, &rejection.to_string());
-                continue;
-            }
-        };
-        let value = match encode_single_object(&sink.schema, &line) {
-            Ok(value) => value,
-            Err(err) => {
-                refuse(&mut outcome, path, item.line_no, &err.to_string());
-                continue;
-            }
-        };
-        outcome.totals.add(&checked);
-        let Some(producer) = &sink.producer else {
+        let Ok(ready) = check.check(item) else {
             continue;
         };
-        let key = record_key(&line);
         let topic = sink.topic.clone();
         in_flight.push(async move {
             producer
                 .send(
                     FutureRecord::to(&topic)
-                        .key(key.as_bytes())
-                        .payload(&value)
+                        .key(ready.key.as_bytes())
+                        .payload(&ready.value)
                         .timestamp(timestamp.timestamp_millis()),
                     Duration::from_secs(60),
                 )
@@ -300,26 +503,25 @@ async fn produce_file(args: &ProduceArgs, sink: &Sink, path: &Path) -> anyhow::R
         if in_flight.len() >= IN_FLIGHT
             && let Some(result) = in_flight.next().await
         {
-            result.context("the broker refused a line")?;
+            result
+                .context("the broker refused a line")
+                .map_err(FileError::Publish)?;
             outcome.published += 1;
         }
     }
     while let Some(result) = in_flight.next().await {
-        result.context("the broker refused a line")?;
+        result
+            .context("the broker refused a line")
+            .map_err(FileError::Publish)?;
         outcome.published += 1;
     }
     progress.finish();
-    let declared = reader.await.context("the file reader stopped")??;
-    if let Some(declared) = declared {
-        outcome.totals.declared = declared;
-    }
-    outcome.totals.created_at = Some(timestamp);
+    reading
+        .await
+        .context("the file reader stopped")
+        .and_then(|r| r)
+        .map_err(FileError::Publish)?;
     Ok(outcome)
-}
-
-fn refuse(outcome: &mut FileOutcome, path: &Path, line_no: u64, reason: &str) {
-    outcome.refused += 1;
-    eprintln!("{}:{line_no}: {reason}", path.display());
 }
 
 fn print_outcome(path: &Path, outcome: &FileOutcome, dry_run: bool) {
@@ -328,11 +530,20 @@ fn print_outcome(path: &Path, outcome: &FileOutcome, dry_run: bool) {
     } else {
         "published"
     };
-    let published = if dry_run {
+    let published = if dry_run && outcome.rejected.is_none() {
         outcome.lines - outcome.refused
     } else {
         outcome.published
     };
+    if outcome.already_published {
+        println!(
+            "{}: {} lines, already published (the same content, sha256 {}): nothing sent; --republish sends it again",
+            path.display(),
+            outcome.lines,
+            &outcome.content_sha256[..16.min(outcome.content_sha256.len())]
+        );
+        return;
+    }
     println!(
         "{}: {} lines, {verb} {published}, refused {}",
         path.display(),
@@ -373,6 +584,7 @@ async fn publish_summaries(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             created_at,
+            content_sha256: Some(outcome.content_sha256.clone()),
         };
         let value = summary.encode(store)?;
         let record_key = summary.record_key();

@@ -25,7 +25,7 @@ use crate::avro::LineDecoder;
 use crate::config::{DatabaseArgs, KafkaArgs, SchemaArgs, checked_topic_name};
 use crate::db;
 use crate::kafka::{client_config, missing_topics};
-use crate::report::ReportSummary;
+use crate::report::{self, ReportSummary};
 
 /// Settings of `royalty-ingest reconcile`.
 #[derive(Debug, Clone, Args)]
@@ -373,77 +373,24 @@ async fn unread_summaries(
     .into_iter()
     .collect();
     let store = args.schemas.store()?;
-    let consumer: BaseConsumer = client_config(&args.kafka)
-        .set("group.id", format!("{}-reconcile", args.group))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .context("failed to create a Kafka client")?;
-    let topic = topic.to_string();
+    let (kafka, topic) = (args.kafka.clone(), topic.to_string());
     let (report_id, dsp, period) = (args.report_id.clone(), args.dsp.clone(), args.period);
     tokio::task::spawn_blocking(move || {
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), Duration::from_secs(10))
-            .with_context(|| format!("cannot read the partitions of {topic}"))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        let mut list = rdkafka::TopicPartitionList::new();
-        let mut waiting = 0;
-        for partition in partitions {
-            let (low, high) = consumer
-                .fetch_watermarks(&topic, partition, Duration::from_secs(10))
-                .with_context(|| format!("cannot read the end of {topic}[{partition}]"))?;
-            let from = stored.get(&partition).copied().unwrap_or(low).max(low);
-            if from < high {
-                list.add_partition_offset(&topic, partition, rdkafka::Offset::Offset(from))
-                    .context("cannot assign the summaries topic")?;
-                waiting += 1;
-            }
-        }
-        let mut out: Vec<ReportSummary> = Vec::new();
-        if waiting == 0 {
-            return Ok(out);
-        }
-        consumer
-            .assign(&list)
-            .context("cannot assign the summaries topic")?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while waiting > 0 {
-            anyhow::ensure!(
-                std::time::Instant::now() < deadline,
-                "the unread part of {topic} could not be read within 30 s"
-            );
-            match consumer.poll(Duration::from_millis(500)) {
-                None => {}
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => waiting -= 1,
-                Some(Err(err)) => {
-                    return Err(anyhow::Error::new(err).context("cannot read the summaries topic"));
-                }
-                Some(Ok(message)) => {
-                    use rdkafka::Message;
-                    let Some(Ok(summary)) = message
-                        .payload()
-                        .map(|payload| ReportSummary::decode(&store, payload))
-                    else {
-                        continue;
-                    };
-                    let wanted = report_id
+        let unread = report::read_summaries(&kafka, &store, &topic, |partition, low| {
+            stored.get(&partition).copied().unwrap_or(low)
+        })?;
+        Ok(unread
+            .into_iter()
+            .filter(|summary| {
+                report_id
+                    .as_deref()
+                    .is_none_or(|id| id.trim() == summary.report_id)
+                    && dsp
                         .as_deref()
-                        .is_none_or(|id| id.trim() == summary.report_id)
-                        && dsp
-                            .as_deref()
-                            .is_none_or(|d| d.trim().eq_ignore_ascii_case(&summary.dsp_name))
-                        && period.is_none_or(|p| p == summary.report_period);
-                    if wanted {
-                        out.push(summary);
-                    }
-                }
-            }
-        }
-        Ok(out)
+                        .is_none_or(|d| d.trim().eq_ignore_ascii_case(&summary.dsp_name))
+                    && period.is_none_or(|p| p == summary.report_period)
+            })
+            .collect())
     })
     .await
     .context("reading the summaries topic was interrupted")?

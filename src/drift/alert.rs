@@ -58,7 +58,7 @@ impl DriftAlert {
     /// The alert for the first observation of a drift.
     pub fn from_drift(drift: &Drift, detected_at: DateTime<Utc>) -> Self {
         DriftAlert {
-            alert_id: drift.id(),
+            alert_id: drift.id().to_string(),
             kind: drift.kind.as_str().to_string(),
             isrc: drift.isrc.clone(),
             expected: drift.expected.clone(),

@@ -78,18 +78,16 @@ pub async fn check_lines(
             let version = versions.get(&(l.line.isrc.clone(), l.line.report_period));
             let alert_unknown = settings.alert_unknown_isrc && !known.contains(&l.line.isrc);
             let source = l.source.to_string();
-            let already: Vec<String> = l
+            // At most one drift per kind: a short scan, by ids computed at detection.
+            let already: Vec<Drift> = l
                 .previous
                 .map(|old| detect::detect_line(old, version, loaded, alert_unknown, &source))
-                .unwrap_or_default()
-                .iter()
-                .map(Drift::id)
-                .collect();
+                .unwrap_or_default();
             LineCheck {
                 catalog_version_id: version.map(|v| v.version_id),
                 drifts: detect::detect_line(l.line, version, loaded, alert_unknown, &source)
                     .into_iter()
-                    .filter(|d| !already.contains(&d.id()))
+                    .filter(|d| !already.iter().any(|a| a.id() == d.id()))
                     .collect(),
             }
         })

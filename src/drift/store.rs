@@ -2,7 +2,8 @@
 //! date, applying an entry (close the covering version, open a new one), and recording
 //! drift (counted per DSP; one alert through the outbox per distinct drift).
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
@@ -14,7 +15,7 @@ use crate::db::outbox::{self, OutboxMessage};
 
 use super::alert::DriftAlert;
 use super::catalog::{CatalogEntry, CatalogVersion};
-use super::detect::{Drift, detect_update};
+use super::detect::{ALL_KINDS, Drift, detect_update};
 
 /// How drift is reported.
 #[derive(Debug, Clone)]
@@ -223,63 +224,76 @@ pub async fn apply_entries<'e>(
     Ok((stats, drifts))
 }
 
+/// What recording a batch's drift raised.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RaisedAlerts {
+    /// Ids of the alerts enqueued.
+    pub ids: Vec<String>,
+    /// The same, counted per kind (indexed like [`ALL_KINDS`]).
+    pub by_kind: [u64; ALL_KINDS.len()],
+}
+
+/// One drift at one DSP in this batch: its first observation and how many lines showed it.
+struct Event<'d> {
+    drift: &'d Drift,
+    /// The DSP as the line key spells it (lower-cased, trimmed).
+    dsp: String,
+    occurrences: i64,
+}
+
+/// Each distinct (drift, DSP) of `drifts` once, in order of first appearance.
+fn count_events(drifts: &[Drift]) -> Vec<Event<'_>> {
+    let mut index: HashMap<(&str, String), usize> = HashMap::with_capacity(drifts.len());
+    let mut events: Vec<Event<'_>> = Vec::with_capacity(drifts.len());
+    for drift in drifts {
+        let dsp = drift.dsp_name.trim().to_lowercase();
+        match index.entry((drift.id(), dsp)) {
+            Entry::Occupied(seen) => events[*seen.get()].occurrences += 1,
+            Entry::Vacant(new) => {
+                events.push(Event {
+                    drift,
+                    dsp: new.key().1.clone(),
+                    occurrences: 1,
+                });
+                new.insert(events.len() - 1);
+            }
+        }
+    }
+    events
+}
+
 /// Counts drift occurrences per DSP and enqueues one alert per drift never seen before.
-/// Returns the ids of the alerts enqueued.
-/// Returns the number of new alerts.
+/// Everything is looked up by hash: a batch can hold as many drifts as lines.
 pub async fn record_drifts(
     conn: &mut PgConnection,
     drifts: &[Drift],
     settings: &DriftSettings,
-) -> Result<Vec<String>, DbFailure> {
+) -> Result<RaisedAlerts, DbFailure> {
     if drifts.is_empty() {
-        return Ok(Vec::new());
+        return Ok(RaisedAlerts::default());
     }
-    // (drift id, dsp) → occurrences and the first observation, in order of appearance.
-    let mut order: Vec<(String, String)> = Vec::new();
-    let mut seen: HashMap<(String, String), (i64, &Drift)> = HashMap::new();
-    for drift in drifts {
-        // Counted per DSP as the line key spells it (lower-cased, trimmed).
-        let key = (drift.id(), drift.dsp_name.trim().to_lowercase());
-        match seen.get_mut(&key) {
-            Some((count, _)) => *count += 1,
-            None => {
-                order.push(key.clone());
-                seen.insert(key, (1, drift));
-            }
-        }
-    }
-    let ids: Vec<&str> = order.iter().map(|(id, _)| id.as_str()).collect();
-    let known: Vec<String> =
+    let events = count_events(drifts);
+    let ids: Vec<&str> = events.iter().map(|e| e.drift.id()).collect();
+    let known: HashSet<String> =
         sqlx::query_scalar("SELECT DISTINCT drift_id FROM drift_events WHERE drift_id = ANY($1)")
             .bind(&ids)
             .fetch_all(&mut *conn)
-            .await?;
+            .await?
+            .into_iter()
+            .collect();
 
-    let firsts: Vec<(&(String, String), i64, &Drift)> = order
+    let dsps: Vec<&str> = events.iter().map(|e| e.dsp.as_str()).collect();
+    let isrcs: Vec<&str> = events.iter().map(|e| e.drift.isrc.as_str()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.drift.kind.as_str()).collect();
+    let expected: Vec<Option<&str>> = events.iter().map(|e| e.drift.expected.as_deref()).collect();
+    let received: Vec<Option<&str>> = events.iter().map(|e| e.drift.received.as_deref()).collect();
+    let versions: Vec<Option<i64>> = events.iter().map(|e| e.drift.catalog_version_id).collect();
+    let counts: Vec<i64> = events.iter().map(|e| e.occurrences).collect();
+    let reports: Vec<Option<&str>> = events
         .iter()
-        .filter_map(|key| seen.get(key).map(|(count, drift)| (key, *count, *drift)))
+        .map(|e| e.drift.report_id.as_deref())
         .collect();
-    let dsps: Vec<&str> = firsts.iter().map(|(k, _, _)| k.1.as_str()).collect();
-    let isrcs: Vec<&str> = firsts.iter().map(|(_, _, d)| d.isrc.as_str()).collect();
-    let kinds: Vec<&str> = firsts.iter().map(|(_, _, d)| d.kind.as_str()).collect();
-    let expected: Vec<Option<&str>> = firsts
-        .iter()
-        .map(|(_, _, d)| d.expected.as_deref())
-        .collect();
-    let received: Vec<Option<&str>> = firsts
-        .iter()
-        .map(|(_, _, d)| d.received.as_deref())
-        .collect();
-    let versions: Vec<Option<i64>> = firsts
-        .iter()
-        .map(|(_, _, d)| d.catalog_version_id)
-        .collect();
-    let counts: Vec<i64> = firsts.iter().map(|(_, c, _)| *c).collect();
-    let reports: Vec<Option<&str>> = firsts
-        .iter()
-        .map(|(_, _, d)| d.report_id.as_deref())
-        .collect();
-    let sources: Vec<&str> = firsts.iter().map(|(_, _, d)| d.source.as_str()).collect();
+    let sources: Vec<&str> = events.iter().map(|e| e.drift.source.as_str()).collect();
     sqlx::query(
         "INSERT INTO drift_events (drift_id, dsp_name, isrc, kind, expected, received,
                                    catalog_version_id, occurrences, first_report_id, first_source)
@@ -303,13 +317,15 @@ pub async fn record_drifts(
     .await?;
 
     let now = Utc::now();
-    let mut alerted: Vec<&str> = Vec::new();
+    let mut raised = RaisedAlerts::default();
+    // A drift seen at two DSPs of the batch is announced once, by the first.
+    let mut alerted: HashSet<&str> = HashSet::new();
     let mut messages: Vec<OutboxMessage> = Vec::new();
-    for ((id, _), _, drift) in &firsts {
-        if known.iter().any(|k| k == id) || alerted.contains(&id.as_str()) {
+    for event in &events {
+        let (drift, id) = (event.drift, event.drift.id());
+        if known.contains(id) || !alerted.insert(id) {
             continue;
         }
-        alerted.push(id);
         let alert = DriftAlert::from_drift(drift, now);
         // An alert that cannot be encoded must fail the batch: once its drift_events row
         // is committed it would never be raised again.
@@ -321,10 +337,12 @@ pub async fn record_drifts(
                 ))
             })?;
         messages.push(message);
+        raised.by_kind[drift.kind.index()] += 1;
     }
     outbox::enqueue(conn, &messages).await?;
     for message in &messages {
         tracing::info!(alert_id = %message.message_id, "drift alert raised");
     }
-    Ok(messages.into_iter().map(|m| m.message_id).collect())
+    raised.ids = messages.into_iter().map(|m| m.message_id).collect();
+    Ok(raised)
 }

@@ -138,13 +138,6 @@ pub async fn commit_batch(
     let mut drifts = catalog.drifts;
     drifts.extend(posted.drifts);
     let raised = drift::store::record_drifts(&mut tx, &drifts, target.drift).await?;
-    let mut drift_alerts_by_kind = [0u64; ALL_KINDS.len()];
-    for id in &raised {
-        if let Some(drift) = drifts.iter().find(|d| d.id() == *id) {
-            drift_alerts_by_kind[drift.kind.index()] += 1;
-        }
-    }
-    let drift_alerts = raised.len() as u64;
     let poisoned_count = poisoned.len() as u64;
     if poisoned.is_empty() {
         record_dead_letters(&mut tx, target, &batch.dead_letters).await?;
@@ -159,8 +152,8 @@ pub async fn commit_batch(
         dead_letters: batch.dead_letters.len() as u64 + poisoned_count,
         poisoned: poisoned_count,
         catalog: catalog.stats,
-        drift_alerts,
-        drift_alerts_by_kind,
+        drift_alerts: raised.ids.len() as u64,
+        drift_alerts_by_kind: raised.by_kind,
     }))
 }
 

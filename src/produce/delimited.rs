@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 
 use super::FileItem;
 use super::amount::{parse_amount, parse_quantity};
+use super::identity::{compose, delimited_line_id, line_number_id, parse_report_time};
 use super::profile::{Profile, ReturnAmounts};
 use super::text::parse_period;
 use crate::domain::DecodedLine;
@@ -29,16 +30,31 @@ struct Positions {
     label: Option<usize>,
     artist: Option<usize>,
     report_id: Option<usize>,
+    report_time: Option<usize>,
+    /// The profile's `report_key` columns (empty when the report id comes from elsewhere).
+    report_key: Vec<usize>,
+    /// The profile's `line_key` columns (empty when lines have a transaction id column).
+    line_key: Vec<usize>,
 }
 
-/// Reads `reader` (the file's bytes) with `profile`. `fallback_id` (derived from the file)
-/// is the report id of a row that names none, and the derived transaction id of a row
-/// without one is `<report id>:<line>`. Returns the columns the profile names that the
-/// file does not have (optional ones: those fields stay empty or are derived).
+/// How the lines of a file get their identity beyond what the profile says.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityArgs {
+    /// `--report-id`: the report every line of the file belongs to.
+    pub report_id: Option<String>,
+    /// `--line-number-identity`: lines without a transaction id or `line_key` are told
+    /// apart by their line number (a re-issue with a row added or removed then moves lines).
+    pub line_numbers: bool,
+}
+
+/// Reads `reader` (the file's bytes) with `profile`; lines get their identity as
+/// [`super::identity`] says, with `identity` from the command line. Returns the columns
+/// the profile names that the file does not have (optional ones: those fields stay empty).
+/// Fails before the first row when nothing names the report or tells its lines apart.
 pub fn read_rows(
     mut reader: impl Read,
     profile: &Profile,
-    fallback_id: &str,
+    identity: &IdentityArgs,
     mut out: impl FnMut(FileItem) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<String>> {
     // The banner lines and the header decide the delimiter: read them first.
@@ -76,7 +92,7 @@ pub fn read_rows(
         .iter()
         .map(|cell| profile.encoding.decode(cell).trim().to_string())
         .collect();
-    let (positions, notes) = locate(profile, &header)?;
+    let (positions, notes) = locate(profile, &header, identity)?;
     let first_line = profile.skip_lines as u64;
     loop {
         let more = csv.read_byte_record(&mut record);
@@ -88,6 +104,7 @@ pub fn read_rows(
                 out(FileItem {
                     line_no,
                     parsed: Err(format!("row: {err}")),
+                    report_time: None,
                 })?;
                 continue;
             }
@@ -101,14 +118,22 @@ pub fn read_rows(
             .collect();
         out(FileItem {
             line_no,
-            parsed: row_line(profile, &positions, &cells, line_no, fallback_id),
+            parsed: row_line(profile, &positions, &cells, line_no, identity),
+            report_time: match positions.report_time.and_then(|i| cells.get(i)) {
+                Some(raw) if !raw.is_empty() => Some(parse_report_time(raw)),
+                _ => None,
+            },
         })?;
     }
 }
 
 /// Finds the profile's columns in the header. A required field's column (or one without
 /// a constant to fall back on) must be there; an optional one may be missing (noted).
-fn locate(profile: &Profile, header: &[String]) -> anyhow::Result<(Positions, Vec<String>)> {
+fn locate(
+    profile: &Profile,
+    header: &[String],
+    identity: &IdentityArgs,
+) -> anyhow::Result<(Positions, Vec<String>)> {
     let mut notes = Vec::new();
     let position = |name: &str| {
         header
@@ -169,15 +194,63 @@ fn locate(profile: &Profile, header: &[String]) -> anyhow::Result<(Positions, Ve
         amount: required(&c.amount, "amount")?,
         currency,
         period,
-        transaction_id: optional(&c.transaction_id, Some("derived: report id and line")),
+        transaction_id: optional(&c.transaction_id, Some("the profile's line_key is used")),
         dsp,
         territory: optional(&c.territory, None),
         usage_type: optional(&c.usage_type, None),
         line_type: optional(&c.line_type, Some("sale, or return when negative")),
         label: optional(&c.label, None),
         artist: optional(&c.artist, None),
-        report_id: optional(&c.report_id, Some("derived from the file")),
+        report_id: optional(
+            &c.report_id,
+            Some("--report-id or the profile's report_key is used"),
+        ),
+        report_time: optional(&c.report_time, Some("--report-time is used")),
+        report_key: Vec::new(),
+        line_key: Vec::new(),
     };
+    let mut positions = positions;
+    let columns = |names: &[String], what: &str| -> anyhow::Result<Vec<usize>> {
+        names
+            .iter()
+            .map(|name| {
+                position(name).ok_or_else(|| {
+                    anyhow::anyhow!("{}; the profile's {what} names it", missing(name))
+                })
+            })
+            .collect()
+    };
+    let names_report = identity.report_id.is_some()
+        || positions.report_id.is_some()
+        || profile.constants.report_id.is_some();
+    if !names_report {
+        anyhow::ensure!(
+            !profile.report_key.is_empty(),
+            "nothing names the report these lines belong to: the file has no report id column{}; \
+             pass --report-id, or list the columns that name a report in the profile's report_key",
+            c.report_id
+                .as_deref()
+                .map(|n| format!(" ({n:?})"))
+                .unwrap_or_default()
+        );
+        positions.report_key = columns(&profile.report_key, "report_key")?;
+    }
+    if positions.transaction_id.is_none() && !identity.line_numbers {
+        anyhow::ensure!(
+            !profile.line_key.is_empty(),
+            "nothing tells the lines of a report apart: the file has no transaction id column{} \
+             and the profile no line_key (the columns that identify a line, e.g. ISRC, territory, \
+             usage type); add one, or pass --line-number-identity to use line numbers (a \
+             re-issued file with a row added or removed then restates the wrong lines)",
+            c.transaction_id
+                .as_deref()
+                .map(|n| format!(" ({n:?})"))
+                .unwrap_or_default()
+        );
+    }
+    if positions.transaction_id.is_none() && !profile.line_key.is_empty() {
+        positions.line_key = columns(&profile.line_key, "line_key")?;
+    }
     Ok((positions, notes))
 }
 
@@ -186,7 +259,7 @@ fn row_line(
     at: &Positions,
     cells: &[String],
     line_no: u64,
-    fallback_id: &str,
+    identity: &IdentityArgs,
 ) -> Result<DecodedLine, String> {
     let cell = |i: usize| cells.get(i).map(String::as_str).filter(|c| !c.is_empty());
     let optional = |i: Option<usize>, constant: &Option<String>| {
@@ -209,10 +282,24 @@ fn row_line(
         profile.period_format.as_deref(),
     )
     .map_err(|e| format!("period: {e}"))?;
-    let report_id = optional(at.report_id, &k.report_id).unwrap_or_else(|| fallback_id.to_string());
+    let report_id = match &identity.report_id {
+        Some(id) => id.clone(),
+        None => match optional(at.report_id, &k.report_id) {
+            Some(id) => id,
+            None if !at.report_key.is_empty() => {
+                compose(at.report_key.iter().map(|&i| cell(i).unwrap_or_default()))
+            }
+            None => return Err("report_id: empty (and no --report-id)".into()),
+        },
+    };
     let transaction_id = match at.transaction_id.and_then(cell) {
         Some(id) => id.to_string(),
-        None => format!("{report_id}:{line_no}"),
+        None if !at.line_key.is_empty() => delimited_line_id(
+            &report_id,
+            at.line_key.iter().map(|&i| cell(i).unwrap_or_default()),
+        ),
+        None if identity.line_numbers => line_number_id(&report_id, line_no),
+        None => return Err("transaction_id: empty".into()),
     };
     let line_type = optional(at.line_type, &k.line_type).map(|t| profile.line_type(&t));
     let (line_type, amount, stream_count) =

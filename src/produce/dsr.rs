@@ -22,11 +22,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
 
 use anyhow::Context;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use super::FileItem;
 use super::amount::{parse_ddex_amount, parse_ddex_count};
+use super::identity::{self, DsrLineParts, SeenIds};
 use super::text::{Encoding, parse_period};
 use crate::domain::DecodedLine;
 
@@ -278,7 +279,8 @@ impl Columns {
 /// The report as its HEAD describes it.
 #[derive(Debug, Clone)]
 pub struct Head {
-    /// MessageId: the report's own id (unique per sender).
+    /// MessageId: this message's id (unique per sender; a resend gets a new one, so it
+    /// names no report or line).
     pub message_id: String,
     /// MessageCreatedDateTime: the record timestamp of every published line.
     pub created_at: DateTime<Utc>,
@@ -288,6 +290,18 @@ pub struct Head {
     pub period: String,
     /// Profile and version, for the summary.
     pub profile: String,
+    /// SenderPartyId, else SenderName.
+    pub sender_id: String,
+    /// RecipientPartyId, else RecipientName (empty when the HEAD has neither).
+    pub recipient: String,
+    /// ServiceDescription of the HEAD (may be empty).
+    pub service: String,
+    /// UsageStartDate and UsageEndDate as written.
+    pub usage_start: String,
+    /// UsageEndDate as written (may be empty).
+    pub usage_end: String,
+    /// FileNumber and NumberOfFiles when the report spans more than one file.
+    pub part: Option<(String, String)>,
 }
 
 /// One summary record (SYnn).
@@ -299,6 +313,8 @@ struct Summary {
     declared_usages: Option<i64>,
     territory: Option<String>,
     use_type: Option<String>,
+    commercial_model: Option<String>,
+    service: Option<String>,
     /// How many SY rows carry this id (the UGC sample repeats one per rights controller).
     rows: u64,
 }
@@ -390,6 +406,8 @@ impl Allocation {
 pub struct DsrScan {
     /// The HEAD, when the file had a usable one.
     pub head: Option<Head>,
+    /// The report's identity ([`identity::dsr_report_id`]), set when the HEAD is usable.
+    pub report_id: Option<String>,
     columns: Columns,
     summaries: HashMap<String, Summary>,
     allocations: HashMap<String, Allocation>,
@@ -434,6 +452,7 @@ fn each_line(
 pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan> {
     let mut scan = DsrScan {
         head: None,
+        report_id: None,
         columns: Columns::builtin(),
         summaries: HashMap::new(),
         allocations: HashMap::new(),
@@ -518,6 +537,8 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
                     }),
                     territory: record.get(&["Territory"]).map(str::to_string),
                     use_type: record.get(&["UseType"]).map(str::to_string),
+                    commercial_model: record.get(&["CommercialModel"]).map(str::to_string),
+                    service: record.get(&["ServiceDescription"]).map(str::to_string),
                     rows: 1,
                 };
                 if let (Some(currency), Some(revenue)) = (&summary.currency, summary.revenue) {
@@ -693,6 +714,22 @@ pub fn scan(reader: impl BufRead, encoding: Encoding) -> anyhow::Result<DsrScan>
             ));
         }
     }
+    if let Some(head) = &scan.head {
+        let territories: std::collections::BTreeSet<&str> = scan
+            .summaries
+            .values()
+            .filter_map(|s| s.territory.as_deref())
+            .collect();
+        scan.report_id = Some(identity::dsr_report_id(&identity::DsrReportParts {
+            sender: &head.sender_id,
+            recipient: &head.recipient,
+            service: &head.service,
+            start: &head.usage_start,
+            end: &head.usage_end,
+            territories: territories.into_iter().collect(),
+            part: head.part.as_ref().map(|(x, y)| (x.as_str(), y.as_str())),
+        }));
+    }
     scan.problems.sort();
     scan.warnings.sort();
     Ok(scan)
@@ -715,7 +752,7 @@ fn head(record: &Record<'_>, line_no: u64, problems: &mut Vec<String>) -> Option
         record.get(&["Profile"]).unwrap_or("unknown profile"),
         record.get(&["ProfileVersion"]).unwrap_or("")
     );
-    let created_at = match created.as_deref().map(parse_created) {
+    let created_at = match created.as_deref().map(identity::parse_report_time) {
         Some(Ok(at)) => Some(at),
         Some(Err(e)) => {
             problems.push(format!("line {line_no}: HEAD MessageCreatedDateTime {e}"));
@@ -731,26 +768,30 @@ fn head(record: &Record<'_>, line_no: u64, problems: &mut Vec<String>) -> Option
         }
         None => None,
     };
+    let text = |names: &[&str]| record.get(names).unwrap_or_default().to_string();
+    let sender = sender?;
+    let part = match (record.get(&["FileNumber"]), record.get(&["NumberOfFiles"])) {
+        (Some(x), Some(y)) if y.trim() != "1" => Some((x.to_string(), y.to_string())),
+        _ => None,
+    };
     Some(Head {
         message_id: message_id?,
         created_at: created_at?,
-        sender: sender?,
+        sender_id: record
+            .get(&["SenderPartyId"])
+            .map_or_else(|| sender.clone(), str::to_string),
+        sender,
         period: period?,
         profile: profile.trim().to_string(),
+        recipient: record
+            .get(&["RecipientPartyId", "RecipientName"])
+            .unwrap_or_default()
+            .to_string(),
+        service: text(&["ServiceDescription"]),
+        usage_start: start.unwrap_or_default(),
+        usage_end: text(&["UsageEndDate"]),
+        part,
     })
-}
-
-/// `2016-01-21T15:09:26Z`, with an offset, or without one (read as UTC), or a date.
-fn parse_created(raw: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(raw) {
-        return Ok(at.with_timezone(&Utc));
-    }
-    if let Ok(at) = chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S") {
-        return Ok(at.and_utc());
-    }
-    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
-        .map_err(|_| format!("{raw:?} is not a date-time"))
 }
 
 /// The usages a line counts for allocation: streams, or downloads net of returns.
@@ -796,11 +837,20 @@ struct Resource {
     artist: Option<String>,
 }
 
+/// The identities the emit pass hands out.
+struct LineIds<'a> {
+    report_id: &'a str,
+    seen: SeenIds,
+    collisions: u64,
+}
+
 /// What the current block (release and resources) says.
 #[derive(Debug, Default)]
 struct Block {
     id: Option<String>,
     icpn: Option<String>,
+    /// DspReleaseId, else ReleaseReference: the release when it has no ICPN.
+    release_id: Option<String>,
     label: Option<String>,
     release_artist: Option<String>,
     /// The block's resources (AS01/AS02).
@@ -814,16 +864,26 @@ impl DsrScan {
     }
 
     /// The second pass: one item per usage line, in file order. Call only when
-    /// [`DsrScan::is_publishable`].
+    /// [`DsrScan::is_publishable`]. Returns how many lines shared a natural key with an
+    /// earlier line and were told apart by their order (see [`identity`]).
     pub fn emit(
         &self,
         reader: impl BufRead,
         mut out: impl FnMut(FileItem) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<u64> {
         let head = self
             .head
             .as_ref()
             .context("the DSR file has no usable HEAD")?;
+        let report_id = self
+            .report_id
+            .as_deref()
+            .context("the DSR file has no usable HEAD")?;
+        let mut ids = LineIds {
+            report_id,
+            seen: SeenIds::default(),
+            collisions: 0,
+        };
         let mut columns = Columns::builtin();
         let mut block = Block::default();
         let mut seen: HashMap<(String, i64), u64> = HashMap::new();
@@ -853,6 +913,9 @@ impl DsrScan {
             match kind.as_str() {
                 "RE01" => {
                     block.icpn = record.get(&["ICPN"]).map(str::to_string);
+                    block.release_id = record
+                        .get(&["DspReleaseId", "ReleaseReference"])
+                        .map(str::to_string);
                     block.label = record.get(&["Label"]).map(str::to_string);
                     block.release_artist = record.get(&["DisplayArtistName"]).map(str::to_string);
                 }
@@ -869,14 +932,15 @@ impl DsrScan {
                 k if k.starts_with("SU") => {
                     out(FileItem {
                         line_no,
-                        parsed: self.usage_line(head, &block, &record, &mut seen),
+                        parsed: self.usage_line(head, &block, &record, &mut seen, &mut ids),
+                        report_time: None,
                     })?;
                 }
                 _ => {}
             }
             Ok(())
         })?;
-        Ok(())
+        Ok(ids.collisions)
     }
 
     fn usage_line(
@@ -885,6 +949,7 @@ impl DsrScan {
         block: &Block,
         record: &Record<'_>,
         seen: &mut HashMap<(String, i64), u64>,
+        ids: &mut LineIds<'_>,
     ) -> Result<DecodedLine, String> {
         let summary_id = record
             .get(&["SummaryRecordId"])
@@ -894,7 +959,8 @@ impl DsrScan {
             .summaries
             .get(&summary_id)
             .ok_or_else(|| format!("SummaryRecordId: no summary record {summary_id}"))?;
-        let transaction = record
+        // Mandatory in DDEX; not part of the line's identity (see the identity module).
+        record
             .get(&["SalesTransactionId"])
             .ok_or("SalesTransactionId: missing")?;
         let usages = usage_weight(record)?;
@@ -917,6 +983,37 @@ impl DsrScan {
             return Err("isrc: the line's block names no resource with an ISRC".into());
         };
         let (isrc, artist) = (isrc.clone(), artist.clone());
+        let use_type = record
+            .get(&["UseType"])
+            .map(str::to_string)
+            .or_else(|| summary.use_type.clone());
+        let natural = identity::dsr_line_id(
+            ids.report_id,
+            &DsrLineParts {
+                release: block
+                    .icpn
+                    .as_deref()
+                    .or(block.release_id.as_deref())
+                    .unwrap_or_default(),
+                resource: &isrc,
+                commercial_model: summary.commercial_model.as_deref().unwrap_or_default(),
+                use_type: use_type.as_deref().unwrap_or_default(),
+                territory: summary.territory.as_deref().unwrap_or_default(),
+                service: summary.service.as_deref().unwrap_or_default(),
+                price: record
+                    .get(&["PriceConsumerPaidExcSalesTax"])
+                    .unwrap_or_default(),
+            },
+        );
+        // Lines with one natural key are told apart by their order among themselves (see
+        // the identity module: the DSP's transaction ids are not stable across a resend).
+        let transaction_id = match ids.seen.occurrence(&natural) {
+            1 => natural,
+            n => {
+                ids.collisions += 1;
+                format!("{natural}#{n}")
+            }
+        };
         let amount = match record.get(&["NetRevenue"]) {
             Some(raw) => parse_ddex_amount(raw).map_err(|e| format!("NetRevenue: {e}"))?,
             // A line that bears no royalty has no share of the summary's revenue.
@@ -936,20 +1033,16 @@ impl DsrScan {
             upc: block.icpn.clone(),
             dsp_name: head.sender.clone(),
             report_period: head.period.clone(),
-            transaction_id: format!(
-                "{}/{}/{transaction}",
-                head.message_id,
-                block.id.as_deref().unwrap_or("-")
-            ),
+            transaction_id,
             stream_count: usages,
             royalty_amount: amount,
             currency: summary.currency.clone().unwrap_or_default(),
             territory: summary.territory.clone(),
-            usage_type: summary.use_type.clone(),
+            usage_type: use_type,
             line_type: None,
             label: block.label.clone(),
             artist: artist.or_else(|| block.release_artist.clone()),
-            report_id: Some(head.message_id.clone()),
+            report_id: Some(ids.report_id.to_string()),
         })
     }
 
@@ -1005,7 +1098,11 @@ mod tests {
         assert_eq!(total, Decimal::new(70, 1));
         assert_eq!(lines[0].isrc, "USSM19803037");
         assert_eq!(lines[0].upc, None);
-        assert_eq!(lines[0].transaction_id, "1453417766009915/1/U1");
+        assert_eq!(
+            lines[0].transaction_id,
+            "DSR|PADPIDA2013020802I|PADPIDA20070627029|AdSupport-music|2015-10-01..2015-12-31|IS||USSM19803037|AdvertisementSupportedModel|Stream|IS|AdSupport-music|"
+        );
+        assert_eq!(lines[0].report_id.as_deref(), scan.report_id.as_deref());
         assert_eq!(lines[0].dsp_name, "YouTube");
         assert_eq!(lines[0].currency, "USD");
         assert_eq!(lines[0].stream_count, 7810);
@@ -1073,7 +1170,16 @@ mod tests {
         assert_eq!(eur[0].royalty_amount, Decimal::new(10, 0));
         assert_eq!(lines[0].upc.as_deref(), Some("0036000291452"));
         assert_eq!(lines[0].label.as_deref(), Some("Harbor Records"));
-        assert_eq!(lines[0].transaction_id, "MSG-77/B1/T1");
+        // T1, T2 and T3 sell the same track on the same release, model and territory: the
+        // second and third are told apart by their order, never by the MessageId.
+        let report = "DSR|PADPIDA2014120301A||Premium|2026-09-01..2026-09-30|DE+SE";
+        let natural = format!(
+            "{report}|0036000291452|GBQZA2400007|SubscriptionModel|OnDemandStream|SE|Premium|"
+        );
+        assert_eq!(lines[0].transaction_id, natural);
+        assert_eq!(lines[1].transaction_id, format!("{natural}#2"));
+        assert_eq!(lines[2].transaction_id, format!("{natural}#3"));
+        assert_eq!(lines[0].report_id.as_deref(), Some(report));
         assert_eq!(lines[4].upc, None);
     }
 

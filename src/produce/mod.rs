@@ -7,6 +7,7 @@
 pub mod amount;
 pub mod delimited;
 pub mod dsr;
+pub mod identity;
 pub mod profile;
 pub mod text;
 
@@ -29,6 +30,8 @@ pub struct FileItem {
     pub line_no: u64,
     /// The line, or the reason it could not be read.
     pub parsed: Result<DecodedLine, String>,
+    /// The report time the row states (a profile's `report_time` column), if any.
+    pub report_time: Option<Result<chrono::DateTime<chrono::Utc>, String>>,
 }
 
 /// What kind of file it is.
@@ -60,6 +63,41 @@ pub fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead + Send>> {
     }
 }
 
+/// SHA-256 (hex) of a file's content, gunzipped: what tells a file published before.
+pub fn content_sha256(path: &Path) -> anyhow::Result<String> {
+    let mut reader = open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// Fails when the start of a file (gunzipped) is not text: a report is CSV/TSV or DSR
+/// text, and an image or an archive would otherwise be read as a header of odd columns.
+pub fn ensure_text(path: &Path) -> anyhow::Result<()> {
+    let mut reader = open(path)?;
+    let mut start = Vec::with_capacity(8192);
+    reader
+        .by_ref()
+        .take(8192)
+        .read_to_end(&mut start)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    anyhow::ensure!(
+        !start.contains(&0),
+        "not a text file (it holds NUL bytes: an image, an archive, a spreadsheet?); produce \
+         reads CSV/TSV/semicolon files and DDEX DSR flat files, gzipped or not (export a \
+         spreadsheet as CSV first)"
+    );
+    Ok(())
+}
+
 /// The format of a file: DSR when its first record (comments skipped) is `HEAD`.
 pub fn detect(path: &Path) -> anyhow::Result<Format> {
     let mut reader = open(path)?;
@@ -81,29 +119,6 @@ pub fn detect(path: &Path) -> anyhow::Result<Format> {
         });
     }
     Ok(Format::Delimited)
-}
-
-/// A report id for a file that names none: its name and the SHA-256 of its content, so
-/// the same file always gets the same id (and its lines the same transaction ids).
-pub fn file_report_id(path: &Path) -> anyhow::Result<String> {
-    let mut reader = open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let stem = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map(|n| n.split('.').next().unwrap_or(n))
-        .unwrap_or("file");
-    Ok(format!("{stem}-{}", &hex::encode(hasher.finalize())[..16]))
 }
 
 /// Which report, DSP, period and currency a total is for.

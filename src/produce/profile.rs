@@ -85,6 +85,14 @@ pub struct Profile {
     /// The file's words for line types (`Void` = `return`, ...), case-insensitive.
     #[serde(default)]
     pub line_types: BTreeMap<String, String>,
+    /// Columns whose values name the report when the file has no report id column (for
+    /// example store and month): a copy, a rename or a re-save keeps the same report.
+    #[serde(default)]
+    pub report_key: Vec<String>,
+    /// Columns that tell the lines of one report apart when the file has no transaction id
+    /// column (for example ISRC, territory, usage type, sale type).
+    #[serde(default)]
+    pub line_key: Vec<String>,
 }
 
 fn auto() -> String {
@@ -127,6 +135,9 @@ pub struct Columns {
     pub artist: Option<String>,
     /// The DSP's report / statement id.
     pub report_id: Option<String>,
+    /// When the report was made (RFC 3339 or a date): its version. A later version of
+    /// the same report replaces an earlier one.
+    pub report_time: Option<String>,
 }
 
 /// Constant values for what the file lacks.
