@@ -9,15 +9,20 @@
 //! `CHAOS_PROFILE=short` (default, in `.ci/run`): 20,000 lines, about 12 faults.
 //! `CHAOS_PROFILE=long` (by hand, `scripts/chaos long`): 100,000 lines, at least 50 kills.
 //! `CHAOS_SEED=n` replays a run's fault sequence.
+//!
+//! Every instance's stderr goes to its own file under `target/tmp/chaos/` (the directory
+//! is printed first, as "chaos logs: DIR"). An instance that exits without being stopped by
+//! the test fails the test at once, with its exit status and the last lines it logged.
 
 mod common;
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::pipeline::{
-    ChildGuard, count, distinct_lines, encode, expected_totals, kill_hard, ledger_totals,
-    publish_records, services, signal, spawn_run, wait_exit, wait_for_rows,
+    ChildGuard, count, distinct_lines, encode, expected_totals, kill_hard, ledger_count,
+    ledger_totals, publish_records, services, signal, spawn_run_logged, tail_of, wait_exit,
 };
 use royalty_ingest::avro::SchemaStore;
 use royalty_ingest::domain::DecodedLine;
@@ -83,6 +88,80 @@ fn catalog_updates(lines: &[DecodedLine]) -> (Vec<(String, Vec<u8>)>, HashSet<St
     (updates, drifting)
 }
 
+/// A running `run` and the file its stderr goes to.
+struct Instance {
+    child: ChildGuard,
+    log: PathBuf,
+}
+
+/// Starts instances, each logging to a file of its own in `dir`.
+struct Launcher<'a> {
+    args: &'a [&'a str],
+    url: &'a str,
+    dir: PathBuf,
+    started: usize,
+}
+
+impl Launcher<'_> {
+    fn start(&mut self) -> Instance {
+        self.started += 1;
+        let log = self.dir.join(format!("run-{}.log", self.started));
+        Instance {
+            child: spawn_run_logged(self.args, self.url, &log),
+            log,
+        }
+    }
+}
+
+/// Fails the test at once when an instance ended without the test stopping it: nothing in
+/// this suite makes `run` exit by itself, so that is the finding, whatever the ledger says
+/// later. Says how it ended and the last lines it logged.
+fn assert_all_running(instances: &mut [Instance], seed: u64) {
+    for instance in instances.iter_mut() {
+        if let Some(status) = instance.child.try_wait().expect("child status") {
+            panic!(
+                "chaos: an instance exited by itself ({status}; seed {seed}); {} ends:\n{}",
+                instance.log.display(),
+                quoted(&tail_of(&instance.log, 30))
+            );
+        }
+    }
+}
+
+/// Log lines marked so that `scripts/chaos`, which keeps only its own lines of the test
+/// output, keeps them too.
+fn quoted(log: &str) -> String {
+    log.lines()
+        .map(|line| format!("chaos:   | {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits until `check` holds, failing at once when an instance exits by itself.
+async fn settle<F, Fut>(
+    instances: &mut [Instance],
+    seed: u64,
+    timeout: Duration,
+    what: &str,
+    mut check: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        assert_all_running(instances, seed);
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what} (seed {seed})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_faults_lose_and_double_nothing() {
     let long = std::env::var("CHAOS_PROFILE").is_ok_and(|p| p == "long");
@@ -146,7 +225,18 @@ async fn mixed_faults_lose_and_double_nothing() {
     .map(|s| s.to_string())
     .collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut instances: Vec<ChildGuard> = vec![spawn_run(&args, &url)];
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("chaos")
+        .join(format!("{seed}-{}", common::unique_suffix()));
+    std::fs::create_dir_all(&dir).expect("chaos log directory");
+    println!("chaos logs: {}", dir.display());
+    let mut launcher = Launcher {
+        args: &args,
+        url: &url,
+        dir,
+        started: 0,
+    };
+    let mut instances: Vec<Instance> = vec![launcher.start()];
 
     // The producer paces itself so that the faults land while lines stream in.
     let chunks: Vec<Vec<(String, Vec<u8>)>> = records.chunks(1_000).map(<[_]>::to_vec).collect();
@@ -173,32 +263,33 @@ async fn mixed_faults_lose_and_double_nothing() {
     while !streaming.is_finished() || kills < min_kills || faults < min_faults {
         // Chaos pacing (not synchronisation): a fault every 0.5 to 2 s.
         tokio::time::sleep(Duration::from_millis(500 + rng.below(1_500))).await;
+        assert_all_running(&mut instances, seed);
         faults += 1;
         match rng.below(11) {
             0..=3 => {
                 let at = rng.below(instances.len() as u64) as usize;
-                kill_hard(&mut instances[at]);
-                instances[at] = spawn_run(&args, &url);
+                kill_hard(&mut instances[at].child);
+                instances[at] = launcher.start();
                 kills += 1;
                 log.push("kill");
             }
             4 if instances.len() < 3 => {
-                instances.push(spawn_run(&args, &url));
+                instances.push(launcher.start());
                 log.push("add");
             }
             5 if instances.len() > 1 => {
                 let mut leaving = instances.remove(rng.below(instances.len() as u64) as usize);
-                signal(&leaving, "TERM");
-                let _ = wait_exit(&mut leaving, Duration::from_secs(90)).await;
+                signal(&leaving.child, "TERM");
+                let _ = wait_exit(&mut leaving.child, Duration::from_secs(90)).await;
                 log.push("remove");
             }
             6 => {
                 // A zombie: paused past its session timeout, then resumed; its stale
                 // writes must be fenced.
                 let at = rng.below(instances.len() as u64) as usize;
-                signal(&instances[at], "STOP");
+                signal(&instances[at].child, "STOP");
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                signal(&instances[at], "CONT");
+                signal(&instances[at].child, "CONT");
                 log.push("zombie");
             }
             7 => {
@@ -216,15 +307,15 @@ async fn mixed_faults_lose_and_double_nothing() {
                 // (every instance relays; the first to claim a row publishes it).
                 let waiting = outbox_waiting(&pool, Duration::from_secs(3)).await;
                 let at = rng.below(instances.len() as u64) as usize;
-                kill_hard(&mut instances[at]);
-                instances[at] = spawn_run(&args, &url);
+                kill_hard(&mut instances[at].child);
+                instances[at] = launcher.start();
                 kills += 1;
                 log.push(if waiting { "kill mid-publish" } else { "kill" });
             }
             _ => {
                 let at = rng.below(instances.len() as u64) as usize;
-                kill_hard(&mut instances[at]);
-                instances[at] = spawn_run(&args, &url);
+                kill_hard(&mut instances[at].child);
+                instances[at] = launcher.start();
                 kills += 1;
                 log.push("kill");
             }
@@ -234,14 +325,21 @@ async fn mixed_faults_lose_and_double_nothing() {
 
     // Settle: the survivors finish the backlog and publish every dead letter.
     let expected = expected_totals(&lines);
-    wait_for_rows(
-        &pool,
-        expected.0,
+    settle(
+        &mut instances,
+        seed,
         Duration::from_secs(600),
         "every line booked",
+        || {
+            let pool = pool.clone();
+            let rows = expected.0;
+            async move { ledger_count(&pool).await >= rows }
+        },
     )
     .await;
-    common::wait_until(
+    settle(
+        &mut instances,
+        seed,
         Duration::from_secs(300),
         "every refusal quarantined and published",
         || {
@@ -259,10 +357,19 @@ async fn mixed_faults_lose_and_double_nothing() {
         },
     )
     .await;
+    assert_all_running(&mut instances, seed);
     let mut exits = Vec::new();
     for mut instance in instances {
-        signal(&instance, "TERM");
-        exits.push(wait_exit(&mut instance, Duration::from_secs(90)).await);
+        signal(&instance.child, "TERM");
+        let status = wait_exit(&mut instance.child, Duration::from_secs(90)).await;
+        if !status.success() {
+            println!(
+                "chaos: an instance did not stop cleanly on SIGTERM ({status}); {} ends:\n{}",
+                instance.log.display(),
+                quoted(&tail_of(&instance.log, 30))
+            );
+        }
+        exits.push(status);
     }
 
     let ledger = ledger_totals(&pool).await;

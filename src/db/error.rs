@@ -46,34 +46,84 @@ impl From<sqlx::Error> for DbFailure {
 
 /// Sorts a sqlx error into retryable, poison or fatal by its kind and SQLSTATE.
 pub fn classify(error: sqlx::Error) -> DbFailure {
-    let code = match &error {
-        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+    match verdict(&error) {
+        Verdict::Retry => DbFailure::Retryable(error),
+        Verdict::Poison => DbFailure::Poison(error),
+        Verdict::Fatal => DbFailure::Fatal(error),
+    }
+}
+
+/// What a database error means, without taking it: the sorting of [`classify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Try again later (an outage, a conflict).
+    Retry,
+    /// A record's data was refused: isolate it.
+    Poison,
+    /// Stop and tell the operator.
+    Fatal,
+}
+
+/// The [`Verdict`] on a sqlx error, by its kind and SQLSTATE.
+pub fn verdict(error: &sqlx::Error) -> Verdict {
+    match error {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => by_sqlstate(&code, ends_session(&**db)),
+            None => Verdict::Fatal,
+        },
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => return DbFailure::Retryable(error),
-        sqlx::Error::Tls(tls) if tls_cut_short(tls.as_ref()) => return DbFailure::Retryable(error),
-        _ => return DbFailure::Fatal(error),
-    };
-    let Some(code) = code else {
-        return DbFailure::Fatal(error);
-    };
-    match code.as_str() {
+        | sqlx::Error::Protocol(_) => Verdict::Retry,
+        sqlx::Error::Tls(tls) if tls_cut_short(tls.as_ref()) => Verdict::Retry,
+        _ => Verdict::Fatal,
+    }
+}
+
+/// The verdict on a SQLSTATE; `ends_session`: PostgreSQL refused or ended the session with
+/// it (severity FATAL), as when connecting.
+fn by_sqlstate(code: &str, ends_session: bool) -> Verdict {
+    match code {
         // connection exceptions, serialization failure, deadlock, lock timeout,
         // admin/crash shutdown, cannot connect now, too many connections,
         // unique violation (a concurrent instance inserted the same key first).
-        c if c.starts_with("08") => DbFailure::Retryable(error),
+        c if c.starts_with("08") => Verdict::Retry,
         "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" | "53300" | "23505" => {
-            DbFailure::Retryable(error)
+            Verdict::Retry
         }
+        // A session refused because the database does not accept connections now (ALTER
+        // DATABASE … ALLOW_CONNECTIONS false, e.g. during maintenance): an outage to wait
+        // out like a server that is down. Only at severity FATAL, i.e. when connecting; the
+        // same SQLSTATE from a statement is something else.
+        "55000" if ends_session => Verdict::Retry,
         // data exceptions, integrity violations, program limits, raised exceptions.
-        c if c.starts_with("22") || c.starts_with("23") || c.starts_with("54") => {
-            DbFailure::Poison(error)
-        }
-        "P0001" => DbFailure::Poison(error),
-        _ => DbFailure::Fatal(error),
+        c if c.starts_with("22") || c.starts_with("23") || c.starts_with("54") => Verdict::Poison,
+        "P0001" => Verdict::Poison,
+        _ => Verdict::Fatal,
     }
+}
+
+/// Whether `error` (or what caused it) is a database error worth waiting out: false for
+/// anything that is not a database error.
+pub fn is_retryable(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<sqlx::Error>())
+        .is_some_and(|sqlx| verdict(sqlx) == Verdict::Retry)
+}
+
+/// Whether PostgreSQL ended (or refused to start) the session with this error: severity
+/// FATAL or PANIC, never a statement's own error.
+fn ends_session(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some_and(|pg| {
+            matches!(
+                pg.severity(),
+                sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+            )
+        })
 }
 
 /// Whether a TLS failure is the connection being cut mid-handshake (a server shutting down
@@ -136,6 +186,29 @@ mod tests {
                 .into(),
         );
         assert!(matches!(classify(refused), DbFailure::Fatal(_)));
+    }
+
+    #[test]
+    fn a_database_that_refuses_sessions_is_waited_out_but_the_same_code_from_a_statement_is_not() {
+        // "database … is not currently accepting connections" comes at severity FATAL.
+        assert_eq!(by_sqlstate("55000", true), Verdict::Retry);
+        assert_eq!(by_sqlstate("55000", false), Verdict::Fatal);
+        // cannot_connect_now (starting up, shutting down), admin shutdown, too many clients.
+        for code in ["57P03", "57P01", "53300", "08006"] {
+            assert_eq!(by_sqlstate(code, true), Verdict::Retry, "{code}");
+        }
+        // Waiting cannot fix a wrong password or a database that does not exist.
+        assert_eq!(by_sqlstate("28P01", true), Verdict::Fatal);
+        assert_eq!(by_sqlstate("3D000", true), Verdict::Fatal);
+    }
+
+    #[test]
+    fn a_retryable_cause_under_context_is_found() {
+        let err = anyhow::Error::new(sqlx::Error::PoolTimedOut).context("failed to connect");
+        assert!(is_retryable(&err));
+        let err = anyhow::Error::new(sqlx::Error::ColumnNotFound("x".into())).context("x");
+        assert!(!is_retryable(&err));
+        assert!(!is_retryable(&anyhow::anyhow!("not a database error")));
     }
 
     #[test]

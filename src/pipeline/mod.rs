@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -40,9 +41,9 @@ pub async fn run(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Resu
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
     args.check_topics()?;
     let database_url = args.database.url()?;
-    // A connection per lane, the relay's, and room for the rebalance callbacks' reads.
-    let pool = db::connect(&database_url, 6 + u32::from(args.lanes)).await?;
-    db::migrate(&pool).await?;
+    let Some(pool) = connect_ledger(&args, &database_url, &shutdown).await? else {
+        return Ok(RunTotals::default());
+    };
     let store = args.schemas.store()?;
     if !prepare_topics(&args, &shutdown).await? {
         return Ok(RunTotals::default());
@@ -150,6 +151,48 @@ pub async fn run(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Resu
         "royalty-ingest stopped"
     );
     Ok(totals)
+}
+
+/// Connects to the ledger and applies pending migrations. A daemon waits, saying so once,
+/// while PostgreSQL is down, starting up or refusing sessions to its database, as it waits
+/// for the broker; a batch job stops, and so does a refusal waiting cannot fix (a wrong
+/// password, no such database, an untrusted certificate). None: stopped while waiting.
+async fn connect_ledger(
+    args: &RunArgs,
+    database_url: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<PgPool>> {
+    let batch_job = args.exit_when_idle_ms.is_some();
+    let mut backoff = Backoff::default();
+    let mut said = false;
+    loop {
+        let attempt = async {
+            // A connection per lane, the relay's, and room for the rebalance callbacks' reads.
+            let pool = db::connect(database_url, 6 + u32::from(args.lanes)).await?;
+            db::migrate(&pool).await?;
+            anyhow::Ok(pool)
+        }
+        .await;
+        match attempt {
+            Ok(pool) => {
+                if said {
+                    tracing::info!(database = %db::redact(database_url), "PostgreSQL answers");
+                }
+                return Ok(Some(pool));
+            }
+            Err(err) if batch_job || !db::error::is_retryable(&err) => return Err(err),
+            Err(err) => {
+                if !said {
+                    tracing::warn!(error = %format!("{err:#}"), "waiting for PostgreSQL (said once; retrying quietly)");
+                    said = true;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(None),
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                }
+            }
+        }
+    }
 }
 
 /// Waits for the broker and makes sure the topics exist, creating the missing ones unless

@@ -291,6 +291,35 @@ pub fn spawn_run(args: &[&str], database_url: &str) -> ChildGuard {
     ChildGuard(child)
 }
 
+/// Like [`spawn_run`], with the run's stderr appended to the file `log` (created if need
+/// be), so what it said survives a filtered test output.
+pub fn spawn_run_logged(args: &[&str], database_url: &str, log: &std::path::Path) -> ChildGuard {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("open {}: {e}", log.display()));
+    let child = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+        .arg("run")
+        .args(args)
+        .env("KAFKA_BROKERS", super::brokers())
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(file))
+        .spawn()
+        .expect("start royalty-ingest run");
+    ChildGuard(child)
+}
+
+/// The last `lines` lines of a text file (empty when it cannot be read).
+pub fn tail_of(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// Kills a child with SIGKILL (no chance to clean up) and reaps it.
 pub fn kill_hard(child: &mut Child) {
     let _ = child.kill();
