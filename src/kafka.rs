@@ -25,12 +25,12 @@ pub fn client_config(kafka: &KafkaArgs) -> ClientConfig {
 }
 
 /// Settings of an idempotent producer (`acks=all`): a retried send never duplicates.
+/// Idempotence and `acks` are set after the pass-through properties, so no property undoes
+/// them; [`refuse_unsafe_properties`] tells the operator who tried.
 pub fn idempotent_producer_config(kafka: &KafkaArgs) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &kafka.brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
         .set("message.timeout.ms", "30000");
@@ -38,6 +38,129 @@ pub fn idempotent_producer_config(kafka: &KafkaArgs) -> ClientConfig {
         config.set(key, value);
     }
     config
+        .remove("request.required.acks")
+        .set("enable.idempotence", "true")
+        .set("acks", "all");
+    config
+}
+
+/// The service's Kafka clients whose settings a `--kafka-property` must not undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    /// `run`'s consumer: offsets come from PostgreSQL, and records deleted unread stop it.
+    Ingest,
+    /// The idempotent producers: the outbox relay, `produce`, `sample`, `dlq replay`.
+    Producer,
+}
+
+/// A librdkafka setting a client relies on: its names (aliases included), the values that
+/// keep it intact, why it matters and what to use instead.
+struct Guarded {
+    client: Client,
+    names: &'static [&'static str],
+    safe: &'static [&'static str],
+    why: &'static str,
+    instead: &'static str,
+}
+
+/// librdkafka's spellings of a boolean.
+const TRUE: &[&str] = &["true", "t", "1"];
+const FALSE: &[&str] = &["false", "f", "0"];
+
+const GUARDED: &[Guarded] = &[
+    Guarded {
+        client: Client::Ingest,
+        names: &["auto.offset.reset"],
+        safe: &["error"],
+        why: "a stored offset the broker no longer holds (records deleted before they were \
+              ingested) must stop the run, not be silently replaced",
+        instead: "use --allow-offset-skip, which continues from the oldest available record \
+                  and names every partition it skips",
+    },
+    Guarded {
+        client: Client::Ingest,
+        names: &["enable.auto.commit"],
+        safe: FALSE,
+        why: "where each partition resumes is stored in PostgreSQL with the ledger rows; the \
+              Kafka group offsets are only a mirror, committed after each transaction",
+        instead: "no flag changes it: lag tools already see the mirrored offsets",
+    },
+    Guarded {
+        client: Client::Ingest,
+        names: &["enable.auto.offset.store"],
+        safe: FALSE,
+        why: "an offset may reach Kafka only after its records are durable in PostgreSQL",
+        instead: "no flag changes it",
+    },
+    Guarded {
+        client: Client::Ingest,
+        names: &["isolation.level"],
+        safe: &["read_committed"],
+        why: "records of aborted Kafka transactions would be booked",
+        instead: "no flag changes it",
+    },
+    Guarded {
+        client: Client::Ingest,
+        names: &["group.id"],
+        safe: &[],
+        why: "the group also names the offsets stored in PostgreSQL",
+        instead: "use --group",
+    },
+    Guarded {
+        client: Client::Producer,
+        names: &["enable.idempotence"],
+        safe: TRUE,
+        why: "a retried send could be written twice or out of order",
+        instead: "no flag changes it",
+    },
+    Guarded {
+        client: Client::Producer,
+        names: &["acks", "request.required.acks"],
+        safe: &["all", "-1"],
+        why: "a message could be lost after the send counted as done (the outbox stamps a \
+              dead letter or alert published on the broker's acknowledgement)",
+        instead: "no flag changes it",
+    },
+];
+
+/// Refuses, before any client is made, a `--kafka-property` / `KAFKA_PROPERTIES` value that
+/// would undo a setting one of `clients` relies on for exactly-once; the error names each
+/// such property and the flag that does the same on purpose, if any. Values that keep the
+/// setting (`acks=all`) pass.
+pub fn refuse_unsafe_properties(kafka: &KafkaArgs, clients: &[Client]) -> anyhow::Result<()> {
+    let mut refused = Vec::new();
+    for (key, value) in &kafka.properties {
+        let key = key.trim();
+        let Some(guard) = GUARDED
+            .iter()
+            .find(|g| clients.contains(&g.client) && g.names.contains(&key))
+        else {
+            continue;
+        };
+        if guard
+            .safe
+            .iter()
+            .any(|safe| safe.eq_ignore_ascii_case(value.trim()))
+        {
+            continue;
+        }
+        refused.push(format!(
+            "--kafka-property {key}={value} would override {key}{}: {}; {}",
+            guard
+                .safe
+                .first()
+                .map(|safe| format!("={safe}"))
+                .unwrap_or_default(),
+            guard.why,
+            guard.instead
+        ));
+    }
+    anyhow::ensure!(
+        refused.is_empty(),
+        "refusing to start: {} (from --kafka-property or KAFKA_PROPERTIES)",
+        refused.join("; and ")
+    );
+    Ok(())
 }
 
 /// Remembers a probe client's last error (a TLS handshake or SASL authentication refusal),
@@ -178,4 +301,106 @@ pub async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(properties: &[(&str, &str)]) -> KafkaArgs {
+        KafkaArgs {
+            brokers: "127.0.0.1:9092".into(),
+            properties: properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn refusal(properties: &[(&str, &str)], clients: &[Client]) -> String {
+        refuse_unsafe_properties(&with(properties), clients)
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn a_property_undoing_a_consumer_safety_setting_is_refused_with_the_flag_to_use() {
+        let err = refusal(&[("auto.offset.reset", "earliest")], &[Client::Ingest]);
+        assert!(
+            err.contains("auto.offset.reset=earliest would override auto.offset.reset=error"),
+            "{err}"
+        );
+        assert!(err.contains("--allow-offset-skip"), "{err}");
+        for (key, value) in [
+            ("enable.auto.commit", "true"),
+            ("enable.auto.offset.store", "1"),
+            ("isolation.level", "read_uncommitted"),
+            ("group.id", "other"),
+        ] {
+            let err = refusal(&[(key, value)], &[Client::Ingest]);
+            assert!(
+                err.contains(&format!("{key}={value} would override")),
+                "{err}"
+            );
+        }
+        assert!(refusal(&[("group.id", "x")], &[Client::Ingest]).contains("--group"));
+    }
+
+    #[test]
+    fn a_property_undoing_idempotence_or_acks_is_refused_for_producers() {
+        for (key, value) in [
+            ("enable.idempotence", "false"),
+            ("acks", "1"),
+            ("request.required.acks", "0"),
+        ] {
+            let err = refusal(&[(key, value)], &[Client::Producer]);
+            assert!(
+                err.contains(&format!("{key}={value} would override")),
+                "{err}"
+            );
+        }
+        // Every refusal at once, not one per attempt.
+        let err = refusal(
+            &[("acks", "1"), ("enable.idempotence", "false")],
+            &[Client::Producer],
+        );
+        assert!(
+            err.contains("acks=1") && err.contains("enable.idempotence=false"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn values_that_keep_the_setting_and_other_properties_pass() {
+        let kept = with(&[
+            ("acks", "all"),
+            ("acks", "-1"),
+            ("enable.idempotence", "TRUE"),
+            ("auto.offset.reset", "error"),
+            ("enable.auto.commit", "false"),
+            ("isolation.level", "read_committed"),
+            ("security.protocol", "SASL_SSL"),
+            ("fetch.wait.max.ms", "50"),
+        ]);
+        assert!(refuse_unsafe_properties(&kept, &[Client::Ingest, Client::Producer]).is_ok());
+        // A consumer setting is not a producer's, and the other way round.
+        let consumer_only = with(&[("auto.offset.reset", "earliest")]);
+        assert!(refuse_unsafe_properties(&consumer_only, &[Client::Producer]).is_ok());
+        let producer_only = with(&[("acks", "1")]);
+        assert!(refuse_unsafe_properties(&producer_only, &[Client::Ingest]).is_ok());
+    }
+
+    #[test]
+    fn the_producer_config_keeps_idempotence_and_acks_whatever_the_properties_say() {
+        let config = idempotent_producer_config(&with(&[
+            ("acks", "1"),
+            ("request.required.acks", "0"),
+            ("enable.idempotence", "false"),
+            ("linger.ms", "20"),
+        ]));
+        assert_eq!(config.get("acks"), Some("all"));
+        assert_eq!(config.get("request.required.acks"), None);
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("linger.ms"), Some("20"), "other properties pass");
+    }
 }

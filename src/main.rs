@@ -17,7 +17,7 @@ use royalty_ingest::commands::sample::{SampleArgs, publish_sample};
 use royalty_ingest::config::{self, DatabaseArgs, RunArgs};
 use royalty_ingest::db;
 use royalty_ingest::observe::LogFormat;
-use royalty_ingest::{observe, output, pipeline, shutdown};
+use royalty_ingest::{kafka, observe, output, pipeline, shutdown};
 
 /// Exactly-once ingestion of DSP royalty report lines from Kafka into a PostgreSQL ledger.
 ///
@@ -234,7 +234,12 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sample(args) => done(publish_sample(&args).await),
-        Command::Produce(args) => done(produce(&args).await),
+        Command::Produce(args) => {
+            // Checked here: the command's producer settings keep idempotence whatever the
+            // properties say, but the operator who tried to undo it should hear so.
+            kafka::refuse_unsafe_properties(&args.kafka, &[kafka::Client::Producer])?;
+            done(produce(&args).await)
+        }
         Command::Reconcile(args) => Ok(match reconcile(&args).await? {
             true => ExitCode::SUCCESS,
             false => ExitCode::from(1),

@@ -10,6 +10,7 @@ use std::process::{Command, Output, Stdio};
 
 use common::pipeline::{
     distinct_lines, ledger_count, publish, royalty_ingest, royalty_ingest_into_closed_pipe,
+    royalty_ingest_with_env,
 };
 use royalty_ingest::avro::SchemaStore;
 use royalty_ingest::drift::alert::{DRIFT_ALERT, DriftAlert};
@@ -347,4 +348,45 @@ async fn alerts_tail_stops_when_the_reader_of_its_output_left() {
     )
     .await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+/// `--kafka-property` values were applied after the consumer's and producers' safety
+/// settings: `auto.offset.reset=earliest` replaced `error` (lost records skipped silently),
+/// `acks=1` the producers' `all`. Such a property now stops the command before it connects,
+/// naming the property and the flag meant for it.
+#[tokio::test]
+async fn a_kafka_property_undoing_a_safety_setting_is_refused_by_name() {
+    let (url, _pool) = common::fresh_database().await;
+    let output = royalty_ingest(
+        &[
+            "run",
+            "--kafka-property",
+            "auto.offset.reset=earliest",
+            "--metrics-addr",
+            "",
+        ],
+        &url,
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("auto.offset.reset=earliest would override auto.offset.reset=error"),
+        "{text}"
+    );
+    assert!(text.contains("--allow-offset-skip"), "{text}");
+
+    let topic = format!("it.edges.unsafe.{}", common::unique_suffix());
+    let output = royalty_ingest_with_env(
+        &["sample", "--lines", "10", "--topic", &topic],
+        &url,
+        &[("KAFKA_PROPERTIES", "linger.ms=1,acks=1")],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("acks=1 would override acks=all"),
+        "{}",
+        stderr(&output)
+    );
 }

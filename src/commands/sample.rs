@@ -10,7 +10,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::avro::{SchemaStore, encode_single_object};
 use crate::config::{DEFAULT_TOPIC_PARTITIONS, KafkaArgs, checked_topic_name};
-use crate::kafka::{ensure_topics, idempotent_producer_config, missing_topics};
+use crate::kafka::{
+    Client, ensure_topics, idempotent_producer_config, missing_topics, refuse_unsafe_properties,
+};
 use crate::sample::{SampleKind, generate};
 
 /// Full name of the royalty-line record.
@@ -43,6 +45,7 @@ pub struct SampleArgs {
 /// Publishes the sample and prints what it was made of.
 pub async fn publish_sample(args: &SampleArgs) -> anyhow::Result<()> {
     checked_topic_name("--topic", &args.topic)?;
+    refuse_unsafe_properties(&args.kafka, &[Client::Producer])?;
     missing_topics(&args.kafka, &[&args.topic]).await?;
     ensure_topics(&args.kafka, &[&args.topic], args.partitions).await?;
     let store = SchemaStore::builtin().context("the built-in schemas do not load")?;

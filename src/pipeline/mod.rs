@@ -23,7 +23,7 @@ use crate::config::RunArgs;
 use crate::db;
 use crate::drift::DriftSettings;
 use crate::drift::alert::DRIFT_ALERT;
-use crate::kafka::{ensure_topics, missing_topics};
+use crate::kafka::{self, ensure_topics, missing_topics};
 use crate::observe::{Metrics, Readiness, server};
 use crate::publish::Relay;
 use crate::retry::Backoff;
@@ -40,6 +40,12 @@ pub const CONSUMER_CLOSE_DEADLINE: Duration = Duration::from_secs(10);
 pub async fn run(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<RunTotals> {
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
     args.check_topics()?;
+    // Before anything connects: a pass-through property must not undo what exactly-once
+    // rests on (the consumer's offsets policy, the relay's idempotence).
+    kafka::refuse_unsafe_properties(
+        &args.kafka,
+        &[kafka::Client::Ingest, kafka::Client::Producer],
+    )?;
     let database_url = args.database.url()?;
     let Some(pool) = connect_ledger(&args, &database_url, &shutdown).await? else {
         return Ok(RunTotals::default());

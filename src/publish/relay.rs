@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaArgs;
-use crate::kafka::idempotent_producer_config;
+use crate::kafka::{Client, idempotent_producer_config, refuse_unsafe_properties};
 use crate::observe::Metrics;
 use crate::retry::Backoff;
 
@@ -40,6 +40,7 @@ pub struct Relay {
 impl Relay {
     /// An idempotent producer (`acks=all`) over the given database.
     pub fn new(kafka: &KafkaArgs, pool: PgPool, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        refuse_unsafe_properties(kafka, &[Client::Producer])?;
         let producer = idempotent_producer_config(kafka)
             .create()
             .context("failed to create the outbox producer")?;

@@ -20,7 +20,7 @@ use super::store::{self, SentItem};
 use super::{DlqSource, Filters, select};
 use crate::commands::progress::Progress;
 use crate::config::checked_topic_name;
-use crate::kafka::{idempotent_producer_config, missing_topics};
+use crate::kafka::{Client, idempotent_producer_config, missing_topics, refuse_unsafe_properties};
 use crate::record::NotRead;
 
 /// Most sends in flight at once.
@@ -112,6 +112,7 @@ impl Summary {
 /// Replays the selection (see the module docs).
 pub async fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let dlq_topic = checked_topic_name("--dlq-topic", &args.source.dlq_topic)?;
+    refuse_unsafe_properties(&args.source.kafka, &[Client::Producer])?;
     let to = args
         .to
         .as_deref()
