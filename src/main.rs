@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use royalty_ingest::commands::alerts_tail::{TailArgs, tail};
+use royalty_ingest::commands::alerts_unknown::{UnknownTracksArgs, unknown_tracks};
 use royalty_ingest::commands::catalog_as_of::{AsOfArgs, as_of};
 use royalty_ingest::commands::catalog_import::{ImportArgs, import_catalog};
 use royalty_ingest::commands::config_show;
@@ -107,6 +108,9 @@ enum CatalogCommand {
 enum AlertsCommand {
     /// Print drift alerts as they arrive (Ctrl-C to stop): a readable line each, or JSON.
     Tail(TailArgs),
+    /// List the tracks the catalog did not know (one alert per DSP and report announces
+    /// them, with a count and a sample): all, or those of one alert, DSP, report or period.
+    UnknownTracks(UnknownTracksArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,6 +256,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Alerts(AlertsCommand::Tail(args)) => {
             done(tail(&args, shutdown::on_signals()).await)
         }
+        Command::Alerts(AlertsCommand::UnknownTracks(args)) => done(unknown_tracks(&args).await),
         // Printed by main, which holds the parsed arguments and their sources.
         Command::Config(ConfigCommand::Show(_)) => Ok(ExitCode::SUCCESS),
         Command::Migrate(args) => {

@@ -1,11 +1,13 @@
 //! Metadata drift against the real broker and database: catalog import, one alert per
-//! distinct drift with every line counted, unknown ISRCs, catalog updates that change a UPC,
-//! crash safety of alerts, and the subscribers' `alerts tail --json`.
+//! distinct drift with every line counted, unknown ISRCs (one alert per DSP and report per
+//! batch, every track listed), catalog updates that change a UPC, crash safety of alerts,
+//! and the subscribers' `alerts tail --json`.
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::pipeline::{
@@ -13,11 +15,15 @@ use common::pipeline::{
     run_args, run_until_idle, spawn_run, wait_exit,
 };
 use royalty_ingest::avro::SchemaStore;
-use royalty_ingest::domain::DecodedLine;
-use royalty_ingest::drift::DriftAlert;
-use royalty_ingest::drift::alert::headers;
+use royalty_ingest::domain::{DecodedLine, validate};
+use royalty_ingest::drift::alert::{DRIFT_ALERT, UNKNOWN_ISRC_SAMPLE, headers};
 use royalty_ingest::drift::catalog::{RawCatalogEntry, check_entry};
 use royalty_ingest::drift::store::apply_entries;
+use royalty_ingest::drift::{DriftAlert, DriftSettings};
+use royalty_ingest::ledger::{
+    Batch, BatchStats, BatchTarget, CommitOutcome, LineToPost, OffsetAdvance, commit_batch,
+};
+use royalty_ingest::record::{SourceRecord, TopicPartition};
 use royalty_ingest::sample::{record_key, upc_for};
 use sqlx::PgPool;
 
@@ -230,8 +236,299 @@ async fn an_isrc_missing_from_the_loaded_catalog_is_drift() {
         (found[0].kind.as_str(), found[0].isrc.as_str()),
         ("unknown_isrc", "USRC17607839")
     );
+    assert_eq!(
+        (found[0].tracks, found[0].isrc_sample.as_slice()),
+        (1, ["USRC17607839".to_string()].as_slice()),
+        "one track, one ISRC"
+    );
     assert_eq!(common::topic_size(&alerts), 1);
     assert_eq!(ledger_count(&pool).await, 5, "drift never blocks booking");
+    // A row per DSP the lines came from; the first one names the alert.
+    let rows: (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE alert_id = $1), sum(occurrences)::bigint
+           FROM drift_events WHERE kind = 'unknown_isrc' AND isrc = 'USRC17607839'",
+    )
+    .bind(&found[0].alert_id)
+    .fetch_one(&pool)
+    .await
+    .expect("the unknown track's rows");
+    assert_eq!(rows, (1, 3), "every line counted, the alert named once");
+}
+
+/// `lines` as one batch of partition 0 of `raw`, from `first_offset` on.
+fn one_batch(lines: &[DecodedLine], first_offset: i64, expected: Option<i64>) -> Batch {
+    let next = first_offset + lines.len() as i64;
+    Batch {
+        lines: lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LineToPost {
+                line: validate(l).expect("valid line"),
+                source: SourceRecord {
+                    topic: Arc::from("raw"),
+                    partition: 0,
+                    offset: first_offset + i as i64,
+                    timestamp: chrono::Utc::now(),
+                },
+                record: Default::default(),
+            })
+            .collect(),
+        offsets: vec![OffsetAdvance {
+            partition: TopicPartition::new("raw", 0),
+            expected,
+            next,
+        }],
+        ..Batch::default()
+    }
+}
+
+async fn commit(pool: &PgPool, batch: &Batch) -> BatchStats {
+    let store = SchemaStore::builtin().expect("schemas");
+    let drift = DriftSettings {
+        alerts_topic: "alerts".into(),
+        alert_unknown_isrc: true,
+        alert_schema: store.latest(DRIFT_ALERT).expect("alert schema"),
+    };
+    let target = BatchTarget {
+        group: "g",
+        dlq_topic: "dlq",
+        drift: &drift,
+    };
+    match commit_batch(pool, target, batch).await.expect("commit") {
+        CommitOutcome::Committed(stats) => stats,
+        fenced => panic!("not committed: {fenced:?}"),
+    }
+}
+
+/// The alerts waiting in the outbox, decoded, by alert id.
+async fn outbox_alerts(pool: &PgPool) -> HashMap<String, DriftAlert> {
+    let store = SchemaStore::builtin().expect("schemas");
+    let payloads: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT payload FROM outbox WHERE topic = 'alerts'")
+            .fetch_all(pool)
+            .await
+            .expect("outbox");
+    payloads
+        .iter()
+        .map(|p| DriftAlert::decode(&store, p).expect("alert decodes"))
+        .map(|a| (a.alert_id.clone(), a))
+        .collect()
+}
+
+/// `alerts unknown-tracks ARGS --json`: the ISRCs listed.
+async fn unknown_tracks(url: &str, args: &[&str]) -> Vec<String> {
+    let output = common::pipeline::royalty_ingest(
+        &[&["alerts", "unknown-tracks", "--json"], args].concat(),
+        url,
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| {
+            let track: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            track["isrc"].as_str().expect("isrc").to_string()
+        })
+        .collect()
+}
+
+/// `count` lines of `dsp`'s report for September 2026, each with an ISRC of its own.
+fn unknown_report(seed: u64, first_txn: u64, count: usize, dsp: &str) -> Vec<DecodedLine> {
+    distinct_lines(seed, first_txn, count)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut l)| {
+            l.isrc = format!("QZUNK{:02}{:05}", seed % 100, first_txn as usize + i);
+            l.dsp_name = dsp.into();
+            l.report_id = Some(format!("{}-202609", dsp.to_lowercase()));
+            l.report_period = "2026-09-01".into();
+            l
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_of_many_unknown_isrcs_raises_one_alert_per_report_and_lists_every_track() {
+    let (url, pool) = common::fresh_database().await;
+    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    let spotify = unknown_report(31, 1, 250, "Spotify");
+    let deezer = unknown_report(32, 1_000, 120, "Deezer");
+    let mut lines = spotify.clone();
+    lines.extend(deezer.clone());
+    // Ten Spotify tracks on a second line each: counted, not announced again.
+    for (i, line) in spotify[..10].iter().enumerate() {
+        let mut again = line.clone();
+        again.transaction_id = format!("AGAIN-{i}");
+        lines.push(again);
+    }
+    // A UPC drift of the catalogued track stays an alert of its own.
+    lines.extend(lines_for(33, 5_000, 1, ISRC, &upc_for(9)));
+
+    let stats = commit(&pool, &one_batch(&lines, 0, None)).await;
+    assert_eq!(stats.drift_alerts, 3, "Spotify's report, Deezer's, the UPC");
+    assert_eq!(stats.unknown_tracks, 370);
+
+    let alerts = outbox_alerts(&pool).await;
+    let mut unknown: Vec<&DriftAlert> = alerts
+        .values()
+        .filter(|a| a.kind == "unknown_isrc")
+        .collect();
+    unknown.sort_by_key(|a| a.dsp_name.clone());
+    let shape: Vec<(&str, Option<&str>, Option<&str>, u64)> = unknown
+        .iter()
+        .map(|a| {
+            let report = a.report_id.as_deref();
+            (
+                a.dsp_name.as_str(),
+                report,
+                a.report_period.as_deref(),
+                a.tracks,
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            ("Deezer", Some("deezer-202609"), Some("2026-09-01"), 120),
+            ("Spotify", Some("spotify-202609"), Some("2026-09-01"), 250),
+        ]
+    );
+    for (alert, report) in unknown.iter().zip([&deezer, &spotify]) {
+        let first: Vec<String> = report[..UNKNOWN_ISRC_SAMPLE]
+            .iter()
+            .map(|l| l.isrc.clone())
+            .collect();
+        assert_eq!(
+            alert.isrc_sample, first,
+            "a bounded sample, in the order seen"
+        );
+        assert_eq!(alert.isrc, first[0]);
+        let mut listed = unknown_tracks(&url, &["--alert", &alert.alert_id]).await;
+        listed.sort();
+        let mut all: Vec<String> = report.iter().map(|l| l.isrc.clone()).collect();
+        all.sort();
+        assert_eq!(listed, all, "every track of the alert is listed");
+    }
+    assert_eq!(
+        alerts.values().filter(|a| a.kind == "upc_mismatch").count(),
+        1
+    );
+    let (rows, lines_counted): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), sum(occurrences)::bigint FROM drift_events WHERE kind = 'unknown_isrc'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("drift events");
+    assert_eq!(
+        (rows, lines_counted),
+        (370, 380),
+        "a row per track, every line counted"
+    );
+    assert_eq!(
+        unknown_tracks(&url, &["--dsp", "DEEZER", "--period", "2026-09-01"])
+            .await
+            .len(),
+        120
+    );
+    assert_eq!(
+        unknown_tracks(&url, &["--report", "spotify-202609"])
+            .await
+            .len(),
+        250
+    );
+
+    // The next batch: the report resent (duplicates: neither booked nor counted again) with
+    // five new tracks in it, which are announced in an alert of their own.
+    let mut next = spotify.clone();
+    next.extend(unknown_report(31, 251, 5, "Spotify"));
+    let stored = lines.len() as i64;
+    let stats = commit(&pool, &one_batch(&next, stored, Some(stored))).await;
+    assert_eq!((stats.drift_alerts, stats.unknown_tracks), (1, 5));
+    let newest: Vec<DriftAlert> = outbox_alerts(&pool)
+        .await
+        .into_values()
+        .filter(|a| !alerts.contains_key(&a.alert_id))
+        .collect();
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0].tracks, 5);
+    assert_eq!(
+        unknown_tracks(&url, &["--dsp", "spotify"]).await.len(),
+        255,
+        "listed once each, however often reported"
+    );
+}
+
+#[tokio::test]
+async fn alerts_tail_reads_an_alert_for_a_reports_unknown_tracks() {
+    let topic = common::fresh_topic("it.tail.raw", 1).await;
+    let dlq = common::fresh_topic("it.tail.dlq", 1).await;
+    let alerts = common::fresh_topic("it.tail.alerts", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    let lines = unknown_report(34, 1, 60, "Tidal");
+    publish(&common::producer(), &topic, 3, &lines).await;
+    let mut args = run_args(&topic, &dlq, &url, "it-tail-unknown");
+    args.alerts_topic = alerts.clone();
+    let totals = run_until_idle(args).await;
+    assert_eq!(ledger_count(&pool).await, 60);
+
+    // However the run cut its batches, each alert is one report's share of them.
+    let tail = |json: bool| {
+        let output = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
+            .args([
+                "alerts",
+                "tail",
+                "--from-beginning",
+                "--alerts-topic",
+                &alerts,
+            ])
+            .args(["--kind", "unknown_isrc", "--dsp", "tidal"])
+            .args(["--idle-exit-ms", "3000"])
+            .args(json.then_some("--json"))
+            .env("KAFKA_BROKERS", common::brokers())
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("alerts tail");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let printed: Vec<serde_json::Value> = tail(true)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(printed.len() as u64, totals.stats.drift_alerts);
+    let mut tracks = 0;
+    for alert in &printed {
+        let n = alert["tracks"].as_u64().expect("tracks");
+        let sample = alert["isrc_sample"].as_array().expect("isrc_sample");
+        assert_eq!(sample.len() as u64, n.min(UNKNOWN_ISRC_SAMPLE as u64));
+        assert_eq!(alert["report_id"], "tidal-202609");
+        tracks += n;
+    }
+    assert_eq!(tracks, 60, "every unknown track announced once");
+    let text = tail(false);
+    assert_eq!(text.lines().count(), printed.len(), "{text}");
+    for alert in printed.iter().filter(|a| a["tracks"].as_u64() > Some(1)) {
+        let id = alert["alert_id"].as_str().expect("alert_id");
+        let said = format!(
+            "unknown_isrc {} tracks (",
+            alert["tracks"].as_u64().unwrap_or_default()
+        );
+        let line = text.lines().find(|l| l.contains(id)).unwrap_or_default();
+        assert!(line.contains(&said), "{line}");
+        assert!(
+            line.contains(&format!(
+                "royalty-ingest alerts unknown-tracks --alert {id}"
+            )),
+            "a readable alert of several tracks says where the rest are: {line}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -173,6 +173,8 @@ async fn alerts_tail_group_resumes_where_it_stopped_even_after_a_session_without
         transaction_id: Some("T-1".into()),
         source: "raw[0]@5".into(),
         detected_at: "2026-11-27T00:00:00+00:00".into(),
+        tracks: 1,
+        isrc_sample: vec!["GBQZA2400001".into()],
     };
     let message = alert.to_message(&schema, &alerts).expect("encode alert");
     common::send(

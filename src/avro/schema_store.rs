@@ -12,7 +12,7 @@ use super::decode::WriterSchema;
 use super::error::SchemaError;
 
 /// The committed schemas, compiled into the binary so it runs without the directory.
-const BUILTIN: [(&str, &str); 8] = [
+const BUILTIN: [(&str, &str); 9] = [
     (
         "royalty_line.v1.avsc",
         include_str!("../../schemas/royalty_line.v1.avsc"),
@@ -32,6 +32,10 @@ const BUILTIN: [(&str, &str); 8] = [
     (
         "drift_alert.v1.avsc",
         include_str!("../../schemas/drift_alert.v1.avsc"),
+    ),
+    (
+        "drift_alert.v2.avsc",
+        include_str!("../../schemas/drift_alert.v2.avsc"),
     ),
     (
         "report_summary.v1.avsc",

@@ -62,8 +62,9 @@ pub struct TailArgs {
     pub json: bool,
 
     /// Only drifts seen at this DSP (case-insensitive): the DSP that raised the alert or
-    /// any DSP whose lines showed the same drift by the time the alert is read (from the
-    /// ledger's `drift_events`, hence --database-url).
+    /// any DSP whose lines showed the same drift (for an alert of several unknown tracks:
+    /// any of them) by the time the alert is read (from the ledger's `drift_events`, hence
+    /// --database-url).
     #[arg(long, env = "ROYALTY_ALERTS_DSP")]
     pub dsp: Option<String>,
 
@@ -114,8 +115,12 @@ impl AlertFilter<'_> {
             return Ok(false);
         };
         // Drift events are counted per DSP as the line key spells it (lower-case, trimmed).
+        // An alert for several unknown tracks is not a drift id: its tracks name it.
         sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM drift_events WHERE drift_id = $1 AND dsp_name = $2)",
+            "SELECT EXISTS (SELECT 1 FROM drift_events
+                             WHERE dsp_name = $2
+                               AND (drift_id = $1 OR drift_id IN
+                                    (SELECT drift_id FROM drift_events WHERE alert_id = $1)))",
         )
         .bind(&alert.alert_id)
         .bind(dsp.trim().to_lowercase())
@@ -334,7 +339,20 @@ async fn print_alerts(
 
 /// One line a person can act on.
 fn readable(alert: &DriftAlert) -> String {
-    let mut line = format!("{} {} {}", alert.detected_at, alert.kind, alert.isrc);
+    let mut line = if alert.tracks > 1 {
+        // The unknown tracks of one DSP's report: how many, a few, and where the rest are.
+        let more = alert.tracks.saturating_sub(alert.isrc_sample.len() as u64);
+        let mut named = alert.isrc_sample.join(",");
+        if more > 0 {
+            named.push_str(&format!(",+{more} more"));
+        }
+        format!(
+            "{} {} {} tracks ({named}; all: royalty-ingest alerts unknown-tracks --alert {})",
+            alert.detected_at, alert.kind, alert.tracks, alert.alert_id
+        )
+    } else {
+        format!("{} {} {}", alert.detected_at, alert.kind, alert.isrc)
+    };
     if let Some(expected) = &alert.expected {
         line.push_str(&format!(" catalog={expected}"));
     }

@@ -2,6 +2,7 @@
 //! arguments and the one function `main.rs` calls. They sit above every other module.
 
 pub mod alerts_tail;
+pub mod alerts_unknown;
 pub mod catalog_as_of;
 pub mod catalog_import;
 pub mod config_show;

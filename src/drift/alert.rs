@@ -1,8 +1,12 @@
-//! The `DriftAlert` message: Avro single-object value (schema `drift_alert.v1.avsc`), keyed
-//! by ISRC, with headers naming the stable alert id, the kind, the ISRC and the DSP.
+//! The `DriftAlert` message: Avro single-object value (schema `drift_alert.v2.avsc`; v1
+//! alerts still decode), keyed by ISRC, with headers naming the stable alert id, the kind,
+//! the ISRC and the DSP. An alert stands for one drift, or for the tracks of one DSP's
+//! report that the catalog does not know (`tracks` and a sample of their ISRCs).
 
+use apache_avro::Schema;
 use apache_avro::types::Value;
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 
 use crate::avro::{SchemaStore, WriterSchema, encode_record_single_object};
 use crate::db::outbox::OutboxMessage;
@@ -12,6 +16,10 @@ use crate::avro::record::{decode_record, text};
 
 /// Full name of the alert record.
 pub const DRIFT_ALERT: &str = "io.royaltyingest.DriftAlert";
+
+/// At most this many ISRCs are named in an alert for a report's unknown tracks; all of
+/// them are in `drift_events` (`royalty-ingest alerts unknown-tracks --alert ID`).
+pub const UNKNOWN_ISRC_SAMPLE: usize = 20;
 
 /// Header names of a published alert.
 pub mod headers {
@@ -52,6 +60,10 @@ pub struct DriftAlert {
     pub source: String,
     /// When it was detected.
     pub detected_at: String,
+    /// Tracks the alert stands for: 1, or the number of a report's unknown tracks.
+    pub tracks: u64,
+    /// Up to [`UNKNOWN_ISRC_SAMPLE`] of their ISRCs, in the order seen (`isrc` is the first).
+    pub isrc_sample: Vec<String>,
 }
 
 impl DriftAlert {
@@ -70,6 +82,35 @@ impl DriftAlert {
             transaction_id: drift.transaction_id.clone(),
             source: drift.source.clone(),
             detected_at: detected_at.to_rfc3339(),
+            tracks: 1,
+            isrc_sample: vec![drift.isrc.clone()],
+        }
+    }
+
+    /// The alert for tracks first found unknown to the catalog in one DSP's report, `first`
+    /// and then `more` in the order seen: their number and a sample of their ISRCs, the rest
+    /// as for `first`. Its id is derived from theirs (the same tracks, the same id); a single
+    /// track keeps its drift's id, as any other drift.
+    pub fn unknown_tracks(first: &Drift, more: &[&Drift], detected_at: DateTime<Utc>) -> Self {
+        let alert = DriftAlert::from_drift(first, detected_at);
+        if more.is_empty() {
+            return alert;
+        }
+        let tracks = std::iter::once(first).chain(more.iter().copied());
+        let mut hasher = Sha256::new();
+        hasher.update(b"unknown1");
+        for track in tracks.clone() {
+            hasher.update(b"|");
+            hasher.update(track.id().as_bytes());
+        }
+        DriftAlert {
+            alert_id: format!("drift-unknown-{}", &hex::encode(hasher.finalize())[..32]),
+            tracks: 1 + more.len() as u64,
+            isrc_sample: tracks
+                .take(UNKNOWN_ISRC_SAMPLE)
+                .map(|t| t.isrc.clone())
+                .collect(),
+            ..alert
         }
     }
 
@@ -80,8 +121,8 @@ impl DriftAlert {
 
     /// The outbox message publishing this alert to `topic`.
     pub fn to_message(&self, schema: &WriterSchema, topic: &str) -> Result<OutboxMessage, String> {
-        let payload =
-            encode_record_single_object(schema, self.to_value()).map_err(|e| e.to_string())?;
+        let payload = encode_record_single_object(schema, self.to_value(schema))
+            .map_err(|e| e.to_string())?;
         let header = |name: &str, value: &str| (name.to_string(), Some(value.as_bytes().to_vec()));
         Ok(OutboxMessage {
             message_id: self.alert_id.clone(),
@@ -98,13 +139,16 @@ impl DriftAlert {
         })
     }
 
-    fn to_value(&self) -> Value {
+    /// The record in `schema`'s layout: v1 has no `tracks` and `isrc_sample` (a
+    /// `--schemas-dir` may pin it); such an alert names its first track only, and
+    /// `alerts unknown-tracks --alert ID` still lists all of them.
+    fn to_value(&self, schema: &WriterSchema) -> Value {
         let text = |v: &str| Value::String(v.to_string());
         let optional = |v: &Option<String>| match v {
             Some(v) => Value::Union(1, Box::new(Value::String(v.clone()))),
             None => Value::Union(0, Box::new(Value::Null)),
         };
-        Value::Record(vec![
+        let mut fields = vec![
             ("alert_id".into(), text(&self.alert_id)),
             ("kind".into(), text(&self.kind)),
             ("isrc".into(), text(&self.isrc)),
@@ -123,7 +167,16 @@ impl DriftAlert {
             ("transaction_id".into(), optional(&self.transaction_id)),
             ("source".into(), text(&self.source)),
             ("detected_at".into(), text(&self.detected_at)),
-        ])
+        ];
+        if has_field(schema, "tracks") {
+            let tracks = i64::try_from(self.tracks).unwrap_or(i64::MAX);
+            fields.push(("tracks".into(), Value::Long(tracks)));
+        }
+        if has_field(schema, "isrc_sample") {
+            let sample = self.isrc_sample.iter().map(|i| text(i)).collect();
+            fields.push(("isrc_sample".into(), Value::Array(sample)));
+        }
+        Value::Record(fields)
     }
 
     /// Decodes a published alert (single-object encoded with a known schema).
@@ -142,7 +195,10 @@ impl DriftAlert {
             transaction_id: None,
             source: String::new(),
             detected_at: String::new(),
+            tracks: 1,
+            isrc_sample: Vec::new(),
         };
+        let mut sampled = false;
         for (name, value) in fields {
             let text = text(&value);
             match name.as_str() {
@@ -163,16 +219,43 @@ impl DriftAlert {
                 "transaction_id" => alert.transaction_id = text,
                 "source" => alert.source = text.unwrap_or_default(),
                 "detected_at" => alert.detected_at = text.unwrap_or_default(),
+                "tracks" => {
+                    if let Value::Long(n) = value {
+                        alert.tracks = u64::try_from(n).unwrap_or_default();
+                    }
+                }
+                "isrc_sample" => {
+                    if let Value::Array(items) = value {
+                        sampled = true;
+                        alert.isrc_sample =
+                            items.iter().filter_map(crate::avro::record::text).collect();
+                    }
+                }
                 _ => {}
             }
         }
+        // A v1 alert stands for its one ISRC.
+        if !sampled {
+            alert.isrc_sample = vec![alert.isrc.clone()];
+        }
         Ok(alert)
+    }
+}
+
+/// Whether a record schema has a field of this name.
+fn has_field(schema: &WriterSchema, name: &str) -> bool {
+    match schema.schema() {
+        Schema::Record(record) => record.lookup.contains_key(name),
+        _ => false,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::validate::validate;
+    use crate::drift::detect::detect_line;
+    use crate::sample::{SampleRng, isrc_for, valid_line};
 
     #[test]
     fn an_alert_round_trips_through_its_schema() {
@@ -191,11 +274,64 @@ mod tests {
             transaction_id: Some("T-1".into()),
             source: "raw[0]@5".into(),
             detected_at: "2026-11-26T00:00:00+00:00".into(),
+            tracks: 2,
+            isrc_sample: vec!["GBQZA2400001".into(), "GBQZA2400002".into()],
         };
         let message = alert.to_message(&schema, "alerts").expect("encode");
         let decoded = DriftAlert::decode(&store, message.payload.as_deref().unwrap_or_default())
             .expect("decode");
         assert_eq!(decoded, alert);
         assert_eq!(message.message_id, "drift-1");
+    }
+
+    fn unknown(n: u64) -> Drift {
+        let mut line =
+            validate(&valid_line(&mut SampleRng::new(n), n)).expect("a valid sample line");
+        line.isrc = isrc_for(n);
+        let found = detect_line(&line, None, true, true, &format!("raw[0]@{n}"));
+        found.into_iter().next().expect("an unknown ISRC is drift")
+    }
+
+    #[test]
+    fn a_reports_unknown_tracks_are_one_alert_with_their_number_and_a_bounded_sample() {
+        let tracks: Vec<Drift> = (1..=50).map(unknown).collect();
+        let more: Vec<&Drift> = tracks[1..].iter().collect();
+        let at = Utc::now();
+        let alert = DriftAlert::unknown_tracks(&tracks[0], &more, at);
+        assert_eq!(alert.kind, "unknown_isrc");
+        assert_eq!(alert.tracks, 50);
+        assert_eq!(alert.isrc, tracks[0].isrc);
+        let first_20: Vec<String> = tracks[..20].iter().map(|t| t.isrc.clone()).collect();
+        assert_eq!(alert.isrc_sample, first_20);
+        assert!(alert.alert_id.starts_with("drift-unknown-"));
+        assert_eq!(
+            DriftAlert::unknown_tracks(&tracks[0], &more, at).alert_id,
+            alert.alert_id,
+            "the same tracks, the same id"
+        );
+        assert_ne!(
+            DriftAlert::unknown_tracks(&tracks[0], &more[1..], at).alert_id,
+            alert.alert_id
+        );
+        let single = DriftAlert::unknown_tracks(&tracks[0], &[], at);
+        assert_eq!(
+            single.alert_id,
+            tracks[0].id(),
+            "one track: its drift's own id"
+        );
+        assert_eq!((single.tracks, single.isrc_sample.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_v1_writer_schema_still_encodes_an_alert_and_it_decodes_as_one_track() {
+        let store = SchemaStore::builtin().expect("schemas");
+        let v1 = store.by_name_version(DRIFT_ALERT, 1).expect("v1");
+        let tracks: Vec<Drift> = (1..=3).map(unknown).collect();
+        let alert = DriftAlert::unknown_tracks(&tracks[0], &[&tracks[1], &tracks[2]], Utc::now());
+        let message = alert.to_message(&v1, "alerts").expect("encode with v1");
+        let decoded = DriftAlert::decode(&store, message.payload.as_deref().unwrap_or_default())
+            .expect("decode");
+        assert_eq!(decoded.alert_id, alert.alert_id);
+        assert_eq!((decoded.tracks, decoded.isrc_sample), (1, vec![alert.isrc]));
     }
 }

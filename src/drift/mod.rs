@@ -5,6 +5,10 @@
 //! processed*; the row records that version (history is never re-attributed). A distinct
 //! drift (ISRC, kind, expected, received, catalog version) raises one alert through the
 //! outbox in the same transaction; further lines showing it are only counted, per DSP.
+//! ISRCs unknown to the catalog are the exception to one alert each: a batch announces
+//! those first seen in one DSP's report (DSP, report, period) with one alert carrying their
+//! number and a sample, and every track keeps its own `drift_events` row
+//! (`royalty-ingest alerts unknown-tracks` lists them).
 
 pub mod alert;
 pub mod catalog;

@@ -1,6 +1,7 @@
 //! The catalog and drift tables, inside the caller's transaction: versions current at a
 //! date, applying an entry (close the covering version, open a new one), and recording
-//! drift (counted per DSP; one alert through the outbox per distinct drift).
+//! drift (counted per DSP; one alert through the outbox per distinct drift, one per DSP
+//! and report for the ISRCs the catalog does not know).
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -15,7 +16,7 @@ use crate::db::outbox::{self, OutboxMessage};
 
 use super::alert::DriftAlert;
 use super::catalog::{CatalogEntry, CatalogVersion};
-use super::detect::{ALL_KINDS, Drift, detect_update};
+use super::detect::{ALL_KINDS, Drift, DriftKind, detect_update};
 
 /// How drift is reported.
 #[derive(Debug, Clone)]
@@ -231,6 +232,9 @@ pub struct RaisedAlerts {
     pub ids: Vec<String>,
     /// The same, counted per kind (indexed like [`ALL_KINDS`]).
     pub by_kind: [u64; ALL_KINDS.len()],
+    /// Tracks found unknown to the catalog for the first time (what the `unknown_isrc`
+    /// alerts announce, each track once).
+    pub unknown_tracks: u64,
 }
 
 /// One drift at one DSP in this batch: its first observation and how many lines showed it.
@@ -239,6 +243,8 @@ struct Event<'d> {
     /// The DSP as the line key spells it (lower-cased, trimmed).
     dsp: String,
     occurrences: i64,
+    /// The alert announcing it, if this event raises one (index into the planned alerts).
+    alert: Option<usize>,
 }
 
 /// Each distinct (drift, DSP) of `drifts` once, in order of first appearance.
@@ -254,6 +260,7 @@ fn count_events(drifts: &[Drift]) -> Vec<Event<'_>> {
                     drift,
                     dsp: new.key().1.clone(),
                     occurrences: 1,
+                    alert: None,
                 });
                 new.insert(events.len() - 1);
             }
@@ -262,7 +269,67 @@ fn count_events(drifts: &[Drift]) -> Vec<Event<'_>> {
     events
 }
 
-/// Counts drift occurrences per DSP and enqueues one alert per drift never seen before.
+/// The drifts one alert announces: `first`, then `more` (unknown tracks of the same
+/// report), in the order seen.
+struct Planned<'d> {
+    first: &'d Drift,
+    more: Vec<&'d Drift>,
+}
+
+impl Planned<'_> {
+    fn kind(&self) -> DriftKind {
+        self.first.kind
+    }
+}
+
+/// Decides a batch's alerts: one per drift never seen before (`known`: drift ids that have
+/// rows already; a drift seen at two DSPs of the batch is announced by the first), except
+/// that ISRCs unknown to the catalog are announced together, one alert per DSP, report and
+/// period: the report is what a label's people take up with the DSP or the catalog team,
+/// and a report of new releases can name thousands of tracks. Each event learns its alert.
+fn plan_alerts<'d>(events: &mut [Event<'d>], known: &HashSet<String>) -> Vec<Planned<'d>> {
+    type Report<'r> = (String, Option<&'r str>, Option<NaiveDate>);
+    let mut alerted: HashSet<&'d str> = HashSet::new();
+    let mut reports: HashMap<Report<'d>, usize> = HashMap::new();
+    let mut planned: Vec<Planned<'d>> = Vec::new();
+    for event in events.iter_mut() {
+        let drift: &'d Drift = event.drift;
+        if known.contains(drift.id()) || !alerted.insert(drift.id()) {
+            continue;
+        }
+        // The alert of this report's unknown tracks, if the batch already has one.
+        let joins = if drift.kind == DriftKind::UnknownIsrc {
+            let report = (event.dsp.clone(), drift.report_id.as_deref(), drift.period);
+            match reports.entry(report) {
+                Entry::Occupied(slot) => Some(*slot.get()),
+                Entry::Vacant(slot) => {
+                    slot.insert(planned.len());
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        match joins.and_then(|slot| planned.get_mut(slot).map(|p| (slot, p))) {
+            Some((slot, alert)) => {
+                alert.more.push(drift);
+                event.alert = Some(slot);
+            }
+            None => {
+                event.alert = Some(planned.len());
+                planned.push(Planned {
+                    first: drift,
+                    more: Vec::new(),
+                });
+            }
+        }
+    }
+    planned
+}
+
+/// Counts drift occurrences per DSP (a `drift_events` row per drift and DSP, each unknown
+/// track its own) and enqueues the alerts of drift never seen before: one per drift, but
+/// one per DSP, report and period for ISRCs unknown to the catalog ([`plan_alerts`]).
 /// Everything is looked up by hash: a batch can hold as many drifts as lines.
 pub async fn record_drifts(
     conn: &mut PgConnection,
@@ -272,7 +339,7 @@ pub async fn record_drifts(
     if drifts.is_empty() {
         return Ok(RaisedAlerts::default());
     }
-    let events = count_events(drifts);
+    let mut events = count_events(drifts);
     let ids: Vec<&str> = events.iter().map(|e| e.drift.id()).collect();
     let known: HashSet<String> =
         sqlx::query_scalar("SELECT DISTINCT drift_id FROM drift_events WHERE drift_id = ANY($1)")
@@ -281,7 +348,20 @@ pub async fn record_drifts(
             .await?
             .into_iter()
             .collect();
+    let now = Utc::now();
+    let alerts: Vec<DriftAlert> = plan_alerts(&mut events, &known)
+        .iter()
+        .map(|planned| match planned.kind() {
+            DriftKind::UnknownIsrc => DriftAlert::unknown_tracks(planned.first, &planned.more, now),
+            _ => DriftAlert::from_drift(planned.first, now),
+        })
+        .collect();
 
+    let alert_of = |e: &Event<'_>| {
+        e.alert
+            .and_then(|i| alerts.get(i))
+            .map(|a| a.alert_id.as_str())
+    };
     let dsps: Vec<&str> = events.iter().map(|e| e.dsp.as_str()).collect();
     let isrcs: Vec<&str> = events.iter().map(|e| e.drift.isrc.as_str()).collect();
     let kinds: Vec<&str> = events.iter().map(|e| e.drift.kind.as_str()).collect();
@@ -294,11 +374,15 @@ pub async fn record_drifts(
         .map(|e| e.drift.report_id.as_deref())
         .collect();
     let sources: Vec<&str> = events.iter().map(|e| e.drift.source.as_str()).collect();
+    let periods: Vec<Option<NaiveDate>> = events.iter().map(|e| e.drift.period).collect();
+    let alert_ids: Vec<Option<&str>> = events.iter().map(alert_of).collect();
     sqlx::query(
         "INSERT INTO drift_events (drift_id, dsp_name, isrc, kind, expected, received,
-                                   catalog_version_id, occurrences, first_report_id, first_source)
+                                   catalog_version_id, occurrences, first_report_id, first_source,
+                                   first_period, alert_id)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                              $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[])
+                              $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[],
+                              $11::date[], $12::text[])
          ON CONFLICT (drift_id, dsp_name) DO UPDATE
             SET occurrences = drift_events.occurrences + EXCLUDED.occurrences,
                 last_seen_at = now()",
@@ -313,36 +397,148 @@ pub async fn record_drifts(
     .bind(&counts)
     .bind(&reports)
     .bind(&sources)
+    .bind(&periods)
+    .bind(&alert_ids)
     .execute(&mut *conn)
     .await?;
 
-    let now = Utc::now();
     let mut raised = RaisedAlerts::default();
-    // A drift seen at two DSPs of the batch is announced once, by the first.
-    let mut alerted: HashSet<&str> = HashSet::new();
-    let mut messages: Vec<OutboxMessage> = Vec::new();
-    for event in &events {
-        let (drift, id) = (event.drift, event.drift.id());
-        if known.contains(id) || !alerted.insert(id) {
-            continue;
-        }
-        let alert = DriftAlert::from_drift(drift, now);
-        // An alert that cannot be encoded must fail the batch: once its drift_events row
-        // is committed it would never be raised again.
+    let mut messages: Vec<OutboxMessage> = Vec::with_capacity(alerts.len());
+    for alert in &alerts {
+        // An alert that cannot be encoded must fail the batch: once its drift_events rows
+        // are committed it would never be raised again.
         let message = alert
             .to_message(&settings.alert_schema, &settings.alerts_topic)
             .map_err(|err| {
                 DbFailure::Fatal(sqlx::Error::Encode(
-                    format!("drift alert {id}: {err}").into(),
+                    format!("drift alert {}: {err}", alert.alert_id).into(),
                 ))
             })?;
         messages.push(message);
-        raised.by_kind[drift.kind.index()] += 1;
+        if let Some(kind) = alert.kind() {
+            raised.by_kind[kind.index()] += 1;
+            if kind == DriftKind::UnknownIsrc {
+                raised.unknown_tracks += alert.tracks;
+            }
+        }
+        // Per alert at debug only: the batch's counts are logged once, after its commit.
+        tracing::debug!(
+            alert_id = %alert.alert_id,
+            kind = %alert.kind,
+            tracks = alert.tracks,
+            "drift alert raised"
+        );
     }
     outbox::enqueue(conn, &messages).await?;
-    for message in &messages {
-        tracing::info!(alert_id = %message.message_id, "drift alert raised");
-    }
     raised.ids = messages.into_iter().map(|m| m.message_id).collect();
     Ok(raised)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::RoyaltyLine;
+    use crate::domain::validate::validate;
+    use crate::drift::detect::detect_line;
+    use crate::sample::{SampleRng, isrc_for, valid_line};
+
+    fn line(n: u64, dsp: &str, report: &str) -> RoyaltyLine {
+        let mut line = validate(&valid_line(&mut SampleRng::new(n), n)).expect("valid line");
+        line.isrc = isrc_for(n);
+        line.dsp_name = dsp.into();
+        line.report_id = Some(report.into());
+        line.report_period = NaiveDate::from_ymd_opt(2026, 9, 1).expect("date");
+        line
+    }
+
+    fn unknown(n: u64, dsp: &str, report: &str) -> Drift {
+        let found = detect_line(&line(n, dsp, report), None, true, true, "raw[0]@1");
+        found.into_iter().next().expect("unknown ISRC")
+    }
+
+    fn upc_drift(n: u64) -> Drift {
+        let version = CatalogVersion {
+            version_id: 1,
+            entry: CatalogEntry {
+                isrc: isrc_for(n),
+                upcs: vec!["6291041500213".into()],
+                title: None,
+                display_artist: None,
+                label: None,
+                iswc: None,
+                valid_from: NaiveDate::from_ymd_opt(2020, 1, 1).expect("date"),
+            },
+            valid_to: None,
+        };
+        let mut line = line(n, "Spotify", "spotify-1");
+        line.upc = Some("036000291452".into());
+        let found = detect_line(&line, Some(&version), true, true, "raw[0]@2");
+        let upc = found.into_iter().find(|d| d.kind == DriftKind::UpcMismatch);
+        upc.expect("a UPC mismatch")
+    }
+
+    fn tracks(alert: &Planned<'_>) -> Vec<String> {
+        let all = std::iter::once(alert.first).chain(alert.more.iter().copied());
+        all.map(|d| d.isrc.clone()).collect()
+    }
+
+    #[test]
+    fn unknown_tracks_are_one_alert_per_dsp_and_report_other_drift_one_per_drift() {
+        let mut drifts: Vec<Drift> = (1..=30)
+            .map(|n| unknown(n, "Spotify", "spotify-1"))
+            .collect();
+        drifts.extend((31..=40).map(|n| unknown(n, " SPOTIFY", "spotify-2")));
+        drifts.extend((41..=45).map(|n| unknown(n, "Deezer", "deezer-1")));
+        drifts.push(upc_drift(50));
+        drifts.push(upc_drift(51));
+        // The same unknown track again at the same DSP, and at another DSP.
+        drifts.push(unknown(1, "spotify", "spotify-1"));
+        drifts.push(unknown(2, "Deezer", "deezer-1"));
+        let mut events = count_events(&drifts);
+        assert_eq!(events.len(), 48, "one event per drift and DSP");
+        let planned = plan_alerts(&mut events, &HashSet::new());
+        let shape: Vec<(DriftKind, usize)> = planned
+            .iter()
+            .map(|p| (p.kind(), 1 + p.more.len()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (DriftKind::UnknownIsrc, 30),
+                (DriftKind::UnknownIsrc, 10),
+                (DriftKind::UnknownIsrc, 5),
+                (DriftKind::UpcMismatch, 1),
+                (DriftKind::UpcMismatch, 1),
+            ]
+        );
+        let first_report: Vec<String> = (1..=30).map(isrc_for).collect();
+        assert_eq!(tracks(&planned[0]), first_report);
+        // Track 1 was seen twice at Spotify: one event, two lines, announced once.
+        let repeated = events
+            .iter()
+            .find(|e| e.drift.isrc == isrc_for(1) && e.dsp == "spotify");
+        assert_eq!(
+            repeated.map(|e| (e.occurrences, e.alert)),
+            Some((2, Some(0)))
+        );
+        // Track 2 at Deezer too: its own row, but Spotify's alert announced it.
+        let elsewhere = events
+            .iter()
+            .find(|e| e.drift.isrc == isrc_for(2) && e.dsp == "deezer");
+        assert_eq!(elsewhere.map(|e| e.alert), Some(None));
+    }
+
+    #[test]
+    fn drift_seen_before_raises_nothing_but_is_still_counted() {
+        let drifts: Vec<Drift> = (1..=5)
+            .map(|n| unknown(n, "Spotify", "spotify-1"))
+            .collect();
+        let known: HashSet<String> = drifts[..3].iter().map(|d| d.id().to_string()).collect();
+        let mut events = count_events(&drifts);
+        let planned = plan_alerts(&mut events, &known);
+        assert_eq!(planned.len(), 1);
+        assert_eq!(tracks(&planned[0]), vec![isrc_for(4), isrc_for(5)]);
+        assert_eq!(events.len(), 5, "every track keeps its row");
+        assert_eq!(events.iter().filter(|e| e.alert.is_some()).count(), 2);
+    }
 }

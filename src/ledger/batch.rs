@@ -70,10 +70,14 @@ pub struct BatchStats {
     pub poisoned: u64,
     /// What the catalog entries did.
     pub catalog: ApplyStats,
-    /// Drift alerts raised (distinct drifts seen for the first time).
+    /// Drift alerts raised (distinct drifts seen for the first time; the unknown ISRCs of
+    /// one DSP's report count as one).
     pub drift_alerts: u64,
     /// The same, per kind (indexed like `drift::detect::ALL_KINDS`).
     pub drift_alerts_by_kind: [u64; ALL_KINDS.len()],
+    /// ISRCs found unknown to the catalog for the first time (announced by the
+    /// `unknown_isrc` alerts above).
+    pub unknown_tracks: u64,
 }
 
 /// The result of trying to commit a batch.
@@ -154,6 +158,7 @@ pub async fn commit_batch(
         catalog: catalog.stats,
         drift_alerts: raised.ids.len() as u64,
         drift_alerts_by_kind: raised.by_kind,
+        unknown_tracks: raised.unknown_tracks,
     }))
 }
 

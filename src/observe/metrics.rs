@@ -244,12 +244,24 @@ impl Metrics {
         ] {
             self.lines.with_label_values(&[outcome]).inc_by(n);
         }
+        let mut drift_kinds: Vec<String> = Vec::new();
         for (kind, n) in ALL_KINDS.iter().zip(stats.drift_alerts_by_kind) {
             if n > 0 {
                 self.drift_alerts
                     .with_label_values(&[kind.as_str()])
                     .inc_by(n);
+                drift_kinds.push(format!("{}={n}", kind.as_str()));
             }
+        }
+        // One line per batch, however many alerts: a report of new releases once logged
+        // a line per unknown track.
+        if !drift_kinds.is_empty() {
+            tracing::info!(
+                drift_alerts = stats.drift_alerts,
+                kinds = %drift_kinds.join(" "),
+                unknown_tracks = stats.unknown_tracks,
+                "drift alerts raised in this batch (unknown tracks: `royalty-ingest alerts unknown-tracks`)"
+            );
         }
         for (outcome, n) in [
             ("created", stats.catalog.created),

@@ -25,13 +25,14 @@ const DRIFT_ALERT: &str = r#"{"type":"record","name":"DriftAlert","namespace":"i
 #[test]
 fn avro_builtin_store_indexes_every_version() {
     let store = builtin();
-    assert_eq!(store.len(), 8);
+    assert_eq!(store.len(), 9);
     let files: Vec<&str> = store.iter().map(|(file, _)| file).collect();
     assert_eq!(
         files,
         [
             "catalog_update.v1.avsc",
             "drift_alert.v1.avsc",
+            "drift_alert.v2.avsc",
             "report_summary.v1.avsc",
             "report_summary.v2.avsc",
             "royalty_line.v1.avsc",
