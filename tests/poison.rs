@@ -11,6 +11,7 @@ use common::pipeline::{expected_totals, ledger_totals, publish, run_args, run_un
 use royalty_ingest::drift::catalog::RawCatalogEntry;
 use royalty_ingest::ledger::dead_letter::headers;
 use royalty_ingest::report::ReportSummary;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn a_line_the_database_refuses_is_isolated_and_dead_lettered() {
@@ -227,4 +228,96 @@ async fn catalog_entries_summaries_and_dead_letters_the_database_refuses_are_iso
     assert_eq!(offsets.len(), 3);
     let letters = common::read_topic(&dlq, 4, Duration::from_secs(30));
     assert_eq!(letters.len(), 4);
+}
+
+/// Installs a trigger on the ledger that raises `errcode` (with `constraint` named, if
+/// any) for the lines whose transaction id starts with `prefix`.
+async fn refuse_lines(pool: &sqlx::PgPool, prefix: &str, errcode: &str, constraint: &str) {
+    let constraint = if constraint.is_empty() {
+        String::new()
+    } else {
+        format!(", CONSTRAINT = '{constraint}'")
+    };
+    // The values are the test's own literals, never input.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE FUNCTION refuse_lines() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.transaction_id LIKE '{prefix}%' THEN
+             RAISE EXCEPTION 'refused %', NEW.transaction_id
+               USING ERRCODE = '{errcode}'{constraint};
+           END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_lines BEFORE INSERT ON royalty_ledger
+           FOR EACH ROW EXECUTE FUNCTION refuse_lines();"
+    )))
+    .execute(pool)
+    .await
+    .expect("install trigger");
+}
+
+/// A unique violation on anything but the ledger's key is no lanes' race: it used to be
+/// retried for ever; now the line is isolated and dead-lettered like any refused value.
+#[tokio::test]
+async fn a_unique_violation_other_than_the_lanes_race_is_isolated_not_retried() {
+    let topic = common::fresh_topic("it.poison.unique.raw", 1).await;
+    let dlq = common::fresh_topic("it.poison.unique.dlq", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    refuse_lines(&pool, "DUP", "23505", "royalty_ledger_isrc_period_key").await;
+    let mut lines = common::pipeline::distinct_lines(53, 1, 30);
+    let mut duplicate = lines.remove(9);
+    duplicate.transaction_id = "DUP-1".into();
+    let producer = common::producer();
+    publish(&producer, &topic, 3, &lines[..15]).await;
+    publish(&producer, &topic, 3, std::slice::from_ref(&duplicate)).await;
+    publish(&producer, &topic, 3, &lines[15..]).await;
+
+    let totals = run_until_idle(run_args(&topic, &dlq, &url, "it-poison-unique")).await;
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
+    assert_eq!(totals.stats.poisoned, 1);
+    let reason: String = sqlx::query_scalar("SELECT reason FROM quarantine")
+        .fetch_one(&pool)
+        .await
+        .expect("one quarantine row");
+    assert!(reason.contains("23505"), "{reason}");
+}
+
+/// A refusal that is the code's own fault (a trigger raising bad_copy_file_format stands in
+/// for a malformed binary COPY) is no record's: bisecting used to dead-letter every line of
+/// the batch and move the offsets on. Now the run stops, naming the SQLSTATE, with nothing
+/// dead-lettered, booked or acknowledged.
+#[tokio::test]
+async fn a_refusal_that_is_the_codes_own_fault_stops_the_run_with_nothing_dead_lettered() {
+    let topic = common::fresh_topic("it.poison.fault.raw", 1).await;
+    let dlq = common::fresh_topic("it.poison.fault.dlq", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    refuse_lines(&pool, "", "22P04", "").await;
+    publish(
+        &common::producer(),
+        &topic,
+        3,
+        &common::pipeline::distinct_lines(55, 1, 20),
+    )
+    .await;
+
+    royalty_ingest::observe::init_tracing();
+    let args = run_args(&topic, &dlq, &url, "it-poison-fault");
+    let err = royalty_ingest::pipeline::run(args, CancellationToken::new())
+        .await
+        .expect_err("the run stops");
+    let text = format!("{err:#}");
+    assert!(text.contains("fatal") && text.contains("22P04"), "{text}");
+    let (ledger, quarantined, outbox, offsets): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM royalty_ledger), (SELECT count(*) FROM quarantine),
+                (SELECT count(*) FROM outbox),
+                (SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_offsets)",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("counts");
+    assert_eq!(
+        (ledger, quarantined, outbox, offsets),
+        (0, 0, 0, 0),
+        "nothing booked, dead-lettered or acknowledged"
+    );
 }

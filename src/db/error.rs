@@ -12,7 +12,9 @@ pub enum DbFailure {
     /// The data of some record made PostgreSQL refuse the statement (bad value, failed
     /// constraint, trigger): isolate the record and dead-letter it.
     Poison(sqlx::Error),
-    /// Anything else (schema missing, permission denied): stop and tell the operator.
+    /// Anything else: the code's own fault (malformed COPY data, an unknown column or
+    /// table, a syntax or protocol error), schema missing, permission denied. Stop and tell
+    /// the operator; no record is to blame, so none is dead-lettered.
     Fatal(sqlx::Error),
 }
 
@@ -68,7 +70,7 @@ pub enum Verdict {
 pub fn verdict(error: &sqlx::Error) -> Verdict {
     match error {
         sqlx::Error::Database(db) => match db.code() {
-            Some(code) => by_sqlstate(&code, ends_session(&**db)),
+            Some(code) => by_sqlstate(&code, db.constraint(), ends_session(&**db)),
             None => Verdict::Fatal,
         },
         sqlx::Error::Io(_)
@@ -81,23 +83,53 @@ pub fn verdict(error: &sqlx::Error) -> Verdict {
     }
 }
 
-/// The verdict on a SQLSTATE; `ends_session`: PostgreSQL refused or ended the session with
-/// it (severity FATAL), as when connecting.
-fn by_sqlstate(code: &str, ends_session: bool) -> Verdict {
+/// Unique constraints whose violation is a race between two of the service's own
+/// transactions, which a retry resolves: the ledger's primary key (`line_key`), met when
+/// two lanes or instances book one line sent on two partitions at once; the retry finds
+/// the row the other committed. Any other unique violation is the record's (or the code's)
+/// and would fail every retry alike.
+const RACED_CONSTRAINTS: &[&str] = &["royalty_ledger_pkey"];
+
+/// SQLSTATEs that say the service's own SQL or use of the protocol is wrong, whatever the
+/// records hold: bisecting would dead-letter every line of the batch and move the offsets
+/// past them, so these stop the run loudly instead. Checked before the classes they belong
+/// to (08 is otherwise an outage, 22 a record's bad value).
+fn code_fault(code: &str) -> bool {
+    // Class 42, syntax error or access rule violation: 42601 syntax error, 42703 undefined
+    // column, 42P01 undefined table, 42883 undefined function, 42501 no privilege.
+    code.starts_with("42")
+        || matches!(
+            code,
+            // protocol_violation: a malformed message from the client.
+            "08P01"
+            // invalid_binary_representation, bad_copy_file_format: the binary COPY or a
+            // parameter encoded wrong.
+            | "22P03" | "22P04"
+            // invalid_sql_statement_name, invalid_cursor_name, in_failed_sql_transaction
+            // (a statement after an error without rolling back to the savepoint).
+            | "26000" | "34000" | "25P02"
+        )
+}
+
+/// The verdict on a SQLSTATE; `constraint`: the violated constraint's name, when any;
+/// `ends_session`: PostgreSQL refused or ended the session with it (severity FATAL), as
+/// when connecting.
+fn by_sqlstate(code: &str, constraint: Option<&str>, ends_session: bool) -> Verdict {
     match code {
+        c if code_fault(c) => Verdict::Fatal,
         // connection exceptions, serialization failure, deadlock, lock timeout,
-        // admin/crash shutdown, cannot connect now, too many connections,
-        // unique violation (a concurrent instance inserted the same key first).
+        // admin/crash shutdown, cannot connect now, too many connections.
         c if c.starts_with("08") => Verdict::Retry,
-        "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" | "53300" | "23505" => {
-            Verdict::Retry
-        }
+        "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" | "53300" => Verdict::Retry,
+        // A concurrent lane or instance inserted the same line first.
+        "23505" if constraint.is_some_and(|c| RACED_CONSTRAINTS.contains(&c)) => Verdict::Retry,
         // A session refused because the database does not accept connections now (ALTER
         // DATABASE … ALLOW_CONNECTIONS false, e.g. during maintenance): an outage to wait
         // out like a server that is down. Only at severity FATAL, i.e. when connecting; the
         // same SQLSTATE from a statement is something else.
         "55000" if ends_session => Verdict::Retry,
-        // data exceptions, integrity violations, program limits, raised exceptions.
+        // data exceptions, integrity violations (other unique violations included),
+        // program limits, raised exceptions.
         c if c.starts_with("22") || c.starts_with("23") || c.starts_with("54") => Verdict::Poison,
         "P0001" => Verdict::Poison,
         _ => Verdict::Fatal,
@@ -191,15 +223,15 @@ mod tests {
     #[test]
     fn a_database_that_refuses_sessions_is_waited_out_but_the_same_code_from_a_statement_is_not() {
         // "database … is not currently accepting connections" comes at severity FATAL.
-        assert_eq!(by_sqlstate("55000", true), Verdict::Retry);
-        assert_eq!(by_sqlstate("55000", false), Verdict::Fatal);
+        assert_eq!(by_sqlstate("55000", None, true), Verdict::Retry);
+        assert_eq!(by_sqlstate("55000", None, false), Verdict::Fatal);
         // cannot_connect_now (starting up, shutting down), admin shutdown, too many clients.
         for code in ["57P03", "57P01", "53300", "08006"] {
-            assert_eq!(by_sqlstate(code, true), Verdict::Retry, "{code}");
+            assert_eq!(by_sqlstate(code, None, true), Verdict::Retry, "{code}");
         }
         // Waiting cannot fix a wrong password or a database that does not exist.
-        assert_eq!(by_sqlstate("28P01", true), Verdict::Fatal);
-        assert_eq!(by_sqlstate("3D000", true), Verdict::Fatal);
+        assert_eq!(by_sqlstate("28P01", None, true), Verdict::Fatal);
+        assert_eq!(by_sqlstate("3D000", None, true), Verdict::Fatal);
     }
 
     #[test]
@@ -209,6 +241,107 @@ mod tests {
         let err = anyhow::Error::new(sqlx::Error::ColumnNotFound("x".into())).context("x");
         assert!(!is_retryable(&err));
         assert!(!is_retryable(&anyhow::anyhow!("not a database error")));
+    }
+
+    #[test]
+    fn only_the_lanes_race_on_the_ledger_key_is_retried_other_unique_violations_are_poison() {
+        assert_eq!(
+            by_sqlstate("23505", Some("royalty_ledger_pkey"), false),
+            Verdict::Retry
+        );
+        for other in [
+            Some("quarantine_dead_letter_id_key"),
+            Some("catalog_versions_current"),
+            None,
+        ] {
+            assert_eq!(
+                by_sqlstate("23505", other, false),
+                Verdict::Poison,
+                "{other:?}"
+            );
+        }
+        // Other integrity violations stay the record's, whatever the constraint.
+        assert_eq!(
+            by_sqlstate("23514", Some("royalty_ledger_pkey"), false),
+            Verdict::Poison
+        );
+    }
+
+    #[test]
+    fn the_codes_own_faults_stop_instead_of_dead_lettering_or_retrying() {
+        for code in [
+            "22P04", "22P03", "42703", "42P01", "42601", "42883", "08P01", "25P02",
+        ] {
+            assert_eq!(by_sqlstate(code, None, false), Verdict::Fatal, "{code}");
+        }
+        // The neighbours of those codes keep their meaning: a record's bad value, a lost
+        // connection, a trigger's refusal.
+        for code in [
+            "22001", "22003", "22007", "22021", "22P02", "23502", "23514", "54000", "P0001",
+        ] {
+            assert_eq!(by_sqlstate(code, None, false), Verdict::Poison, "{code}");
+        }
+        for code in ["08006", "08001", "40001", "40P01"] {
+            assert_eq!(by_sqlstate(code, None, false), Verdict::Retry, "{code}");
+        }
+    }
+
+    /// A database error as sqlx hands it over, with the code and constraint under test.
+    #[derive(Debug)]
+    struct Refusal {
+        code: &'static str,
+        constraint: Option<&'static str>,
+    }
+
+    impl std::fmt::Display for Refusal {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "refused ({})", self.code)
+        }
+    }
+
+    impl std::error::Error for Refusal {}
+
+    impl sqlx::error::DatabaseError for Refusal {
+        fn message(&self) -> &str {
+            "refused"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.code.into())
+        }
+        fn constraint(&self) -> Option<&str> {
+            self.constraint
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn classify_reads_the_constraint_name_from_the_error() {
+        let refused = |code, constraint| {
+            classify(sqlx::Error::Database(Box::new(Refusal {
+                code,
+                constraint,
+            })))
+        };
+        assert!(matches!(
+            refused("23505", Some("royalty_ledger_pkey")),
+            DbFailure::Retryable(_)
+        ));
+        assert!(matches!(
+            refused("23505", Some("quarantine_dead_letter_id_key")),
+            DbFailure::Poison(_)
+        ));
+        assert!(matches!(refused("22P04", None), DbFailure::Fatal(_)));
     }
 
     #[test]
