@@ -3,7 +3,10 @@
 //! transaction (exactly once, like lines; the newest summary of a report wins), compared
 //! with the ledger by `reconcile`. A newer summary is a newer version of its report: once
 //! every line of that version is booked, [`settle_replacements`] reverses the lines of older
-//! versions that it no longer has.
+//! versions that it no longer has. That runs after the batch commits, in its own
+//! transaction: a version's lines and its summary may commit in different lanes or
+//! instances at the same time, and neither transaction sees the other's rows; the one that
+//! settles after both committed does.
 
 use anyhow::Context;
 use apache_avro::types::Value;
@@ -265,18 +268,37 @@ pub fn read_summaries(
 pub type ReportRef = (String, NaiveDate, String);
 
 /// Reverses, for each summary still waiting to replace its report's older version (see the
-/// module docs) whose report `touched` names, the lines that version no longer has: once
-/// the ledger holds at least the summary's number of lines of its version, every other line
-/// of the report in that currency with an older version is restated to zero, journaled in
-/// `ledger_revisions` with the reason, and listed in `ledger_reversals`. Returns how many
-/// lines were reversed. Runs in the batch transaction, so it is exactly once like the rest.
+/// module docs) whose report `touched` names (`None`: every one), the lines that version no
+/// longer has: once the ledger holds at least the summary's number of lines of its
+/// version, every other line of the report in that currency with an older version is
+/// restated to zero, journaled in `ledger_revisions` with the reason, and listed in
+/// `ledger_reversals`. Returns how many lines were reversed. Call it after a batch commits
+/// (and once at start, for a crash between the two); it is idempotent, and one transaction
+/// at a time runs it (an advisory lock), so the last one to run sees every commit before it.
 pub async fn settle_replacements(
-    conn: &mut PgConnection,
-    touched: &std::collections::HashSet<ReportRef>,
+    pool: &sqlx::PgPool,
+    touched: Option<&std::collections::HashSet<ReportRef>>,
 ) -> Result<u64, DbFailure> {
-    if touched.is_empty() {
+    if touched.is_some_and(|t| t.is_empty()) {
         return Ok(0);
     }
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(SETTLE_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let reversed = settle_in(&mut tx, touched).await?;
+    tx.commit().await?;
+    Ok(reversed)
+}
+
+/// The advisory lock that makes one settling transaction run at a time ("rpt-set").
+const SETTLE_LOCK: i64 = 0x0072_7074_2d73_6574;
+
+async fn settle_in(
+    conn: &mut PgConnection,
+    touched: Option<&std::collections::HashSet<ReportRef>>,
+) -> Result<u64, DbFailure> {
     let pending: Vec<PendingSummary> = sqlx::query_as(
         "SELECT report_id, dsp_name, report_period, currency, lines, created_at,
                 source_topic, source_partition, source_offset
@@ -286,11 +308,13 @@ pub async fn settle_replacements(
     .await?;
     let mut reversed = 0;
     for p in pending.into_iter().filter(|p| {
-        touched.contains(&(
-            p.dsp_name.trim().to_lowercase(),
-            p.report_period,
-            p.report_id.clone(),
-        ))
+        touched.is_none_or(|t| {
+            t.contains(&(
+                p.dsp_name.trim().to_lowercase(),
+                p.report_period,
+                p.report_id.clone(),
+            ))
+        })
     }) {
         let booked: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM royalty_ledger

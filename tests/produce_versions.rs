@@ -423,6 +423,84 @@ async fn an_unreadable_file_is_named_and_the_others_still_go_out() {
     assert_eq!(s.ledger("").await, (4, 1000, dec("10.00")));
 }
 
+/// A ledger booked under the old identity rules: the migration moves nothing, and lists
+/// (and `migrate` prints) what it cannot map and why.
+#[tokio::test]
+async fn the_identity_migration_moves_nothing_and_lists_what_it_cannot_map() {
+    let (url, pool) = common::fresh_database().await;
+    // Back to the state before the migration, with lines booked under the old rules.
+    sqlx::raw_sql(
+        "DROP TABLE legacy_line_identities; DROP TABLE ledger_reversals;
+         DROP INDEX report_summaries_pending;
+         ALTER TABLE report_summaries DROP COLUMN replaces_pending;
+         ALTER TABLE ledger_revisions DROP COLUMN reason;
+         DELETE FROM _sqlx_migrations WHERE version = 20261204000001;",
+    )
+    .execute(&pool)
+    .await
+    .expect("undo the migration");
+    for (n, report, txn, amount) in [
+        (1u8, "MSG-1", "MSG-1/B1/T1", "1.50"),
+        (2, "MSG-1", "MSG-1/B2/T2", "2.25"),
+        (
+            3,
+            "statement-0123456789abcdef",
+            "statement-0123456789abcdef:2",
+            "0.10",
+        ),
+        (4, "ST-1", "T-4", "4.00"),
+    ] {
+        sqlx::query(
+            "INSERT INTO royalty_ledger (line_key, dsp_name, report_period, transaction_id, isrc,
+                    stream_count, royalty_amount, currency, report_id, source_topic,
+                    source_partition, source_offset, source_timestamp)
+             VALUES ($1, 'StreamCo', '2026-09-01', $2, 'GBQZA2400001', 1, $3::numeric, 'GBP',
+                     $4, 'raw', 0, $5, now())",
+        )
+        .bind([n; 32].to_vec())
+        .bind(txn)
+        .bind(amount)
+        .bind(report)
+        .bind(i64::from(n))
+        .execute(&pool)
+        .await
+        .expect("old line");
+    }
+    let before: Vec<(Vec<u8>, String, Decimal)> = sqlx::query_as(
+        "SELECT line_key, transaction_id, royalty_amount FROM royalty_ledger ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("ledger");
+
+    let output = royalty_ingest(&["migrate"], &url).await;
+    assert!(output.status.success(), "{}", text(&output));
+    let out = text(&output);
+    assert!(
+        out.contains("2 report(s) keep lines booked under an earlier identity rule"),
+        "{out}"
+    );
+    assert!(
+        out.contains("report MSG-1: 2 line(s), amount 3.75: keyed by MessageId"),
+        "{out}"
+    );
+    assert!(
+        out.contains("report statement-0123456789abcdef: 1 line(s), amount 0.1: keyed by the file"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("ST-1"),
+        "a line with the DSP's own transaction id is not legacy: {out}"
+    );
+    let after: Vec<(Vec<u8>, String, Decimal)> = sqlx::query_as(
+        "SELECT line_key, transaction_id, royalty_amount FROM royalty_ledger ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("ledger");
+    assert_eq!(before, after, "nothing already booked moved");
+}
+
 fn write(dir: &Path, name: &str, body: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, body).expect("write");

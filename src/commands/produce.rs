@@ -68,11 +68,12 @@ pub struct ProduceArgs {
     )]
     pub summaries_topic: String,
 
-    /// When the report was made (RFC 3339): its version, and the timestamp of every
-    /// published line. A later version of a report replaces an earlier one; an older one
-    /// published later changes nothing. DSR files carry theirs (MessageCreatedDateTime), a
-    /// profile may map a `report_time` column; a delimited file with neither needs this
-    /// option (a file's modification time is never used: a copy changes it).
+    /// When the report was made (RFC 3339), for files that do not say: its version, and the
+    /// timestamp of every published line. A later version of a report replaces an earlier
+    /// one; an older one published later changes nothing. A DSR file's own
+    /// MessageCreatedDateTime, or a profile's `report_time` column, comes first; a delimited
+    /// file with neither needs this option (a file's modification time is never used: a
+    /// copy changes it).
     #[arg(long, env = "ROYALTY_REPORT_TIME", value_parser = crate::commands::parse_utc_time)]
     pub report_time: Option<DateTime<Utc>>,
 
@@ -292,40 +293,35 @@ struct Ready {
 struct ItemCheck {
     schema: Arc<WriterSchema>,
     seen: SeenIds,
-    /// `--report-time`: the row's own report time is then not consulted.
-    forced_time: Option<DateTime<Utc>>,
     /// The report time the rows state (the first one that does).
     row_time: Option<(DateTime<Utc>, u64)>,
 }
 
 impl ItemCheck {
-    fn new(schema: Arc<WriterSchema>, forced_time: Option<DateTime<Utc>>) -> ItemCheck {
+    fn new(schema: Arc<WriterSchema>) -> ItemCheck {
         ItemCheck {
             schema,
             seen: SeenIds::default(),
-            forced_time,
             row_time: None,
         }
     }
 
     fn check(&mut self, item: FileItem) -> Result<Ready, String> {
         let line = item.parsed?;
-        if self.forced_time.is_none() {
-            match item.report_time {
-                Some(Ok(at)) => match self.row_time {
-                    None => self.row_time = Some((at, item.line_no)),
-                    Some((first, first_line)) if first != at => {
-                        return Err(format!(
-                            "report_time: {} differs from line {first_line}'s {}: one file, one report version",
-                            at.to_rfc3339(),
-                            first.to_rfc3339()
-                        ));
-                    }
-                    Some(_) => {}
-                },
-                Some(Err(e)) => return Err(format!("report_time: {e}")),
-                None => {}
-            }
+        match item.report_time {
+            Some(Ok(at)) => match self.row_time {
+                None => self.row_time = Some((at, item.line_no)),
+                Some((first, first_line)) if first != at => {
+                    return Err(format!(
+                        "report_time: {} differs from line {first_line}'s {}: one file, one report version",
+                        at.to_rfc3339(),
+                        first.to_rfc3339()
+                    ));
+                }
+                Some(_) => {}
+            },
+            Some(Err(e)) => return Err(format!("report_time: {e}")),
+            None => {}
         }
         let checked = validate(&line).map_err(|rejection| rejection.to_string())?;
         let value = encode_single_object(&self.schema, &line).map_err(|err| err.to_string())?;
@@ -366,7 +362,8 @@ async fn produce_file(
         Format::Auto => detect(path).map_err(unreadable)?,
         other => other,
     };
-    let mut report_time = args.report_time;
+    // The report's own time first (DSR HEAD, or the rows' report_time column), then the option.
+    let mut report_time = None;
     let mut declared = None;
     let reader = match format {
         Format::Dsr => {
@@ -391,7 +388,7 @@ async fn produce_file(
                 ));
                 return Ok(outcome);
             }
-            report_time = report_time.or(scan.head.as_ref().map(|h| h.created_at));
+            report_time = scan.head.as_ref().map(|h| h.created_at);
             declared = Some(scan.summary_revenue());
             Reader::Dsr(Arc::new(scan))
         }
@@ -414,7 +411,7 @@ async fn produce_file(
     let checked = {
         let (reader, path, schema) = (reader.clone(), path.to_path_buf(), sink.schema.clone());
         tokio::task::spawn_blocking(move || {
-            let mut check = ItemCheck::new(schema, report_time);
+            let mut check = ItemCheck::new(schema);
             let mut totals = ReportTotals::default();
             let (mut lines, mut refused) = (0u64, 0u64);
             let mut progress = Progress::new("lines checked", 0);
@@ -443,7 +440,7 @@ async fn produce_file(
     outcome.lines = lines;
     outcome.refused = refused;
     outcome.totals = totals;
-    let Some(timestamp) = report_time.or(row_time) else {
+    let Some(timestamp) = report_time.or(row_time).or(args.report_time) else {
         outcome.rejected = Some(
             "the file states no report time: pass --report-time (when the DSP made this version of the report, RFC 3339) or map the profile's report_time column; a file's modification time is not used, because a copy changes it".into(),
         );
@@ -479,7 +476,7 @@ async fn produce_file(
             })
         })
     };
-    let mut check = ItemCheck::new(sink.schema.clone(), report_time);
+    let mut check = ItemCheck::new(sink.schema.clone());
     let mut progress = Progress::new("lines published", lines);
     let mut in_flight = FuturesUnordered::new();
     while let Some(item) = receiver.recv().await {

@@ -109,8 +109,7 @@ pub async fn commit_batch(
     let (_, refused_summaries) =
         write_isolating(&mut tx, &batch.summaries, &write_summaries).await?;
     let plans = post::plan(&mut tx, group_by_key(&batch.lines), target.drift).await?;
-    let (mut posted, refused_plans) = write_isolating(&mut tx, &plans, &write_plans).await?;
-    posted.stats.reversed = report::settle_replacements(&mut tx, &touched_reports(batch)).await?;
+    let (posted, refused_plans) = write_isolating(&mut tx, &plans, &write_plans).await?;
     let mut poisoned: Vec<DeadLetter> = Vec::new();
     for (update, reason) in refused_catalog {
         poisoned.push(database_rejected(
@@ -231,8 +230,8 @@ impl Effects for CatalogApplied {
 }
 
 /// The reports this batch's lines and summaries belong to: only their replacements can
-/// have become due.
-fn touched_reports(batch: &Batch) -> std::collections::HashSet<report::ReportRef> {
+/// have become due when it commits (see [`report::settle_replacements`]).
+pub fn touched_reports(batch: &Batch) -> std::collections::HashSet<report::ReportRef> {
     let lines = batch.lines.iter().filter_map(|l| {
         let report = l.line.report_id.clone()?;
         Some((

@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use crate::record::{RecordBytes, SourceRecord};
 
-pub use batch::{Batch, BatchStats, BatchTarget, CommitOutcome, Sourced, commit_batch};
+pub use batch::{
+    Batch, BatchStats, BatchTarget, CommitOutcome, Sourced, commit_batch, touched_reports,
+};
 pub use dead_letter::DeadLetter;
 pub use offsets::OffsetAdvance;
 

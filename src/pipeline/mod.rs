@@ -176,6 +176,10 @@ async fn connect_ledger(
             // A connection per lane, the relay's, and room for the rebalance callbacks' reads.
             let pool = db::connect(database_url, 6 + u32::from(args.lanes)).await?;
             db::migrate(&pool).await?;
+            // A crash between a batch's commit and its settling leaves summaries pending.
+            if let Err(err) = crate::report::settle_replacements(&pool, None).await {
+                tracing::warn!(error = %err, "could not settle report replacements at start");
+            }
             anyhow::Ok(pool)
         }
         .await;

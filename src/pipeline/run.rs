@@ -20,6 +20,7 @@ use crate::drift::DriftSettings;
 use crate::ledger::{self, BatchTarget, CommitOutcome, offsets};
 use crate::observe::{Metrics, Readiness};
 use crate::record::TopicPartition;
+use crate::report;
 use crate::retry::{Backoff, Unavailable};
 
 use super::positions::Positions;
@@ -382,6 +383,24 @@ impl BatchLoop<'_> {
             }
         }
         span.record("outcome", tracing::field::display(described.join("; ")));
+        // Replacements of reports whose newer version may now be complete: after every lane
+        // committed, so this instance's lanes see each other's rows (see report.rs).
+        let touched: std::collections::HashSet<report::ReportRef> = built
+            .iter()
+            .flat_map(|(_, batch)| ledger::touched_reports(batch))
+            .collect();
+        match report::settle_replacements(&self.pool, Some(&touched)).await {
+            Ok(0) => {}
+            Ok(reversed) => tracing::info!(
+                reversed,
+                "reversed lines that a newer version of their report no longer has"
+            ),
+            // Committed data is not at stake: the summaries stay pending, and the next batch
+            // of the report (or the next start) settles them.
+            Err(err) => {
+                tracing::warn!(error = %err, "could not settle report replacements; will retry")
+            }
+        }
         pending.retain(|m| !settled.contains(&m.tp()));
         for partitions in fenced_lanes {
             let stored = offsets::load(&self.pool, &self.args.group, &partitions)

@@ -50,6 +50,9 @@ pub fn unique_suffix() -> String {
 
 /// A new empty database with the migrations applied; returns its URL and a pool.
 pub async fn fresh_database_on(admin: &str) -> (String, PgPool) {
+    // The tests' `run` (--no-create-topics) sends drift alerts to the default topic unless a
+    // test names its own; the broker does not create topics, so it must exist.
+    ensure_topic(&brokers(), "catalog.drift.alerts").await;
     let name = format!("ri_test_{}", unique_suffix());
     let admin_pool = PgPoolOptions::new()
         .max_connections(1)
@@ -84,6 +87,28 @@ pub async fn fresh_database() -> (String, PgPool) {
 /// Creates a topic with a random name.
 pub async fn fresh_topic(prefix: &str, partitions: i32) -> String {
     fresh_topic_on(&brokers(), prefix, partitions).await
+}
+
+/// Creates `name` (one partition) on the broker at `bootstrap` unless it exists.
+pub async fn ensure_topic(bootstrap: &str, name: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let results = admin
+        .create_topics(
+            [&NewTopic::new(name, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("create topic (is the broker up? scripts/services up)");
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => panic!("cannot create topic {topic}: {code}"),
+        }
+    }
 }
 
 /// Creates a topic with a random name on the broker at `bootstrap` (plaintext).
