@@ -31,8 +31,6 @@ pub struct PostStats {
     /// Redeliveries that only filled in fields the stored version did not know (a v3 copy
     /// of a line first seen in v1): the row learns them; not a restatement.
     pub enriched: u64,
-    /// Lines reversed to zero because a newer version of their report no longer has them.
-    pub reversed: u64,
 }
 
 impl PostStats {
@@ -43,7 +41,6 @@ impl PostStats {
         self.restated += other.restated;
         self.stale += other.stale;
         self.enriched += other.enriched;
-        self.reversed += other.reversed;
     }
 }
 
