@@ -19,7 +19,6 @@ use crate::avro::record::{decode_record, text};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::avro::{SchemaStore, encode_record_single_object};
@@ -209,14 +208,14 @@ pub fn read_summaries(
     let consumer: BaseConsumer = client_config(kafka)
         .set("group.id", "royalty-ingest-summary-reader")
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
         .create()
         .context("failed to create a Kafka client")?;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .with_context(|| format!("cannot read the partitions of {topic}"))?;
     let mut list = TopicPartitionList::new();
-    let mut waiting = 0;
+    // Each partition is read up to its end as it is now (its high watermark).
+    let mut ends: Vec<(i32, i64)> = Vec::new();
     for partition in metadata
         .topics()
         .iter()
@@ -229,25 +228,24 @@ pub fn read_summaries(
         if from < high {
             list.add_partition_offset(topic, partition, Offset::Offset(from))
                 .with_context(|| format!("cannot read {topic}[{partition}]"))?;
-            waiting += 1;
+            ends.push((partition, high));
         }
     }
     let mut out = Vec::new();
-    if waiting == 0 {
+    if ends.is_empty() {
         return Ok(out);
     }
     consumer
         .assign(&list)
         .with_context(|| format!("cannot read {topic}"))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while waiting > 0 {
+    while !ends.is_empty() {
         anyhow::ensure!(
             std::time::Instant::now() < deadline,
             "{topic} could not be read to its end within 60 s"
         );
-        match consumer.poll(Duration::from_millis(500)) {
+        match consumer.poll(Duration::from_millis(200)) {
             None => {}
-            Some(Err(KafkaError::PartitionEOF(_))) => waiting -= 1,
             Some(Err(err)) => {
                 return Err(anyhow::Error::new(err).context(format!("cannot read {topic}")));
             }
@@ -260,6 +258,17 @@ pub fn read_summaries(
                 }
             }
         }
+        // A partition is done once the consumer's position reached its end (by offset, not
+        // by the last record: the end may be a marker that is never delivered).
+        let position = consumer
+            .position()
+            .with_context(|| format!("cannot read the position on {topic}"))?;
+        ends.retain(|(partition, high)| {
+            !matches!(
+                position.find_partition(topic, *partition).map(|p| p.offset()),
+                Some(Offset::Offset(at)) if at >= *high
+            )
+        });
     }
     Ok(out)
 }

@@ -550,7 +550,9 @@ fn print_outcome(path: &Path, outcome: &FileOutcome, dry_run: bool) {
     for (currency, totals) in outcome.totals.per_currency() {
         println!(
             "  {currency}: {} lines, quantity {}, amount {}",
-            totals.lines, totals.quantity, totals.amount
+            totals.lines,
+            totals.quantity,
+            totals.amount.normalize()
         );
     }
 }

@@ -528,8 +528,21 @@ fn print_table(rows: &[ReportRow], groups: &BTreeMap<(String, NaiveDate, String)
     if rows.is_empty() {
         return;
     }
+    // Columns as wide as their longest value: DSR report ids and DSP names run long.
+    let report_width = rows
+        .iter()
+        .map(|r| r.report_id.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let dsp_width = rows
+        .iter()
+        .map(|r| r.dsp_name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(3);
     println!(
-        "{:<24}  {:<12}  {:<10}  {:<4}  {:>9}  {:>9}  {:>12}  {:>12}  {:>22}  {:>22}  STATUS",
+        "{:<report_width$}  {:<dsp_width$}  {:<10}  {:<4}  {:>9}  {:>9}  {:>12}  {:>12}  {:>22}  {:>22}  STATUS",
         "REPORT",
         "DSP",
         "PERIOD",
@@ -543,7 +556,7 @@ fn print_table(rows: &[ReportRow], groups: &BTreeMap<(String, NaiveDate, String)
     );
     for r in rows {
         println!(
-            "{:<24}  {:<12}  {:<10}  {:<4}  {:>9}  {:>9}  {:>12}  {:>12}  {:>22}  {:>22}  {}",
+            "{:<report_width$}  {:<dsp_width$}  {:<10}  {:<4}  {:>9}  {:>9}  {:>12}  {:>12}  {:>22}  {:>22}  {}",
             r.report_id,
             r.dsp_name,
             r.report_period,
