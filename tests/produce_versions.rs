@@ -264,6 +264,23 @@ async fn a_reissued_statement_reverses_the_line_it_no_longer_has() {
     assert_eq!(s.amount_of("GBQZA2400012").await, dec("0"));
     let reconciled = s.reconcile(&[]).await;
     assert_eq!(reconciled.status.code(), Some(0), "{}", text(&reconciled));
+
+    // Had the reversed line stayed booked from the replaced version, reconcile says so.
+    sqlx::query(
+        "UPDATE royalty_ledger SET royalty_amount = 3.00, stream_count = 300,
+                source_timestamp = '2026-10-01T00:00:00Z'
+          WHERE isrc = 'GBQZA2400012'",
+    )
+    .execute(&s.pool)
+    .await
+    .expect("undo the reversal");
+    let reconciled = s.reconcile(&[]).await;
+    assert_eq!(reconciled.status.code(), Some(1), "{}", text(&reconciled));
+    assert!(
+        text(&reconciled).contains("1 line(s) of an older version of the report are still booked"),
+        "{}",
+        text(&reconciled)
+    );
 }
 
 /// A delimited file states its report time, or `produce` refuses it: a file's modification
