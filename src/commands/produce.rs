@@ -250,34 +250,30 @@ enum Reader {
 }
 
 impl Reader {
-    /// Reads the file's items in order (blocking).
+    /// Reads the file's items in order (blocking); returns remarks worth telling the user
+    /// once (both passes read the same file).
     fn read(
         &self,
         path: &Path,
         out: impl FnMut(FileItem) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        match self {
-            Reader::Dsr(scan) => {
-                let collisions = scan.emit(open(path)?, out)?;
-                if collisions > 0 {
-                    eprintln!(
-                        "{}: note: {collisions} usage line(s) share their natural key (release, ISRC, model, use type, territory, service, price) with an earlier line and are told apart by their order among those lines",
-                        path.display()
-                    );
-                }
-            }
+    ) -> anyhow::Result<Option<String>> {
+        Ok(match self {
+            Reader::Dsr(scan) => match scan.emit(open(path)?, out)? {
+                0 => None,
+                collisions => Some(format!(
+                    "{collisions} usage line(s) share their natural key (release, ISRC, model, use type, territory, service, price) with an earlier line and are told apart by their order among those lines"
+                )),
+            },
             Reader::Delimited(profile, identity) => {
-                let notes = delimited::read_rows(open(path)?, profile, identity, out)?;
-                if !notes.is_empty() {
-                    eprintln!(
-                        "{}: note: the profile's columns {} are not in the file",
-                        path.display(),
-                        notes.join(", ")
-                    );
-                }
+                let missing = delimited::read_rows(open(path)?, profile, identity, out)?;
+                (!missing.is_empty()).then(|| {
+                    format!(
+                        "the profile's columns {} are not in the file",
+                        missing.join(", ")
+                    )
+                })
             }
-        }
-        Ok(())
+        })
     }
 }
 
@@ -415,7 +411,7 @@ async fn produce_file(
             let mut totals = ReportTotals::default();
             let (mut lines, mut refused) = (0u64, 0u64);
             let mut progress = Progress::new("lines checked", 0);
-            reader.read(&path, |item| {
+            let remark = reader.read(&path, |item| {
                 lines += 1;
                 progress.advance(1);
                 let line_no = item.line_no;
@@ -429,6 +425,9 @@ async fn produce_file(
                 Ok(())
             })?;
             progress.finish();
+            if let Some(remark) = remark {
+                eprintln!("{}: note: {remark}", path.display());
+            }
             Ok::<_, anyhow::Error>((lines, refused, totals, check.row_time.map(|(at, _)| at)))
         })
         .await
@@ -513,6 +512,7 @@ async fn produce_file(
         outcome.published += 1;
     }
     progress.finish();
+    // The remark was told in the check pass.
     reading
         .await
         .context("the file reader stopped")

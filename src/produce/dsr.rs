@@ -296,7 +296,7 @@ pub struct Head {
     pub recipient: String,
     /// ServiceDescription of the HEAD (may be empty).
     pub service: String,
-    /// UsageStartDate and UsageEndDate as written.
+    /// UsageStartDate as written.
     pub usage_start: String,
     /// UsageEndDate as written (may be empty).
     pub usage_end: String,

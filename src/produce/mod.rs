@@ -124,7 +124,7 @@ pub fn detect(path: &Path) -> anyhow::Result<Format> {
 /// Which report, DSP, period and currency a total is for.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ReportKey {
-    /// The DSP's report id.
+    /// The report's identity (see [`identity`]).
     pub report_id: String,
     /// DSP as the lines spell it.
     pub dsp_name: String,

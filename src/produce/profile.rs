@@ -119,7 +119,8 @@ pub struct Columns {
     pub currency: Option<String>,
     /// Report period (column or constant).
     pub period: Option<String>,
-    /// The DSP's transaction id (derived when absent: report id or file hash + line).
+    /// The DSP's transaction id (when absent, the profile's `line_key` columns tell lines
+    /// apart).
     pub transaction_id: Option<String>,
     /// The DSP / store (column or constant).
     pub dsp: Option<String>,
