@@ -92,6 +92,9 @@ fn catalog_updates(lines: &[DecodedLine]) -> (Vec<(String, Vec<u8>)>, HashSet<St
 struct Instance {
     child: ChildGuard,
     log: PathBuf,
+    /// Its metrics endpoint: once it answers, the instance has installed its signal
+    /// handlers (before `run` starts anything), so a SIGTERM is a graceful stop.
+    metrics: std::net::SocketAddr,
 }
 
 /// Starts instances, each logging to a file of its own in `dir`.
@@ -106,9 +109,14 @@ impl Launcher<'_> {
     fn start(&mut self) -> Instance {
         self.started += 1;
         let log = self.dir.join(format!("run-{}.log", self.started));
+        let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], common::free_port()));
+        let metrics_flag = metrics.to_string();
+        let mut args = self.args.to_vec();
+        args.extend(["--metrics-addr", metrics_flag.as_str()]);
         Instance {
-            child: spawn_run_logged(self.args, self.url, &log),
+            child: spawn_run_logged(&args, self.url, &log),
             log,
+            metrics,
         }
     }
 }
@@ -206,8 +214,6 @@ async fn mixed_faults_lose_and_double_nothing() {
         "500",
         "--linger-ms",
         "20",
-        "--metrics-addr",
-        "",
         "--no-create-topics",
         "--catalog-topic",
         &catalog,
@@ -358,6 +364,28 @@ async fn mixed_faults_lose_and_double_nothing() {
     )
     .await;
     assert_all_running(&mut instances, seed);
+    // An instance started by the last fault may not have installed its signal handlers
+    // yet: a SIGTERM would then end it by default, not gracefully. Its metrics endpoint
+    // answers once they are installed.
+    for instance in &mut instances {
+        let addr = instance.metrics;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            if let Some(status) = instance.child.try_wait().expect("child status") {
+                panic!(
+                    "chaos: an instance exited by itself ({status}; seed {seed}); {} ends:\n{}",
+                    instance.log.display(),
+                    quoted(&tail_of(&instance.log, 30))
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chaos: the instance logging to {} never served {addr} (seed {seed})",
+                instance.log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let mut exits = Vec::new();
     for mut instance in instances {
         signal(&instance.child, "TERM");
