@@ -95,9 +95,11 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum CatalogCommand {
     /// Import a catalog CSV: each row is an ISRC's UPC(s), title, artist, label and ISWC
-    /// from a business date on. Bad rows are reported with their line numbers and skipped;
-    /// changed entries close the current version (history is kept) and raise drift alerts;
-    /// importing the same file again changes nothing.
+    /// from a business date on. Bad rows are reported with their line numbers; with more of
+    /// them than --max-skipped (default 0) nothing is loaded and it exits 1. Changed entries
+    /// close the current version (history is kept) and raise drift alerts; alerts the broker
+    /// did not take wait in the outbox for `run` (exit 1). Importing the same file again
+    /// changes nothing.
     Import(ImportArgs),
     /// The catalog version in effect for a report period as the catalog knew it at a given
     /// time (default: now): later loads and later backdated corrections are left out.

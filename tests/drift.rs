@@ -110,7 +110,7 @@ async fn catalog_import_loads_good_rows_reports_bad_ones_and_a_reimport_changes_
         Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
             .args(["catalog", "import"])
             .arg(&file)
-            .args(["--alerts-topic", &alerts])
+            .args(["--alerts-topic", &alerts, "--max-skipped", "2"])
             .env("DATABASE_URL", &url)
             .env("KAFKA_BROKERS", common::brokers())
             .env("RUST_LOG", "warn")

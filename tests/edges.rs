@@ -201,11 +201,100 @@ async fn alerts_tail_group_resumes_where_it_stopped_even_after_a_session_without
 
 /// Runs `catalog import` on `csv` with a test database; publishing is left out.
 async fn import(csv: &str, url: &str) -> Output {
+    import_with(csv, url, &["--no-publish"]).await
+}
+
+/// Runs `catalog import` on `csv` with a test database and the given flags.
+async fn import_with(csv: &str, url: &str, flags: &[&str]) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("catalog.csv");
     std::fs::write(&file, csv).expect("write csv");
     let path = file.to_string_lossy().into_owned();
-    royalty_ingest(&["catalog", "import", &path, "--no-publish"], url).await
+    let mut args = vec!["catalog", "import", &path];
+    args.extend_from_slice(flags);
+    royalty_ingest(&args, url).await
+}
+
+/// Bad rows were skipped with exit 0 (a cron job saw success with entries missing), while
+/// `produce` exits 1 for refused lines: now the same rule, `--max-skipped` as
+/// `--max-refused`.
+#[tokio::test]
+async fn catalog_import_with_bad_rows_loads_nothing_and_exits_1_unless_max_skipped_allows_them() {
+    let (url, pool) = common::fresh_database().await;
+    let csv = "isrc,upc,valid_from\n\
+               USRC17607839,036000291452,2026-01-01\n\
+               USRC17607840,036000291453,2026-01-01\n";
+    let versions = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM catalog_versions")
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+    };
+
+    let refused = import(csv, &url).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let text = stderr(&refused);
+    assert!(
+        text.contains("catalog.csv:3: upc: gs1_check_digit"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 bad row(s) (listed above); nothing was loaded")
+            && text.contains("--max-skipped 1"),
+        "{text}"
+    );
+    assert_eq!(versions().await, 0, "nothing loaded past --max-skipped");
+
+    let allowed = import_with(csv, &url, &["--no-publish", "--max-skipped", "1"]).await;
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    assert!(
+        String::from_utf8_lossy(&allowed.stdout).contains("1 bad rows"),
+        "{allowed:?}"
+    );
+    assert_eq!(versions().await, 1, "the good row is loaded");
+}
+
+/// An unreachable broker left the alerts of an import in the outbox and exited 0: the
+/// subscribers never heard, and nothing said so to a script.
+#[tokio::test]
+async fn catalog_import_whose_alerts_cannot_be_published_exits_1_and_says_what_to_do() {
+    let (url, pool) = common::fresh_database().await;
+    let header = "isrc,upc,label,valid_from\n";
+    let first = import(
+        &format!("{header}USRC17607839,036000291452,Harbor,2026-01-01\n"),
+        &url,
+    )
+    .await;
+    assert!(first.status.success(), "{}", stderr(&first));
+
+    // A new UPC set from March on raises a catalog_upc_changed alert.
+    let second = import_with(
+        &format!("{header}USRC17607839,5012345678900,Harbor,2026-03-01\n"),
+        &url,
+        &["--brokers", "127.0.0.1:9"],
+    )
+    .await;
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    let text = stderr(&second);
+    assert!(
+        text.contains("the catalog is loaded, but its 1 drift alert(s) were not published"),
+        "{text}"
+    );
+    assert!(text.contains("127.0.0.1:9 did not answer"), "{text}");
+    assert!(
+        text.contains("wait in the outbox; start `royalty-ingest run`"),
+        "{text}"
+    );
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(&pool)
+        .await
+        .expect("outbox");
+    assert_eq!(pending, 1, "the alert waits for run");
+    let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_versions")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(versions, 2, "the import itself is committed");
 }
 
 #[tokio::test]

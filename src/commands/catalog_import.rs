@@ -47,12 +47,20 @@ pub struct ImportArgs {
     #[arg(long, env = "ROYALTY_CATALOG_NO_PUBLISH", value_parser = BoolishValueParser::new())]
     pub no_publish: bool,
 
+    /// Load the good rows and exit 0 even though up to this many rows are bad (they are
+    /// listed and skipped). Past it, nothing is loaded and the command exits 1, as
+    /// `produce --max-refused` does for report lines.
+    #[arg(long, env = "ROYALTY_CATALOG_MAX_SKIPPED", default_value_t = 0)]
+    pub max_skipped: u64,
+
     /// Partitions of the alerts topic if this command has to create it (as `run` does).
     #[arg(long, env = "ROYALTY_TOPIC_PARTITIONS", default_value_t = DEFAULT_TOPIC_PARTITIONS)]
     pub topic_partitions: i32,
 }
 
-/// Imports the file and prints what it did.
+/// Imports the file and prints what it did. Fails (non-zero exit) when more rows are bad
+/// than `--max-skipped` (then nothing is loaded), or when the alerts it raised could not
+/// be published (the import is committed; the alerts wait in the outbox for `run`).
 pub async fn import_catalog(args: &ImportArgs) -> anyhow::Result<()> {
     checked_topic_name("--alerts-topic", &args.alerts_topic)?;
     let file = std::fs::File::open(&args.file)
@@ -67,6 +75,14 @@ pub async fn import_catalog(args: &ImportArgs) -> anyhow::Result<()> {
             row.reason
         );
     }
+    // A bad row is a catalog entry the ledger will not know: loading the rest in silence
+    // (exit 0) would let a cron job report success with entries missing.
+    let skipped = u64::try_from(bad.len()).unwrap_or(u64::MAX);
+    anyhow::ensure!(
+        skipped <= args.max_skipped,
+        "{}: {skipped} bad row(s) (listed above); nothing was loaded (fix them, or allow them with --max-skipped {skipped})",
+        args.file.display()
+    );
     let name = args
         .file
         .file_name()
@@ -110,14 +126,19 @@ pub async fn import_catalog(args: &ImportArgs) -> anyhow::Result<()> {
         alerts.ids.len()
     );
     if !alerts.ids.is_empty() && !args.no_publish {
-        publish_alerts(args, pool, &alerts.ids).await;
+        publish_alerts(args, pool, &alerts.ids).await?;
     }
     Ok(())
 }
 
-/// Publishes the alerts this import raised (other pending outbox rows are `run`'s); if the
-/// broker is unreachable they wait for the next run.
-async fn publish_alerts(args: &ImportArgs, pool: sqlx::PgPool, alert_ids: &[String]) {
+/// Publishes the alerts this import raised (other pending outbox rows are `run`'s). When
+/// the broker does not take them, they stay in the outbox and the error says so: an exit 0
+/// would tell a cron job that subscribers have heard of the changes when they have not.
+async fn publish_alerts(
+    args: &ImportArgs,
+    pool: sqlx::PgPool,
+    alert_ids: &[String],
+) -> anyhow::Result<()> {
     let published = async {
         // A bounded first question, so an unreachable broker is named within seconds.
         missing_topics(&args.kafka, &[&args.alerts_topic]).await?;
@@ -125,13 +146,21 @@ async fn publish_alerts(args: &ImportArgs, pool: sqlx::PgPool, alert_ids: &[Stri
         let relay = Relay::new(&args.kafka, pool, Arc::new(Metrics::new()?))?;
         relay.drain_messages(alert_ids).await
     };
-    match tokio::time::timeout(std::time::Duration::from_secs(60), published).await {
-        Ok(Ok(n)) => println!("published {n} alerts to {}", args.alerts_topic),
-        Ok(Err(err)) => eprintln!(
-            "alerts not published yet ({err:#}); the next `royalty-ingest run` publishes them"
-        ),
-        Err(_) => eprintln!(
-            "alerts not published within 60 s; the next `royalty-ingest run` publishes them"
-        ),
-    }
+    let why = match tokio::time::timeout(std::time::Duration::from_secs(60), published).await {
+        Ok(Ok(n)) => {
+            println!("published {n} alerts to {}", args.alerts_topic);
+            return Ok(());
+        }
+        Ok(Err(err)) => format!("{err:#}"),
+        Err(_) => "the broker did not take them within 60 s".to_string(),
+    };
+    // A re-import would not send them (it changes nothing, so raises nothing): only the
+    // relay of `run` publishes what is left in the outbox.
+    anyhow::bail!(
+        "the catalog is loaded, but its {} drift alert(s) were not published to {}: {why}. \
+         They wait in the outbox; start `royalty-ingest run` (or `run --exit-when-idle-ms 1000` \
+         as a one-off) once the broker is reachable and it publishes them",
+        alert_ids.len(),
+        args.alerts_topic
+    )
 }
