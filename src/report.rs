@@ -113,7 +113,12 @@ impl ReportSummary {
     pub fn decode(store: &SchemaStore, payload: &[u8]) -> Result<ReportSummary, (String, String)> {
         let fields = decode_record(store, payload, REPORT_SUMMARY)?;
         let get = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-        let bad = |reason: String| ("report_summary".to_string(), reason);
+        let bad = |reason: String| {
+            (
+                crate::ledger::dead_letter::REPORT_SUMMARY_CLASS.to_string(),
+                reason,
+            )
+        };
         let string = |name: &str| {
             get(name)
                 .and_then(text)

@@ -630,3 +630,70 @@ async fn a_dead_letter_the_broker_refused_is_listed_and_replayed_from_quarantine
         0
     );
 }
+
+/// `--class upc_check_digit` (once the example in `--help`; the class is
+/// `gs1_check_digit`), `--class nonsense` and `--stage bogus` printed "no dead letters
+/// match" with exit 0: a reviewer read a typo as good news. Now they are refused with the
+/// valid names, on `list` and on `replay`.
+#[tokio::test]
+async fn an_unknown_class_or_stage_is_refused_with_the_valid_ones_listed() {
+    let topic = common::fresh_topic("it.dlq.raw", 1).await;
+    let dlq = common::fresh_topic("it.dlq.dlq", 1).await;
+    let (url, _pool) = common::fresh_database().await;
+    let mut line = distinct_lines(77, 1, 1).remove(0);
+    line.upc = Some("036000291453".to_string());
+    common::pipeline::publish(&common::producer(), &topic, 3, &[line]).await;
+    run_until_idle(run_args(&topic, &dlq, &url, "it-dlq-class")).await;
+
+    let listed = list_json(&dlq, &url, &["--class", "gs1_check_digit"]).await;
+    assert_eq!(listed["total"], 1, "{listed}");
+    let listed = list_json(&dlq, &url, &["--stage", "validate"]).await;
+    assert_eq!(listed["total"], 1, "{listed}");
+
+    for (args, expected) in [
+        (
+            vec!["dlq", "list", "--class", "upc_check_digit"],
+            "gs1_check_digit",
+        ),
+        (
+            vec!["dlq", "list", "--class", "nonsense"],
+            "unknown_fingerprint",
+        ),
+        (
+            vec!["dlq", "list", "--class", "gs1_check_digit,nonsense"],
+            "database_rejected",
+        ),
+        (
+            vec!["dlq", "list", "--stage", "bogus"],
+            "decode, validate, ledger",
+        ),
+        (
+            vec!["dlq", "replay", "--class", "nonsense", "--dry-run"],
+            "gs1_check_digit",
+        ),
+    ] {
+        let mut args = args.clone();
+        args.extend(["--dlq-topic", &dlq]);
+        let output = royalty_ingest(&args, &url).await;
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        let text = stderr(&output);
+        assert!(text.contains("invalid value"), "{args:?}: {text}");
+        assert!(text.contains(expected), "{args:?}: {text}");
+        assert!(
+            !stdout(&output).contains("no dead letters match"),
+            "{args:?}: {}",
+            stdout(&output)
+        );
+    }
+
+    let help = dlq_ok(&["dlq", "list", "--help"], &url).await;
+    assert!(
+        help.contains("gs1_check_digit") && !help.contains("upc_check_digit"),
+        "{help}"
+    );
+}

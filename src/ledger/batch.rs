@@ -290,7 +290,7 @@ fn database_rejected(
         source: source.clone(),
         record: record.clone(),
         stage: "ledger",
-        class: "database_rejected".to_string(),
+        class: dead_letter::DATABASE_REJECTED_CLASS.to_string(),
         reason: format!("the ledger database refused the {what}: {reason}"),
         schema_ref: None,
     }

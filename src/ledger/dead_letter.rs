@@ -46,6 +46,67 @@ pub mod headers {
     pub const ERRORS_PREFIX: &str = "royalty.errors.";
 }
 
+/// The stages that refuse records, in pipeline order.
+pub const STAGES: &[&str] = &["decode", "validate", "ledger"];
+
+/// Every class a dead letter can carry, with the stage that gives it: what `dlq list
+/// --class` accepts (a misspelt class would otherwise select nothing and look like "no
+/// such dead letters"). `registry_unavailable` is absent on purpose: such a record waits
+/// for the registry and is never dead-lettered.
+pub const CLASSES: &[(&str, &str)] = {
+    use crate::domain::{currency, gtin, isrc, rules};
+    use crate::record::NotRead;
+    &[
+        ("decode", "unknown_framing"),
+        ("decode", "unknown_fingerprint"),
+        ("decode", "unknown_schema_id"),
+        ("decode", "no_registry"),
+        ("decode", "invalid_writer_schema"),
+        ("decode", "unexpected_record_type"),
+        ("decode", "truncated"),
+        ("decode", "trailing_bytes"),
+        ("decode", "invalid_datum"),
+        ("decode", "null_required_field"),
+        ("decode", "decimal_out_of_range"),
+        ("decode", EMPTY_VALUE_CLASS),
+        ("decode", "invalid_header"),
+        ("decode", NotRead::TOO_LARGE_CLASS),
+        ("decode", REPORT_SUMMARY_CLASS),
+        ("validate", rules::RULE_REQUIRED),
+        ("validate", rules::RULE_CONTROL),
+        ("validate", rules::RULE_NUL),
+        ("validate", rules::RULE_TOO_LONG),
+        ("validate", isrc::RULE_FORMAT),
+        ("validate", isrc::RULE_HYPHENS),
+        ("validate", gtin::RULE_DIGITS),
+        ("validate", gtin::RULE_LENGTH),
+        ("validate", gtin::RULE_CHECK_DIGIT),
+        ("validate", currency::RULE_CODE),
+        ("validate", rules::RULE_ISO_DATE),
+        ("validate", rules::RULE_NEGATIVE_COUNT),
+        ("validate", rules::RULE_LINE_TYPE),
+        ("validate", rules::RULE_NEGATIVE_ON_SALE),
+        ("validate", rules::RULE_AMOUNT_SCALE),
+        ("validate", rules::RULE_AMOUNT_RANGE),
+        ("validate", CATALOG_ENTRY_CLASS),
+        ("ledger", DATABASE_REJECTED_CLASS),
+    ]
+};
+
+/// Class of a record without a value (null or 0 bytes).
+pub const EMPTY_VALUE_CLASS: &str = "empty_value";
+/// Class of a report summary that decodes but lacks a field or holds a bad one.
+pub const REPORT_SUMMARY_CLASS: &str = "report_summary";
+/// Class of a catalog update whose ISRC, UPCs or date break the catalog's rules.
+pub const CATALOG_ENTRY_CLASS: &str = "catalog_entry";
+/// Class of a record the ledger database refused.
+pub const DATABASE_REJECTED_CLASS: &str = "database_rejected";
+
+/// The class names of [`CLASSES`], for argument parsers.
+pub fn class_names() -> impl Iterator<Item = &'static str> {
+    CLASSES.iter().map(|(_, class)| *class)
+}
+
 /// A refused source record and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -248,4 +309,77 @@ pub async fn resolve(conn: &mut PgConnection, booked: &[BookedReplay]) -> Result
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::avro::{DecodeError, DecodeErrorKind};
+
+    /// Lists every decode failure; no wildcard arm, so a new kind stops this test from
+    /// compiling until it is added here (and, unless it is retried, to [`CLASSES`]).
+    fn every_decode_kind() -> Vec<DecodeErrorKind> {
+        let kinds = vec![
+            DecodeErrorKind::UnknownFraming(String::new()),
+            DecodeErrorKind::UnknownFingerprint(0),
+            DecodeErrorKind::UnknownSchemaId(0),
+            DecodeErrorKind::NoRegistry(0),
+            DecodeErrorKind::RegistryUnavailable {
+                id: 0,
+                reason: String::new(),
+            },
+            DecodeErrorKind::InvalidWriterSchema(String::new()),
+            DecodeErrorKind::UnexpectedRecordType(String::new()),
+            DecodeErrorKind::Truncated(String::new()),
+            DecodeErrorKind::TrailingBytes(0),
+            DecodeErrorKind::InvalidDatum(String::new()),
+            DecodeErrorKind::NullRequiredField("isrc"),
+            DecodeErrorKind::DecimalOutOfRange(String::new()),
+        ];
+        for kind in &kinds {
+            match kind {
+                DecodeErrorKind::UnknownFraming(_)
+                | DecodeErrorKind::UnknownFingerprint(_)
+                | DecodeErrorKind::UnknownSchemaId(_)
+                | DecodeErrorKind::NoRegistry(_)
+                | DecodeErrorKind::RegistryUnavailable { .. }
+                | DecodeErrorKind::InvalidWriterSchema(_)
+                | DecodeErrorKind::UnexpectedRecordType(_)
+                | DecodeErrorKind::Truncated(_)
+                | DecodeErrorKind::TrailingBytes(_)
+                | DecodeErrorKind::InvalidDatum(_)
+                | DecodeErrorKind::NullRequiredField(_)
+                | DecodeErrorKind::DecimalOutOfRange(_) => {}
+            }
+        }
+        kinds
+    }
+
+    #[test]
+    fn every_decode_class_that_is_dead_lettered_is_a_known_class_of_the_decode_stage() {
+        for kind in every_decode_kind() {
+            let error = DecodeError::from(kind);
+            let class = error.class();
+            if error.is_retryable() {
+                assert!(
+                    !class_names().any(|c| c == class),
+                    "{class} is retried, never dead-lettered"
+                );
+                continue;
+            }
+            assert!(
+                CLASSES.contains(&("decode", class)),
+                "{class} missing from CLASSES"
+            );
+        }
+    }
+
+    #[test]
+    fn classes_are_unique_and_their_stages_are_known() {
+        let mut seen = std::collections::HashSet::new();
+        for (stage, class) in CLASSES {
+            assert!(STAGES.contains(stage), "{stage}");
+            assert!(seen.insert(*class), "{class} twice");
+        }
+    }
 }

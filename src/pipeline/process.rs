@@ -5,6 +5,7 @@ use crate::avro::LineDecoder;
 use crate::domain::validate;
 use crate::drift::CatalogEntry;
 use crate::drift::catalog::{check_entry, decode_update};
+use crate::ledger::dead_letter;
 use crate::ledger::{Batch, DeadLetter, LineToPost, OffsetAdvance, Sourced};
 use crate::report::ReportSummary;
 
@@ -52,7 +53,7 @@ pub async fn build_batch(
         let Some(payload) = message.record.value.as_deref().filter(|v| !v.is_empty()) else {
             batch.dead_letters.push(refuse(
                 "decode",
-                "empty_value".into(),
+                dead_letter::EMPTY_VALUE_CLASS.into(),
                 "the record has no value (null or 0 bytes; a tombstone is not a royalty line)"
                     .into(),
                 None,
@@ -135,7 +136,12 @@ fn catalog_entry(
 ) -> Result<(CatalogEntry, Option<String>), (&'static str, String, String)> {
     let (raw, source) = decode_update(decoder.store(), payload)
         .map_err(|(class, reason)| ("decode", class, reason))?;
-    let entry =
-        check_entry(&raw).map_err(|reason| ("validate", "catalog_entry".to_string(), reason))?;
+    let entry = check_entry(&raw).map_err(|reason| {
+        (
+            "validate",
+            dead_letter::CATALOG_ENTRY_CLASS.to_string(),
+            reason,
+        )
+    })?;
     Ok((entry, source))
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Args;
-use clap::builder::BoolishValueParser;
+use clap::builder::{BoolishValueParser, PossibleValuesParser};
 use sqlx::PgPool;
 
 use crate::avro::LineDecoder;
@@ -25,6 +25,7 @@ use crate::commands::progress::Progress;
 use crate::config::{DatabaseArgs, KafkaArgs, SchemaArgs, checked_topic_name};
 use crate::db;
 use crate::kafka::missing_topics;
+use crate::ledger::dead_letter;
 use letter::Letter;
 use reader::TopicReader;
 use store::Status;
@@ -51,13 +52,27 @@ pub struct DlqSource {
 /// Which dead letters a command looks at (all of them by default).
 #[derive(Debug, Clone, Default, Args)]
 pub struct Filters {
-    /// Only this error class, e.g. `unknown_fingerprint`, `upc_check_digit`,
-    /// `database_rejected` (repeatable, or comma-separated).
-    #[arg(long, env = "ROYALTY_DLQ_CLASS", value_delimiter = ',')]
+    /// Only this error class, e.g. `unknown_fingerprint`, `gs1_check_digit`,
+    /// `database_rejected` (repeatable, or comma-separated). A class no stage gives is
+    /// refused with the list of them.
+    // Checked against the known classes: a misspelt one would select nothing and read as
+    // "no dead letters match", which a reviewer takes for good news.
+    #[arg(
+        long,
+        env = "ROYALTY_DLQ_CLASS",
+        value_delimiter = ',',
+        value_parser = PossibleValuesParser::new(dead_letter::class_names()),
+        hide_possible_values = true
+    )]
     pub class: Vec<String>,
 
     /// Only this stage: `decode`, `validate` or `ledger`.
-    #[arg(long, env = "ROYALTY_DLQ_STAGE")]
+    #[arg(
+        long,
+        env = "ROYALTY_DLQ_STAGE",
+        value_parser = PossibleValuesParser::new(dead_letter::STAGES),
+        hide_possible_values = true
+    )]
     pub stage: Option<String>,
 
     /// Only dead letters refused on this source topic (repeatable, or comma-separated).
