@@ -129,3 +129,91 @@ async fn ledger_columns_are_exact_numeric_and_refuse_a_raw_isrc() {
     .expect("column type");
     assert_eq!(column_type, "numeric(38,13)");
 }
+
+/// `TCP_NODELAY` on the pool's connections: over TLS (the default `sslmode=prefer` with a
+/// server that offers it) Nagle's algorithm halved ingestion without it (BENCHMARKS.md).
+/// sqlx sets it since 0.9.1; this says so if a sqlx upgrade stops doing it.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn pool_connections_to_postgres_have_tcp_nodelay() {
+    let (url, _pool) = common::fresh_database().await;
+    let port = url::Url::parse(&url)
+        .expect("database URL")
+        .port()
+        .unwrap_or(5432);
+    let pool = royalty_ingest::db::connect(&url, 1).await.expect("connect");
+    let _held = pool.acquire().await.expect("a connection");
+    // Every TCP socket of this process to the database's port is a sqlx connection (this
+    // test's, or another test's in this binary): all must have the option.
+    let mut seen = 0;
+    for entry in std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .flatten()
+    {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if tcp_peer_port(fd) != Some(port) {
+            continue;
+        }
+        let mut on: libc::c_int = 0;
+        let mut length = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `on` and `length` outlive the call and `length` is `on`'s size. A socket
+        // closed since it was listed makes the call fail, and is skipped.
+        let status = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&mut on as *mut libc::c_int).cast(),
+                &mut length,
+            )
+        };
+        if status == 0 {
+            seen += 1;
+            assert_ne!(on, 0, "a connection to port {port} without TCP_NODELAY");
+        }
+    }
+    assert!(seen > 0, "no TCP connection to port {port} found ({url})");
+}
+
+/// The remote port of a connected IPv4/IPv6 socket, None for anything else.
+#[cfg(target_os = "linux")]
+fn tcp_peer_port(fd: i32) -> Option<u16> {
+    // SAFETY: an all-zero sockaddr_storage is a valid value of the type.
+    let mut address: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut length = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: the pointers point to `address` and `length`, which outlive the call;
+    // `length` tells the kernel how much it may write. A bad fd makes the call fail.
+    let status = unsafe {
+        libc::getpeername(
+            fd,
+            (&mut address as *mut libc::sockaddr_storage).cast(),
+            &mut length,
+        )
+    };
+    if status != 0 {
+        return None;
+    }
+    match i32::from(address.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which it can.
+            let v4 = unsafe {
+                &*(&address as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            Some(u16::from_be(v4.sin_port))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6, which it can.
+            let v6 = unsafe {
+                &*(&address as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            Some(u16::from_be(v6.sin6_port))
+        }
+        _ => None,
+    }
+}

@@ -2,7 +2,6 @@
 //! a database error means ([`DbFailure`]), and the outbox both write their messages to.
 
 pub mod error;
-pub mod nodelay;
 pub mod outbox;
 
 pub use error::{DbFailure, classify, describe};
@@ -17,8 +16,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Opens a connection pool to the ledger database, `TCP_NODELAY` on every connection
-/// ([`nodelay`]).
+/// Opens a connection pool to the ledger database. sqlx (0.9.1 and later) sets
+/// `TCP_NODELAY` on each of its TCP connections, which over TLS doubled ingestion
+/// (BENCHMARKS.md): Nagle's algorithm otherwise holds back the records of a message.
 ///
 /// Sequential scans are priced out (`enable_seqscan = off`, a planner cost, not a ban):
 /// every statement of the pipeline reads by key, and on a ledger that is new or grew fast
@@ -29,16 +29,9 @@ pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result
     let options = PgConnectOptions::from_str(database_url)
         .with_context(|| format!("invalid database URL {}", redact(database_url)))?
         .options([("enable_seqscan", "off")]);
-    let port = options.get_port();
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        .after_connect(move |_, _| {
-            Box::pin(async move {
-                nodelay::set_on_sockets_to(port);
-                Ok(())
-            })
-        })
         .connect_with(options)
         .await
         .with_context(|| {
