@@ -2,6 +2,7 @@
 //! metrics never disagree), the `/metrics` + `/healthz` endpoint, and tracing setup.
 
 pub mod metrics;
+mod otlp;
 pub mod readiness;
 pub mod server;
 
@@ -79,11 +80,17 @@ pub fn init_tracing_as(format: LogFormat, otlp: Option<&str>) -> anyhow::Result<
 /// An OTLP/HTTP (JSON) span exporter to `endpoint` (`http://host:4318`; `/v1/traces` is
 /// added when the URL has no path), sending every second.
 fn otlp_provider(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracerProvider> {
-    use opentelemetry_otlp::{Protocol, WithExportConfig};
     use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor};
 
     let mut url = url::Url::parse(endpoint)
         .map_err(|e| anyhow::anyhow!("--otlp-endpoint {endpoint:?} is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        // Said before any span is lost: the exporter speaks HTTP only.
+        anyhow::bail!(
+            "--otlp-endpoint must be http:// or https://, got {}://",
+            url.scheme()
+        );
+    }
     if url.path() == "/" || url.path().is_empty() {
         url.set_path("/v1/traces");
     }
@@ -91,12 +98,7 @@ fn otlp_provider(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::Sdk
     // The blocking HTTP client may not be built on an async worker: build it on a thread
     // of its own (the export thread uses it from then on).
     let exporter = std::thread::spawn(move || {
-        opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpJson)
-            .with_endpoint(url)
-            .with_timeout(std::time::Duration::from_secs(5))
-            .build()
+        otlp::HttpJsonExporter::new(url, std::time::Duration::from_secs(5))
     })
     .join()
     .map_err(|_| anyhow::anyhow!("building the OTLP exporter panicked"))?
