@@ -2,7 +2,7 @@
 //! from Kafka into a PostgreSQL ledger.
 //!
 //! Data flows one way: [`pipeline::source`] (Kafka) → [`avro`] (decode) → [`domain`]
-//! (validate, key) → [`ledger`] (one transaction per batch, offsets included) →
+//! (validate, key) → [`ledger`] (one transaction per lane of a batch, its offsets included) →
 //! [`publish`] (outbox relay to the dead-letter and alert topics).
 
 pub mod avro;

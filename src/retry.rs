@@ -1,4 +1,4 @@
-//! Exponential backoff with full jitter, for waiting out a dependency (PostgreSQL, the
+//! Exponential backoff with equal jitter, for waiting out a dependency (PostgreSQL, the
 //! broker, the schema registry) without hammering it or retrying in lock-step with peers.
 
 use std::hash::{BuildHasher, Hasher};

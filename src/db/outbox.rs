@@ -20,7 +20,8 @@ pub struct OutboxMessage {
     pub payload: Option<Vec<u8>>,
     /// Record headers, in order.
     pub headers: Vec<(String, Option<Vec<u8>>)>,
-    /// Record timestamp (a dead letter keeps its original one).
+    /// Record timestamp (a dead letter is stamped with the refusal time, so the DLQ topic's
+    /// retention counts from then; its original timestamp travels in a header).
     pub timestamp: Option<DateTime<Utc>>,
 }
 

@@ -1,4 +1,6 @@
-//! The ledger: the one PostgreSQL transaction per batch that makes ingestion exactly-once.
+//! The ledger: the PostgreSQL transaction that makes ingestion exactly-once — one per lane
+//! of a batch (`run` splits a batch by partition into up to `--lanes` of them; a
+//! partition's records are always in one).
 //!
 //! Contract: [`commit_batch`] writes, in ONE transaction, the compare-and-set of every
 //! touched partition's `next_offset` (first, so a zombie is fenced before it writes
