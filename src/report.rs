@@ -296,6 +296,15 @@ pub async fn settle_replacements(
     if touched.is_some_and(|t| t.is_empty()) {
         return Ok(0);
     }
+    // The common case, nothing pending, costs one round trip (a partial index), not a
+    // locked transaction. Seen after this instance's commit, so never a missed summary.
+    let any_pending: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM report_summaries WHERE replaces_pending)")
+            .fetch_one(pool)
+            .await?;
+    if !any_pending {
+        return Ok(0);
+    }
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(SETTLE_LOCK)
