@@ -73,6 +73,62 @@ pub struct BatchLoop<'a> {
     pub shutdown: CancellationToken,
 }
 
+/// What just happened that may make the batch in hand due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// A record was taken into the batch.
+    RecordTaken,
+    /// A partition was read to its end.
+    CaughtUp,
+    /// The batch's linger time passed.
+    LingerElapsed,
+    /// Partitions are being revoked: the callback waits for the batch to be settled.
+    Revoked,
+    /// The consumer thread failed.
+    Fatal,
+    /// The loop is stopping.
+    Stopping,
+}
+
+/// The batch in hand and what is queued behind it.
+#[derive(Debug, Clone, Copy)]
+struct BatchState {
+    /// Records in the batch.
+    records: usize,
+    /// Their bytes.
+    bytes: usize,
+    /// Whether more events wait in the channel.
+    events_queued: bool,
+}
+
+/// Limits a batch is held to.
+#[derive(Debug, Clone, Copy)]
+struct BatchLimits {
+    /// `--batch-size`.
+    records: usize,
+    /// Half the read-ahead budget: the poll thread waits for the other half.
+    bytes: usize,
+}
+
+/// The one place that decides whether the batch in hand is committed now.
+///
+/// - Full (by count or by bytes): commit, whatever else is queued.
+/// - A partition reached its end and nothing else is queued: the stream is trickling, and
+///   waiting out the linger time would only add latency. Not while events are queued: a
+///   trickle ends nearly every fetch at a partition's end, and committing at each would
+///   make one transaction per record. Under load no partition reaches its end.
+/// - The linger time passed, a revocation, a fatal error, stopping: commit what is there.
+fn flush_now(trigger: Trigger, state: BatchState, limits: BatchLimits) -> bool {
+    if state.records == 0 {
+        return false;
+    }
+    match trigger {
+        Trigger::RecordTaken => state.records >= limits.records || state.bytes >= limits.bytes,
+        Trigger::CaughtUp => !state.events_queued,
+        Trigger::LingerElapsed | Trigger::Revoked | Trigger::Fatal | Trigger::Stopping => true,
+    }
+}
+
 /// How the loop ended.
 enum Flush {
     Done,
@@ -92,7 +148,10 @@ impl BatchLoop<'_> {
     pub async fn run(&self, mut events: mpsc::Receiver<SourceEvent>) -> anyhow::Result<RunTotals> {
         let mut positions = Positions::default();
         let mut pending_bytes: usize = 0;
-        let max_batch_bytes = self.args.read_ahead_mib.max(1) as usize * 512 * 1024;
+        let limits = BatchLimits {
+            records: self.args.batch_size,
+            bytes: self.args.read_ahead_mib.max(1) as usize * 512 * 1024,
+        };
         // High watermarks of owned partitions as last seen, for the lag metric.
         let mut highs: HashMap<TopicPartition, i64> = HashMap::new();
         let mut pending: Vec<SourceMessage> = Vec::with_capacity(self.args.batch_size);
@@ -103,6 +162,13 @@ impl BatchLoop<'_> {
         let linger = self.args.linger();
         loop {
             let linger_deadline = tokio::time::Instant::from_std(batch_started + linger);
+            let state = |pending: &Vec<SourceMessage>,
+                         bytes: usize,
+                         events: &mpsc::Receiver<SourceEvent>| BatchState {
+                records: pending.len(),
+                bytes,
+                events_queued: !events.is_empty(),
+            };
             let idle_tick = tokio::time::sleep(Duration::from_millis(100));
             tokio::select! {
                 biased;
@@ -144,9 +210,7 @@ impl BatchLoop<'_> {
                                 }
                                 pending_bytes += message.size();
                                 pending.push(message);
-                                // Full by count, or by half the read-ahead budget (the
-                                // poll thread waits for the other half).
-                                if (pending.len() >= self.args.batch_size || pending_bytes >= max_batch_bytes)
+                                if flush_now(Trigger::RecordTaken, state(&pending, pending_bytes, &events), limits)
                                     && let Flush::ShutdownDuringRetry = self.flush(&mut positions, &mut pending, &mut totals).await? {
                                         break;
                                     }
@@ -157,14 +221,7 @@ impl BatchLoop<'_> {
                             for end in &list {
                                 highs.insert(end.partition.clone(), end.high);
                             }
-                            // A partition was read to its end and nothing else is queued:
-                            // the stream is trickling, and waiting out the linger time would
-                            // only add latency. (Not before the queued events are taken in:
-                            // a trickle ends nearly every fetch at a partition's end, and
-                            // committing at each would make one transaction per record.
-                            // Under load no partition reaches its end; batches fill up.)
-                            if !pending.is_empty()
-                                && events.is_empty()
+                            if flush_now(Trigger::CaughtUp, state(&pending, pending_bytes, &events), limits)
                                 && let Flush::ShutdownDuringRetry = self.flush(&mut positions, &mut pending, &mut totals).await? {
                                     break;
                                 }
@@ -172,7 +229,11 @@ impl BatchLoop<'_> {
                         SourceEvent::Revoked { partitions, done } => {
                             // Settle what is buffered (the records of the revoked partitions
                             // included) while this instance still owns them.
-                            let outcome = self.flush(&mut positions, &mut pending, &mut totals).await?;
+                            let outcome = if flush_now(Trigger::Revoked, state(&pending, pending_bytes, &events), limits) {
+                                self.flush(&mut positions, &mut pending, &mut totals).await?
+                            } else {
+                                Flush::Done
+                            };
                             for tp in &partitions {
                                 positions.revoke(tp);
                                 highs.remove(tp);
@@ -185,13 +246,16 @@ impl BatchLoop<'_> {
                             }
                         }
                         SourceEvent::Fatal(message) => {
-                            self.flush(&mut positions, &mut pending, &mut totals).await?;
+                            if flush_now(Trigger::Fatal, state(&pending, pending_bytes, &events), limits) {
+                                self.flush(&mut positions, &mut pending, &mut totals).await?;
+                            }
                             anyhow::bail!(message);
                         }
                     }
                 }
                 _ = tokio::time::sleep_until(linger_deadline), if !pending.is_empty() => {
-                    if let Flush::ShutdownDuringRetry = self.flush(&mut positions, &mut pending, &mut totals).await? {
+                    if flush_now(Trigger::LingerElapsed, state(&pending, pending_bytes, &events), limits)
+                        && let Flush::ShutdownDuringRetry = self.flush(&mut positions, &mut pending, &mut totals).await? {
                         break;
                     }
                 }
@@ -207,7 +271,16 @@ impl BatchLoop<'_> {
                 }
             }
         }
-        if !pending.is_empty() && !self.shutdown.is_cancelled() {
+        let stopping = flush_now(
+            Trigger::Stopping,
+            BatchState {
+                records: pending.len(),
+                bytes: pending_bytes,
+                events_queued: false,
+            },
+            limits,
+        );
+        if stopping && !self.shutdown.is_cancelled() {
             self.flush(&mut positions, &mut pending, &mut totals)
                 .await?;
         } else if !pending.is_empty() {
@@ -522,6 +595,60 @@ mod tests {
             },
             record: Arc::new(RecordBytes::default()),
             held: None,
+        }
+    }
+
+    #[test]
+    fn the_batch_is_committed_exactly_when_one_rule_says_so() {
+        let limits = BatchLimits {
+            records: 3,
+            bytes: 1_000,
+        };
+        let state = |records, bytes, events_queued| BatchState {
+            records,
+            bytes,
+            events_queued,
+        };
+        // An empty batch is never committed, whatever happened.
+        for trigger in [
+            Trigger::RecordTaken,
+            Trigger::CaughtUp,
+            Trigger::LingerElapsed,
+            Trigger::Revoked,
+            Trigger::Fatal,
+            Trigger::Stopping,
+        ] {
+            assert!(
+                !flush_now(trigger, state(0, 0, false), limits),
+                "{trigger:?}"
+            );
+        }
+        // Full by count or by bytes, even with events queued.
+        assert!(!flush_now(
+            Trigger::RecordTaken,
+            state(2, 999, true),
+            limits
+        ));
+        assert!(flush_now(Trigger::RecordTaken, state(3, 10, true), limits));
+        assert!(flush_now(
+            Trigger::RecordTaken,
+            state(1, 1_000, true),
+            limits
+        ));
+        // A partition's end commits only when nothing else is queued (a trickle).
+        assert!(!flush_now(Trigger::CaughtUp, state(1, 10, true), limits));
+        assert!(flush_now(Trigger::CaughtUp, state(1, 10, false), limits));
+        // The linger time, a revocation, a fatal error and stopping commit what is there.
+        for trigger in [
+            Trigger::LingerElapsed,
+            Trigger::Revoked,
+            Trigger::Fatal,
+            Trigger::Stopping,
+        ] {
+            assert!(
+                flush_now(trigger, state(1, 10, true), limits),
+                "{trigger:?}"
+            );
         }
     }
 
