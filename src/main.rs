@@ -11,6 +11,7 @@ use royalty_ingest::commands::catalog_import::{ImportArgs, import_catalog};
 use royalty_ingest::commands::config_show;
 use royalty_ingest::commands::dlq::list::{ListArgs, list};
 use royalty_ingest::commands::dlq::replay::{ReplayArgs, replay};
+use royalty_ingest::commands::dlq::resolve::{ResolveArgs, resolve};
 use royalty_ingest::commands::dlq::show::{ShowArgs, show};
 use royalty_ingest::commands::produce::{ProduceArgs, produce};
 use royalty_ingest::commands::reconcile::{ReconcileArgs, reconcile};
@@ -135,6 +136,9 @@ enum DlqCommand {
     /// key, value, headers and timestamp; `run` books each once and marks it resolved.
     /// Asks before sending on a terminal; --dry-run shows what would be sent.
     Replay(ReplayArgs),
+    /// Close dead letters by hand, with a required note (who, when and why are kept in
+    /// quarantine): for the ones no replay will ever book. Nothing is deleted.
+    Resolve(ResolveArgs),
 }
 
 fn main() -> ExitCode {
@@ -255,6 +259,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Dlq(DlqCommand::List(args)) => done(list(&args).await),
         Command::Dlq(DlqCommand::Show(args)) => done(show(&args).await),
         Command::Dlq(DlqCommand::Replay(args)) => done(replay(&args).await),
+        Command::Dlq(DlqCommand::Resolve(args)) => done(resolve(&args).await),
         Command::Alerts(AlertsCommand::Tail(args)) => {
             done(tail(&args, shutdown::on_signals()).await)
         }

@@ -9,6 +9,7 @@ pub mod letter;
 pub mod list;
 pub mod reader;
 pub mod replay;
+pub mod resolve;
 pub mod show;
 pub mod store;
 

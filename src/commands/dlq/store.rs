@@ -18,7 +18,8 @@ pub struct Status {
     pub quarantined: bool,
     /// When a replay of it was booked.
     pub resolved_at: Option<DateTime<Utc>>,
-    /// Where the booked replay was read, `topic[partition]@offset`.
+    /// Where the booked replay was read, `topic[partition]@offset`, or who closed it by
+    /// hand and why.
     pub resolved_by: Option<String>,
     /// How often it was replayed.
     pub replays: i64,
@@ -55,7 +56,9 @@ pub async fn statuses(pool: &PgPool, ids: &[String]) -> anyhow::Result<HashMap<S
     for chunk in ids.chunks(10_000) {
         let rows = sqlx::query(
             "SELECT i.id, q.dead_letter_id IS NOT NULL AS quarantined, q.resolved_at,
-                    q.resolved_topic || '[' || q.resolved_partition || ']@' || q.resolved_offset
+                    coalesce(q.resolved_topic || '[' || q.resolved_partition || ']@'
+                                 || q.resolved_offset,
+                             'by hand (' || q.resolved_by_user || '): ' || q.resolved_note)
                         AS resolved_by,
                     (SELECT count(*) FROM dlq_replay_items r WHERE r.dead_letter_id = i.id)
                         AS replays,
@@ -144,7 +147,8 @@ pub async fn quarantine_row(pool: &PgPool, id: &str) -> anyhow::Result<Option<se
     let row = sqlx::query(
         "SELECT quarantine_id, consumer_group, error_stage, error_class, reason, schema_ref,
                 quarantined_at, replay_of, resolved_at, resolved_topic, resolved_partition,
-                resolved_offset, encode(resolved_line_key, 'hex') AS resolved_line_key
+                resolved_offset, encode(resolved_line_key, 'hex') AS resolved_line_key,
+                resolved_by_user, resolved_note
            FROM quarantine WHERE dead_letter_id = $1",
     )
     .bind(id)
@@ -166,6 +170,8 @@ pub async fn quarantine_row(pool: &PgPool, id: &str) -> anyhow::Result<Option<se
         "resolved_partition": row.try_get::<Option<i32>, _>("resolved_partition")?,
         "resolved_offset": row.try_get::<Option<i64>, _>("resolved_offset")?,
         "resolved_line_key": row.try_get::<Option<String>, _>("resolved_line_key")?,
+        "resolved_by_user": row.try_get::<Option<String>, _>("resolved_by_user")?,
+        "resolved_note": row.try_get::<Option<String>, _>("resolved_note")?,
     })))
 }
 
