@@ -431,3 +431,116 @@ async fn batch_spans_are_exported_over_otlp_without_secrets() {
         "a URL with its password in a span"
     );
 }
+
+/// The metrics endpoint on a free port, in-process, with a readiness over `pool` whose
+/// consumer has joined (so only PostgreSQL decides `/readyz`).
+async fn metrics_endpoint(
+    pool: sqlx::PgPool,
+) -> (
+    String,
+    std::sync::Arc<royalty_ingest::observe::Readiness>,
+    tokio_util::sync::CancellationToken,
+) {
+    use royalty_ingest::observe::{Metrics, Readiness, server};
+    let metrics = std::sync::Arc::new(Metrics::new().expect("metrics"));
+    let readiness = std::sync::Arc::new(Readiness::new(pool));
+    readiness.joined();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let bound = server::serve(
+        "127.0.0.1:0".parse().expect("addr"),
+        metrics,
+        readiness.clone(),
+        stop.clone(),
+    )
+    .await
+    .expect("serve");
+    (bound.to_string(), readiness, stop)
+}
+
+/// The endpoint read requests without a timeout: a connection that never sent one (a port
+/// scan, a TCP health check) pinned a task and a socket for ever. Now it is closed after
+/// the read timeout, and connections beyond the cap are closed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_to_the_metrics_endpoint_is_closed_and_their_number_is_capped() {
+    use royalty_ingest::observe::server::{MAX_CONNECTIONS, READ_TIMEOUT};
+    use tokio::io::AsyncReadExt;
+    let (_url, pool) = common::fresh_database().await;
+    let (addr, _readiness, stop) = metrics_endpoint(pool).await;
+
+    let started = tokio::time::Instant::now();
+    let mut idle = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(READ_TIMEOUT + Duration::from_secs(5), idle.read(&mut buf))
+        .await
+        .expect("the server closes an idle connection within its read timeout");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed without an answer: {read:?}"
+    );
+    assert!(started.elapsed() >= READ_TIMEOUT - Duration::from_millis(500));
+
+    // The cap: with every slot held by an idle client, one more is closed at once...
+    let mut held = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        held.push(
+            tokio::net::TcpStream::connect(&addr)
+                .await
+                .expect("connect"),
+        );
+    }
+    let mut extra = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let read = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf))
+        .await
+        .expect("a connection beyond the cap is closed at once, not after the timeout");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // ... and the slots come back as soon as their clients leave.
+    drop(held);
+    poll(
+        Duration::from_secs(5),
+        "/healthz after the idle clients left",
+        || get(&addr, "/healthz"),
+        |answer| matches!(answer, Some((200, _))),
+    )
+    .await;
+    stop.cancel();
+}
+
+/// `/readyz` asked PostgreSQL, on the ingest pool, for every probe: probes could take the
+/// connections batches need. Now one answer stands for a second, and probes arriving
+/// while it is asked wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_readiness_probes_ask_the_database_about_once_a_second() {
+    use royalty_ingest::observe::readiness::DATABASE_CHECK_TTL;
+    let (_url, pool) = common::fresh_database().await;
+    let (addr, readiness, stop) = metrics_endpoint(pool.clone()).await;
+
+    let started = tokio::time::Instant::now();
+    let probes: Vec<_> = (0..50)
+        .map(|_| {
+            let addr = addr.clone();
+            tokio::spawn(async move { get(&addr, "/readyz").await })
+        })
+        .collect();
+    for probe in probes {
+        let answer = probe.await.expect("probe task");
+        assert_eq!(answer.map(|(status, _)| status), Some(200));
+    }
+    let seconds = started.elapsed().as_secs();
+    let checks = readiness.database_checks();
+    assert!(
+        (1..=seconds + 1).contains(&checks),
+        "50 probes in {seconds} s asked PostgreSQL {checks} times"
+    );
+
+    // The answer is fresh again after the TTL: a closed pool turns /readyz 503.
+    pool.close().await;
+    tokio::time::sleep(DATABASE_CHECK_TTL).await;
+    let (status, body) = get(&addr, "/readyz").await.expect("an answer");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("PostgreSQL"), "{body}");
+    stop.cancel();
+}
