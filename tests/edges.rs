@@ -481,3 +481,44 @@ async fn a_kafka_property_undoing_a_safety_setting_is_refused_by_name() {
         stderr(&output)
     );
 }
+
+/// `catalog as-of` printed JSON with or without `--json`; a reader gets a table, a
+/// script asks for JSON.
+#[tokio::test]
+async fn catalog_as_of_prints_a_table_and_json_only_with_json() {
+    let (url, _pool) = common::fresh_database().await;
+    let loaded = import(
+        "isrc,upc,label,valid_from\nUSRC17607839,036000291452,Harbor,2026-01-01\n",
+        &url,
+    )
+    .await;
+    assert!(loaded.status.success(), "{}", stderr(&loaded));
+    let args = [
+        "catalog",
+        "as-of",
+        "US-RC1-76-07839",
+        "--period",
+        "2026-04-01",
+    ];
+
+    let text = royalty_ingest(&args, &url).await;
+    assert!(text.status.success(), "{}", stderr(&text));
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&text).is_err(),
+        "not JSON by default: {text}"
+    );
+    assert!(text.contains("label          Harbor\n"), "{text}");
+    assert!(text.contains("upcs           036000291452\n"), "{text}");
+    assert!(text.contains("title          -\n"), "{text}");
+
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let json = royalty_ingest(&json_args, &url).await;
+    assert!(json.status.success(), "{}", stderr(&json));
+    let stdout = String::from_utf8_lossy(&json.stdout);
+    assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
+    let value: serde_json::Value = serde_json::from_str(&stdout).expect("--json is JSON");
+    assert_eq!(value["label"], "Harbor");
+    assert_eq!(value["isrc"], "USRC17607839");
+}

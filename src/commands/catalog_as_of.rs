@@ -28,7 +28,7 @@ pub struct AsOfArgs {
     #[arg(long, value_parser = crate::commands::parse_utc_time)]
     pub known_at: Option<DateTime<Utc>>,
 
-    /// One JSON object instead of text.
+    /// One JSON object (one line) instead of the table.
     #[arg(long, value_parser = BoolishValueParser::new())]
     pub json: bool,
 
@@ -117,7 +117,83 @@ pub async fn as_of(args: &AsOfArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{out}");
     } else {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        print!("{}", table(&out));
     }
     Ok(())
+}
+
+/// The version as `name  value` lines for a reader; absent values as `-`. Built from the
+/// JSON object so both outputs always say the same.
+fn table(out: &serde_json::Value) -> String {
+    let field = |name: &str| match &out[name] {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    };
+    let valid_to = |name: &str| match &out[name] {
+        serde_json::Value::Null => "open".to_string(),
+        _ => field(name),
+    };
+    let rows = [
+        ("isrc", field("isrc")),
+        ("period", field("period")),
+        ("known at", field("known_at")),
+        ("version", field("version_id")),
+        ("upcs", field("upcs")),
+        ("title", field("title")),
+        ("display artist", field("display_artist")),
+        ("label", field("label")),
+        ("iswc", field("iswc")),
+        (
+            "valid",
+            format!(
+                "from {} to {} as known then (to {} now)",
+                field("valid_from"),
+                valid_to("valid_to_then"),
+                valid_to("valid_to_now")
+            ),
+        ),
+        ("loaded at", field("loaded_at")),
+        ("closed at", field("closed_at")),
+        ("superseded by", field("superseded_by")),
+        ("source", field("source")),
+    ];
+    rows.iter()
+        .map(|(name, value)| format!("{name:<15}{value}\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_names_each_field_once_with_absent_values_as_a_dash() {
+        let out = serde_json::json!({
+            "isrc": "GBQZA2400042", "period": "2026-04-01", "known_at": "2026-05-01T00:00:00Z",
+            "version_id": 7, "upcs": ["036000291452", "5012345678900"], "title": null,
+            "display_artist": "Mira Kade", "label": "Harbor", "iswc": null,
+            "valid_from": "2026-03-01", "valid_to_then": null, "valid_to_now": "2026-06-01",
+            "loaded_at": "2026-04-02T10:00:00Z", "closed_at": null, "superseded_by": null,
+            "source": "import:catalog.csv:2",
+        });
+        let text = table(&out);
+        assert!(
+            text.contains("upcs           036000291452 5012345678900\n"),
+            "{text}"
+        );
+        assert!(text.contains("title          -\n"), "{text}");
+        assert!(
+            text.contains(
+                "valid          from 2026-03-01 to open as known then (to 2026-06-01 now)\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains('{'), "{text}");
+    }
 }
