@@ -46,6 +46,15 @@ struct Cli {
     #[arg(long, global = true, env = "ROYALTY_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
 
+    /// Read settings from this TOML file, whose keys are run's flags with `_` for `-`
+    /// (batch_size = 5000); every command takes the keys it has. Flags and environment
+    /// variables take precedence over it.
+    // Read (and removed from the arguments) by config::file::apply before clap parses;
+    // declared here so that every --help shows it.
+    #[arg(long, global = true, env = "ROYALTY_CONFIG", value_name = "FILE")]
+    #[allow(dead_code)]
+    config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }

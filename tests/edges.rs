@@ -522,3 +522,50 @@ async fn catalog_as_of_prints_a_table_and_json_only_with_json() {
     assert_eq!(value["label"], "Harbor");
     assert_eq!(value["isrc"], "USRC17607839");
 }
+
+/// `--config FILE` worked with every command but was in no command's `--help` (only in the
+/// top-level description), and `--metrics-addr`'s help left out `/readyz`.
+#[tokio::test]
+async fn every_help_shows_config_and_the_metrics_address_names_readyz() {
+    let (url, _pool) = common::fresh_database().await;
+    for command in [
+        &["run"][..],
+        &["produce"],
+        &["reconcile"],
+        &["sample"],
+        &["catalog", "import"],
+        &["catalog", "as-of"],
+        &["alerts", "tail"],
+        &["alerts", "unknown-tracks"],
+        &["dlq", "list"],
+        &["dlq", "show"],
+        &["dlq", "replay"],
+        &["config", "show"],
+        &["migrate"],
+    ] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let output = royalty_ingest(&args, &url).await;
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            help.contains("--config <FILE>") && help.contains("ROYALTY_CONFIG"),
+            "{args:?}:\n{help}"
+        );
+    }
+    let output = royalty_ingest(&["run", "--help"], &url).await;
+    let help = String::from_utf8_lossy(&output.stdout);
+    let metrics_addr = help
+        .split("--metrics-addr <METRICS_ADDR>")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap_or_default();
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        assert!(metrics_addr.contains(path), "{path}: {metrics_addr}");
+    }
+}

@@ -210,7 +210,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub schemas: SchemaArgs,
 
-    /// Address for the Prometheus `/metrics` and `/healthz` endpoint (empty: off).
+    /// Address of the HTTP endpoint serving `/metrics` (Prometheus), `/healthz` (liveness)
+    /// and `/readyz` (readiness; 503 with the reasons) (empty: off).
     #[arg(long, env = "ROYALTY_METRICS_ADDR", default_value = "127.0.0.1:9464")]
     pub metrics_addr: Option<String>,
 
