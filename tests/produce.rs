@@ -353,3 +353,84 @@ async fn csv_files_of_every_spelling_are_booked_once_and_a_missing_row_fails_rec
     let deezer = s.reconcile(&["--dsp", "Deezer"]).await;
     assert_eq!(deezer.status.code(), Some(0), "{}", stdout(&deezer));
 }
+
+/// A report in two currencies is two rows; each row said "run refused N" with N the whole
+/// report's refused lines, so the refusals of one currency were blamed on the other too.
+#[tokio::test]
+async fn refused_lines_explain_only_the_currency_row_they_belong_to() {
+    let s = setup("refcur").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("two_currencies.csv");
+    std::fs::write(
+        &file,
+        "isrc,upc,quantity,amount,currency,period,dsp,transaction_id,report_id\n\
+         GBQZA2400007,,10,1.00,USD,2026-09,Spotify,U1,TWO-CUR\n\
+         GBQZA2400008,,20,2.00,USD,2026-09,Spotify,U2,TWO-CUR\n\
+         GBQZA2400009,,30,3.00,USD,2026-09,Spotify,U3,TWO-CUR\n\
+         GBQZA2400010,,40,4.00,EUR,2026-09,Spotify,E1,TWO-CUR\n\
+         GBQZA2400011,,50,5.00,EUR,2026-09,Spotify,E2,TWO-CUR\n",
+    )
+    .expect("write csv");
+    let output = s
+        .produce(&[
+            "--report-time",
+            "2026-10-02T00:00:00Z",
+            &file.to_string_lossy(),
+        ])
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    s.ingest().await;
+
+    // As if `run` had refused two USD lines (undecodable then, say): their ledger rows
+    // go, their records sit in quarantine. One EUR line is simply missing.
+    sqlx::query("DELETE FROM royalty_ledger WHERE transaction_id IN ('U1', 'U2', 'E1')")
+        .execute(&s.pool)
+        .await
+        .expect("delete");
+    for (n, txn) in ["U1", "U2"].into_iter().enumerate() {
+        let mut line = common::pipeline::distinct_lines(5, 1, 1).remove(0);
+        line.report_id = Some("TWO-CUR".into());
+        line.currency = "usd".into();
+        line.transaction_id = txn.into();
+        sqlx::query(
+            "INSERT INTO quarantine (source_topic, source_partition, source_offset,
+                                     consumer_group, record_value, error_stage, error_class,
+                                     reason, dead_letter_id)
+             VALUES ($1, 0, $2, 'it-produce', $3, 'decode', 'unknown_fingerprint', 'test', $4)",
+        )
+        .bind(&s.raw)
+        .bind(1_000_000 + i64::try_from(n).expect("small"))
+        .bind(common::pipeline::encode(3, &line))
+        .bind(format!("dl-test-{txn}"))
+        .execute(&s.pool)
+        .await
+        .expect("quarantine row");
+    }
+
+    let output = s.reconcile(&["--json"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let explanation = |currency: &str| -> String {
+        report["reports"]
+            .as_array()
+            .expect("reports")
+            .iter()
+            .find(|r| r["currency"] == currency)
+            .map(|r| r["explanation"].to_string())
+            .unwrap_or_else(|| panic!("no {currency} row: {report}"))
+    };
+    let usd = explanation("USD");
+    assert!(
+        usd.contains("run refused 2 unknown_fingerprint in USD"),
+        "{usd}"
+    );
+    let eur = explanation("EUR");
+    assert!(
+        !eur.contains("run refused"),
+        "EUR had no refused line: {eur}"
+    );
+    assert!(
+        eur.contains("1 line(s) of the report are not in the ledger"),
+        "{eur}"
+    );
+}

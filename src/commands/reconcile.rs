@@ -24,6 +24,7 @@ use sqlx::{PgPool, Row};
 use crate::avro::LineDecoder;
 use crate::config::{DatabaseArgs, KafkaArgs, SchemaArgs, checked_topic_name};
 use crate::db;
+use crate::domain::currency::normalize_currency;
 use crate::kafka::{client_config, missing_topics};
 use crate::report::{self, ReportSummary};
 
@@ -298,6 +299,15 @@ async fn explain(
     rows: &mut [ReportRow],
 ) -> anyhow::Result<()> {
     let refused = refused_by_report(pool, args).await?;
+    // The currencies each report has a row for: a refused line in none of them (its
+    // currency was the fault) is named on every row of its report, said as such.
+    let mut currencies: HashMap<String, Vec<String>> = HashMap::new();
+    for row in rows.iter() {
+        currencies
+            .entry(row.report_id.clone())
+            .or_default()
+            .push(row.currency.clone());
+    }
     let lag = match consumer_lag(pool, args).await {
         Ok(lag) => Some(lag),
         Err(err) => {
@@ -328,10 +338,32 @@ async fn explain(
                 -missing
             ));
         }
-        if let Some(classes) = refused.get(&row.report_id) {
-            let list: Vec<String> = classes.iter().map(|(c, n)| format!("{n} {c}")).collect();
+        // Per currency: each row is one currency of the report, and only that currency's
+        // refused lines explain its difference.
+        let key = (row.report_id.clone(), row.currency.clone());
+        if let Some(classes) = refused.get(&key) {
             row.explanation.push(format!(
-                "run refused {} (see `royalty-ingest dlq list --report-id {}`)",
+                "run refused {} in {} (see `royalty-ingest dlq list --report-id {}`)",
+                class_counts(classes),
+                row.currency,
+                row.report_id
+            ));
+        }
+        let known = currencies.get(&row.report_id);
+        let elsewhere: BTreeMap<&str, u64> = refused
+            .iter()
+            .filter(|((report, currency), _)| {
+                *report == row.report_id && known.is_none_or(|k| !k.contains(currency))
+            })
+            .flat_map(|(_, classes)| classes.iter())
+            .fold(BTreeMap::new(), |mut sum, (class, n)| {
+                *sum.entry(class.as_str()).or_default() += n;
+                sum
+            });
+        if !elsewhere.is_empty() {
+            let list: Vec<String> = elsewhere.iter().map(|(c, n)| format!("{n} {c}")).collect();
+            row.explanation.push(format!(
+                "run refused {} of the report in a currency it has no totals for (see `royalty-ingest dlq list --report-id {}`)",
                 list.join(", "),
                 row.report_id
             ));
@@ -468,12 +500,22 @@ async fn double_bookings(
         .collect()
 }
 
-/// Dead letters in quarantine per report id and class (payloads decoded to find the
-/// report; those that do not decode cannot be attributed).
+/// `3 unknown_fingerprint, 1 database_rejected`.
+fn class_counts(classes: &BTreeMap<String, u64>) -> String {
+    classes
+        .iter()
+        .map(|(class, n)| format!("{n} {class}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Dead letters in quarantine per report id, currency (as the ledger would spell it) and
+/// class (payloads decoded to find the report; those that do not decode cannot be
+/// attributed).
 async fn refused_by_report(
     pool: &PgPool,
     args: &ReconcileArgs,
-) -> anyhow::Result<HashMap<String, BTreeMap<String, u64>>> {
+) -> anyhow::Result<HashMap<(String, String), BTreeMap<String, u64>>> {
     let decoder = LineDecoder::new(Arc::new(args.schemas.store()?), args.schemas.registry()?);
     let rows = sqlx::query(
         "SELECT error_class, record_value FROM quarantine
@@ -482,14 +524,16 @@ async fn refused_by_report(
     .fetch_all(pool)
     .await
     .context("cannot read quarantine")?;
-    let mut out: HashMap<String, BTreeMap<String, u64>> = HashMap::new();
+    let mut out: HashMap<(String, String), BTreeMap<String, u64>> = HashMap::new();
     for row in rows {
         let value: Vec<u8> = row.try_get("record_value")?;
         let Ok(decoded) = decoder.decode(&value).await else {
             continue;
         };
+        let raw = decoded.line.currency;
+        let currency = normalize_currency(&raw).unwrap_or(raw);
         if let Some(report) = decoded.line.report_id {
-            *out.entry(report)
+            *out.entry((report.trim().to_string(), currency))
                 .or_default()
                 .entry(row.try_get("error_class")?)
                 .or_default() += 1;
