@@ -569,3 +569,19 @@ async fn every_help_shows_config_and_the_metrics_address_names_readyz() {
         assert!(metrics_addr.contains(path), "{path}: {metrics_addr}");
     }
 }
+
+/// `sample` wrote its progress as `\rpublished N/M` redraws even into a log file or a
+/// pipe, where they pile up on one line; only a terminal gets them now.
+#[tokio::test]
+async fn sample_draws_no_progress_line_when_stderr_is_not_a_terminal() {
+    let (url, _pool) = common::fresh_database().await;
+    let topic = common::fresh_topic("it.edges.sample", 1).await;
+    let output = royalty_ingest(&["sample", "--lines", "1500", "--topic", &topic], &url).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(!text.contains('\r'), "no redraws off a terminal: {text:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("published 1500 records"),
+        "{output:?}"
+    );
+}

@@ -9,6 +9,7 @@ use futures::future::join_all;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::avro::{SchemaStore, encode_single_object};
+use crate::commands::progress::Progress;
 use crate::config::{DEFAULT_TOPIC_PARTITIONS, KafkaArgs, checked_topic_name};
 use crate::kafka::{
     Client, ensure_topics, idempotent_producer_config, missing_topics, refuse_unsafe_properties,
@@ -69,7 +70,8 @@ pub async fn publish_sample(args: &SampleArgs) -> anyhow::Result<()> {
     }
 
     let started = Instant::now();
-    let mut sent = 0usize;
+    // Drawn only on a terminal: in a log or a pipe, `\r` redraws are one endless line.
+    let mut progress = Progress::new("published", u64::try_from(encoded.len()).unwrap_or(0));
     for chunk in encoded.chunks(1000) {
         let sends = chunk.iter().map(|(key, value)| {
             producer.send(
@@ -87,10 +89,9 @@ pub async fn publish_sample(args: &SampleArgs) -> anyhow::Result<()> {
                 )
             })?;
         }
-        sent += chunk.len();
-        eprint!("\rpublished {sent}/{}", encoded.len());
+        progress.advance(u64::try_from(chunk.len()).unwrap_or(0));
     }
-    eprintln!();
+    progress.finish();
     let count = |kind| samples.iter().filter(|s| s.kind == kind).count();
     println!(
         "published {} records to {} in {:.1}s: {} new lines, {} redeliveries, {} restatements, {} invalid (seed {})",
