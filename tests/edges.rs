@@ -585,3 +585,36 @@ async fn sample_draws_no_progress_line_when_stderr_is_not_a_terminal() {
         "{output:?}"
     );
 }
+
+/// The "partitions assigned" log printed Rust's debug structures
+/// (`[Assignment { partition: TopicPartition { topic: "…", … } }]`); it says
+/// `topic[partition]@offset` now, as every other log does.
+#[tokio::test]
+async fn the_assignment_log_names_topic_partition_and_offset() {
+    let topic = common::fresh_topic("it.edges.assign", 2).await;
+    let dlq = common::fresh_topic("it.edges.dlq", 1).await;
+    let alerts = common::fresh_topic("it.edges.alerts", 1).await;
+    let (url, _pool) = common::fresh_database().await;
+    let output = royalty_ingest_with_env(
+        &run_args(&topic, &dlq, &alerts),
+        &url,
+        &[("RUST_LOG", "info")],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stderr(&output);
+    let line = text
+        .lines()
+        .find(|l| l.contains("partitions assigned"))
+        .unwrap_or_else(|| panic!("no assignment logged: {text}"));
+    for partition in 0..2 {
+        assert!(
+            line.contains(&format!("{topic}[{partition}]@earliest")),
+            "{line}"
+        );
+    }
+    assert!(
+        !line.contains("Assignment {") && !line.contains("TopicPartition {"),
+        "{line}"
+    );
+}

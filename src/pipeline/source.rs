@@ -251,7 +251,7 @@ impl RebalanceContext {
                 .events
                 .blocking_send(SourceEvent::Fatal(lost_data_message(&lost_ranges)));
         }
-        tracing::info!(partitions = ?assigned, cooperative, "partitions assigned; starting from stored offsets");
+        tracing::info!(partitions = %describe_assignments(&assigned, self.start), cooperative, "partitions assigned; starting from stored offsets");
         // Before assigning: the batcher must know the expected offsets before any record
         // of these partitions can reach it.
         if self
@@ -280,7 +280,7 @@ impl RebalanceContext {
         cooperative: bool,
     ) {
         let partitions = partitions_of(tpl);
-        tracing::info!(partitions = ?partitions, "partitions revoked; settling the batch in flight");
+        tracing::info!(partitions = %describe_partitions(&partitions), "partitions revoked; settling the batch in flight");
         let (done, acked) = std_mpsc::sync_channel(1);
         let deadline = std::time::Instant::now() + REVOKE_DEADLINE;
         let event = SourceEvent::Revoked {
@@ -372,6 +372,34 @@ impl RebalanceContext {
 }
 
 /// The partitions of a librdkafka list.
+/// `topic[0]@120,topic[1]@earliest`: each partition and where it starts, in the spelling
+/// of the other logs and dead letters (not Rust's debug structures).
+fn describe_assignments(assigned: &[Assignment], policy: StartPolicy) -> String {
+    let text: Vec<String> = assigned
+        .iter()
+        .map(|a| match (a.start, policy) {
+            (Some(offset), _) => format!("{}@{offset}", a.partition),
+            (None, StartPolicy::Earliest) => format!("{}@earliest", a.partition),
+            (None, StartPolicy::Latest) => format!("{}@latest", a.partition),
+        })
+        .collect();
+    if text.is_empty() {
+        "none".to_string()
+    } else {
+        text.join(",")
+    }
+}
+
+/// `topic[0],topic[1]`.
+fn describe_partitions(partitions: &[TopicPartition]) -> String {
+    let text: Vec<String> = partitions.iter().map(ToString::to_string).collect();
+    if text.is_empty() {
+        "none".to_string()
+    } else {
+        text.join(",")
+    }
+}
+
 fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements()
         .iter()
@@ -832,5 +860,30 @@ fn owned_headers(message: &BorrowedMessage<'_>) -> (RecordHeaders, Option<NotRea
     match read {
         Ok(headers) => (headers, None),
         Err(_) => (Vec::new(), Some(NotRead::HeaderName)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignments_are_logged_as_topic_partition_at_offset() {
+        let assignment = |partition, start| Assignment {
+            partition: TopicPartition::new("royalty.events.raw", partition),
+            stored: start,
+            start,
+        };
+        let assigned = [assignment(0, Some(120)), assignment(1, None)];
+        assert_eq!(
+            describe_assignments(&assigned, StartPolicy::Earliest),
+            "royalty.events.raw[0]@120,royalty.events.raw[1]@earliest"
+        );
+        assert_eq!(
+            describe_assignments(&assigned[1..], StartPolicy::Latest),
+            "royalty.events.raw[1]@latest"
+        );
+        assert_eq!(describe_assignments(&[], StartPolicy::Earliest), "none");
+        assert_eq!(describe_partitions(&[TopicPartition::new("t", 3)]), "t[3]");
     }
 }
