@@ -196,6 +196,14 @@ async fn unknown_schema_lines_are_replayed_once_the_schema_is_known_and_booked_o
         .map(|l| l["id"].as_str().expect("id").to_string())
         .collect();
     assert_eq!(ids.len(), 500);
+    // The reason names the fingerprint once (it once added "(writer schema fingerprint
+    // 0x…)" after saying it).
+    let reason = each["letters"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("no writer schema with fingerprint 0x")
+            && reason.matches("0x").count() == 1,
+        "{reason}"
+    );
 
     // `show`: hex while the schema is unknown, the line once it is; an unknown id fails.
     let shown: serde_json::Value = serde_json::from_str(

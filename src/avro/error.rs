@@ -72,10 +72,24 @@ pub enum DecodeErrorKind {
 
 /// A decode failure plus, when known, the writer schema involved.
 #[derive(Debug, thiserror::Error)]
-#[error("{kind}{}", SchemaSuffix(.schema.as_ref()))]
+#[error("{kind}{}", SchemaSuffix(unstated(.kind, .schema)))]
 pub struct DecodeError {
     kind: DecodeErrorKind,
     schema: Option<SchemaRef>,
+}
+
+/// The writer schema to add to the message: none when the failure's own text names it
+/// already ("no writer schema with fingerprint 0x… is loaded (writer schema fingerprint
+/// 0x…)" said it twice).
+fn unstated<'a>(kind: &DecodeErrorKind, schema: &'a Option<SchemaRef>) -> Option<&'a SchemaRef> {
+    let named = matches!(
+        kind,
+        DecodeErrorKind::UnknownFingerprint(_)
+            | DecodeErrorKind::UnknownSchemaId(_)
+            | DecodeErrorKind::NoRegistry(_)
+            | DecodeErrorKind::RegistryUnavailable { .. }
+    );
+    schema.as_ref().filter(|_| !named)
 }
 
 struct SchemaSuffix<'a>(Option<&'a SchemaRef>);
@@ -276,4 +290,34 @@ pub enum EncodeError {
     /// The apache-avro encoder refused a generic value.
     #[error("value does not match the writer schema: {0}")]
     Avro(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_names_its_writer_schema_once() {
+        let fingerprint = 0xb26c_4e47_5ffb_d118;
+        let unknown = DecodeError::from(DecodeErrorKind::UnknownFingerprint(fingerprint))
+            .with_schema(SchemaRef::Fingerprint(fingerprint));
+        assert_eq!(
+            unknown.to_string(),
+            "no writer schema with fingerprint 0xb26c4e475ffbd118 is loaded"
+        );
+        let no_registry =
+            DecodeError::from(DecodeErrorKind::NoRegistry(7)).with_schema(SchemaRef::RegistryId(7));
+        assert_eq!(
+            no_registry.to_string().matches('7').count(),
+            1,
+            "{no_registry}"
+        );
+        // A failure that does not name it still gets it.
+        let truncated = DecodeError::from(DecodeErrorKind::Truncated("amount".into()))
+            .with_schema(SchemaRef::Fingerprint(fingerprint));
+        assert_eq!(
+            truncated.to_string(),
+            "datum truncated: amount (writer schema fingerprint 0xb26c4e475ffbd118)"
+        );
+    }
 }
