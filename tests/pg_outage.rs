@@ -289,8 +289,11 @@ async fn refuse_connections(admin: &sqlx::PgPool, name: &str, refuse: bool) {
     .expect("alter database");
     if refuse {
         sqlx::query(
+            // Client sessions only: an autovacuum worker on the database is a superuser
+            // process this role may not end (42501), and it is not what maintenance ends.
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-              WHERE datname = $1 AND pid <> pg_backend_pid()",
+              WHERE datname = $1 AND pid <> pg_backend_pid()
+                AND backend_type = 'client backend' AND usename = current_user",
         )
         .bind(name)
         .execute(admin)
