@@ -16,6 +16,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 
 use crate::avro::record::{decode_record, text};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -359,54 +360,18 @@ async fn settle_in(
             p.report_id,
             p.created_at.to_rfc3339()
         );
-        let done = sqlx::query(
-            "WITH gone AS (
-                SELECT * FROM royalty_ledger
-                 WHERE dsp_name = $1 AND report_period = $2 AND report_id = $3
-                   AND currency = $4 AND source_timestamp < $5
-                   AND (royalty_amount <> 0 OR stream_count <> 0)
-                   FOR UPDATE
-             ), journal AS (
-                INSERT INTO ledger_revisions (line_key, applied, changed_fields, old_values,
-                       new_values, old_royalty_amount, new_royalty_amount, old_stream_count,
-                       new_stream_count, source_topic, source_partition, source_offset,
-                       source_timestamp, reason)
-                SELECT g.line_key, true, ARRAY['stream_count', 'royalty_amount'],
-                       v.old_values, v.old_values || jsonb_build_object(
-                           'stream_count', 0, 'royalty_amount', '0'),
-                       g.royalty_amount, 0, g.stream_count, 0, $6, $7, $8, $5, $9
-                  FROM gone g
-                 CROSS JOIN LATERAL (SELECT jsonb_build_object(
-                       'isrc', g.isrc, 'upc', g.upc, 'stream_count', g.stream_count,
-                       'royalty_amount', g.royalty_amount::text, 'currency', g.currency,
-                       'territory', g.territory, 'usage_type', g.usage_type,
-                       'line_type', g.line_type, 'label', g.label, 'artist', g.artist,
-                       'report_id', g.report_id) AS old_values) v
-             ), zeroed AS (
-                UPDATE royalty_ledger l
-                   SET royalty_amount = 0, stream_count = 0, version = l.version + 1,
-                       source_topic = $6, source_partition = $7, source_offset = $8,
-                       source_timestamp = $5, updated_at = now()
-                  FROM gone g WHERE l.line_key = g.line_key
-                RETURNING l.line_key
-             )
-             INSERT INTO ledger_reversals (line_key, report_id, version_at)
-             SELECT line_key, $3, $5 FROM zeroed
-             ON CONFLICT (line_key) DO UPDATE
-                SET report_id = excluded.report_id, version_at = excluded.version_at,
-                    reversed_at = now()",
-        )
-        .bind(&p.dsp_name)
-        .bind(p.report_period)
-        .bind(&p.report_id)
-        .bind(&p.currency)
-        .bind(p.created_at)
-        .bind(&p.source_topic)
-        .bind(p.source_partition)
-        .bind(p.source_offset)
-        .bind(&reason)
-        .execute(&mut *conn)
-        .await?;
+        let done = sqlx::query(REVERSE_SQL.as_str())
+            .bind(&p.dsp_name)
+            .bind(p.report_period)
+            .bind(&p.report_id)
+            .bind(&p.currency)
+            .bind(p.created_at)
+            .bind(&p.source_topic)
+            .bind(p.source_partition)
+            .bind(p.source_offset)
+            .bind(&reason)
+            .execute(&mut *conn)
+            .await?;
         reversed += done.rows_affected();
         sqlx::query(
             "UPDATE report_summaries SET replaces_pending = false
@@ -421,6 +386,46 @@ async fn settle_in(
     }
     Ok(reversed)
 }
+
+/// Reverses the lines of a report's older version ($1 DSP, $2 period, $3 report, $4
+/// currency, $5 the version's time, $6..$8 its summary's record, $9 the reason): restated
+/// to zero, journaled (the old values as the batch path journals them, from the ledger's
+/// column declaration) and listed in `ledger_reversals`.
+static REVERSE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH gone AS (
+            SELECT * FROM royalty_ledger
+             WHERE dsp_name = $1 AND report_period = $2 AND report_id = $3
+               AND currency = $4 AND source_timestamp < $5
+               AND (royalty_amount <> 0 OR stream_count <> 0)
+               FOR UPDATE
+         ), journal AS (
+            INSERT INTO ledger_revisions (line_key, applied, changed_fields, old_values,
+                   new_values, old_royalty_amount, new_royalty_amount, old_stream_count,
+                   new_stream_count, source_topic, source_partition, source_offset,
+                   source_timestamp, reason)
+            SELECT g.line_key, true, ARRAY['stream_count', 'royalty_amount'],
+                   v.old_values, v.old_values || jsonb_build_object(
+                       'stream_count', 0, 'royalty_amount', '0'),
+                   g.royalty_amount, 0, g.stream_count, 0, $6, $7, $8, $5, $9
+              FROM gone g
+             CROSS JOIN LATERAL (SELECT {old_values} AS old_values) v
+         ), zeroed AS (
+            UPDATE royalty_ledger l
+               SET royalty_amount = 0, stream_count = 0, version = l.version + 1,
+                   source_topic = $6, source_partition = $7, source_offset = $8,
+                   source_timestamp = $5, updated_at = now()
+              FROM gone g WHERE l.line_key = g.line_key
+            RETURNING l.line_key
+         )
+         INSERT INTO ledger_reversals (line_key, report_id, version_at)
+         SELECT line_key, $3, $5 FROM zeroed
+         ON CONFLICT (line_key) DO UPDATE
+            SET report_id = excluded.report_id, version_at = excluded.version_at,
+                reversed_at = now()",
+        old_values = crate::ledger::columns::journal_json_sql("g")
+    )
+});
 
 /// A summary whose version has not yet replaced the older one.
 #[derive(sqlx::FromRow)]

@@ -11,6 +11,7 @@
 //! stored without its bytes; the rest of the batch commits.
 
 pub mod batch;
+pub mod columns;
 pub mod copy;
 pub mod dead_letter;
 pub mod isolate;

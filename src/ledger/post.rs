@@ -7,14 +7,15 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
+use super::columns::{self, changed_fields, learns_unknown, merge_unknown, values_json};
 use super::copy::{CopyRows, copy_in};
 use super::{LineToPost, SourceRecord};
 use crate::db::DbFailure;
-use crate::domain::{LineKey, LineType, RoyaltyLine};
+use crate::domain::{LineKey, RoyaltyLine};
 use crate::drift::{Drift, DriftSettings, LineToCheck, check_lines};
 
 /// Counts of what posting did.
@@ -147,74 +148,6 @@ pub fn fold(stored: Option<LedgerRow>, versions: &[&LineToPost]) -> Folded {
     folded
 }
 
-/// The incoming version with what its writer did not know taken from the stored line: a
-/// field the writer's schema lacks is unknown, not a change. The display spelling of the
-/// DSP (the key uses it lower-cased) stays as first stored.
-fn merge_unknown(incoming: &RoyaltyLine, stored: &RoyaltyLine) -> RoyaltyLine {
-    let keep = |new: &Option<String>, old: &Option<String>| new.clone().or_else(|| old.clone());
-    RoyaltyLine {
-        dsp_name: stored.dsp_name.clone(),
-        upc: keep(&incoming.upc, &stored.upc),
-        territory: keep(&incoming.territory, &stored.territory),
-        usage_type: keep(&incoming.usage_type, &stored.usage_type),
-        label: keep(&incoming.label, &stored.label),
-        artist: keep(&incoming.artist, &stored.artist),
-        report_id: keep(&incoming.report_id, &stored.report_id),
-        ..incoming.clone()
-    }
-}
-
-/// Whether `new` knows an optional field `old` did not (unknown → known is not a change).
-fn learns_unknown(old: &RoyaltyLine, new: &RoyaltyLine) -> bool {
-    let learns = |o: &Option<String>, n: &Option<String>| o.is_none() && n.is_some();
-    learns(&old.upc, &new.upc)
-        || learns(&old.territory, &new.territory)
-        || learns(&old.usage_type, &new.usage_type)
-        || learns(&old.label, &new.label)
-        || learns(&old.artist, &new.artist)
-        || learns(&old.report_id, &new.report_id)
-}
-
-/// The value fields that differ (the report id is not a value: a resend in another report
-/// is still a duplicate). An optional field the old version did not know is not a change.
-pub fn changed_fields(old: &RoyaltyLine, new: &RoyaltyLine) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    let mut check = |name: &'static str, same: bool| {
-        if !same {
-            changed.push(name);
-        }
-    };
-    let same_known = |o: &Option<String>, n: &Option<String>| o.is_none() || o == n;
-    check("isrc", old.isrc == new.isrc);
-    check("upc", same_known(&old.upc, &new.upc));
-    check("stream_count", old.stream_count == new.stream_count);
-    check("royalty_amount", old.royalty_amount == new.royalty_amount);
-    check("currency", old.currency == new.currency);
-    check("territory", same_known(&old.territory, &new.territory));
-    check("usage_type", same_known(&old.usage_type, &new.usage_type));
-    check("line_type", old.line_type == new.line_type);
-    check("label", same_known(&old.label, &new.label));
-    check("artist", same_known(&old.artist, &new.artist));
-    changed
-}
-
-/// The values of a line as JSON for the journal (amount as an exact decimal string).
-pub fn values_json(line: &RoyaltyLine) -> serde_json::Value {
-    serde_json::json!({
-        "isrc": line.isrc,
-        "upc": line.upc,
-        "stream_count": line.stream_count,
-        "royalty_amount": line.royalty_amount.to_string(),
-        "currency": line.currency,
-        "territory": line.territory,
-        "usage_type": line.usage_type,
-        "line_type": line.line_type.as_str(),
-        "label": line.label,
-        "artist": line.artist,
-        "report_id": line.report_id,
-    })
-}
-
 /// One line's versions in a batch folded against its stored row and checked against the
 /// catalog: what the batch writes for it. A batch is planned once; if PostgreSQL then
 /// refuses a line, only the writes are retried around it, never the lookups.
@@ -311,61 +244,14 @@ async fn load_rows(
     keys: &[LineKey],
 ) -> Result<HashMap<LineKey, LedgerRow>, DbFailure> {
     let key_bytes: Vec<&[u8]> = keys.iter().map(|k| &k.0[..]).collect();
-    let rows = sqlx::query(
-        "SELECT line_key, dsp_name, report_period, transaction_id, isrc, upc, stream_count,
-                royalty_amount, currency, territory, usage_type, line_type, label, artist,
-                report_id, source_topic, source_partition, source_offset, source_timestamp,
-                version, catalog_version_id
-           FROM royalty_ledger WHERE line_key = ANY($1::bytea[])
-            FOR UPDATE",
-    )
-    .bind(&key_bytes)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query(columns::LOAD_SQL.as_str())
+        .bind(&key_bytes)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut out = HashMap::with_capacity(rows.len());
     for row in rows {
-        let raw_key: Vec<u8> = row.try_get("line_key")?;
-        let Some(key) = LineKey::from_slice(&raw_key) else {
-            continue;
-        };
-        let line_type: String = row.try_get("line_type")?;
-        let topic: String = row.try_get("source_topic")?;
-        let line = RoyaltyLine {
-            key,
-            isrc: row.try_get("isrc")?,
-            upc: row.try_get("upc")?,
-            dsp_name: row.try_get("dsp_name")?,
-            report_period: row.try_get::<NaiveDate, _>("report_period")?,
-            transaction_id: row.try_get("transaction_id")?,
-            stream_count: row.try_get("stream_count")?,
-            royalty_amount: row.try_get::<Decimal, _>("royalty_amount")?,
-            currency: row.try_get("currency")?,
-            territory: row.try_get("territory")?,
-            usage_type: row.try_get("usage_type")?,
-            line_type: match line_type.as_str() {
-                "return" => LineType::Return,
-                "adjustment" => LineType::Adjustment,
-                _ => LineType::Sale,
-            },
-            label: row.try_get("label")?,
-            artist: row.try_get("artist")?,
-            report_id: row.try_get("report_id")?,
-        };
-        let source = SourceRecord {
-            topic: topic.into(),
-            partition: row.try_get("source_partition")?,
-            offset: row.try_get("source_offset")?,
-            timestamp: row.try_get::<DateTime<Utc>, _>("source_timestamp")?,
-        };
-        out.insert(
-            key,
-            LedgerRow {
-                line,
-                source,
-                version: row.try_get("version")?,
-                catalog_version_id: row.try_get("catalog_version_id")?,
-            },
-        );
+        let row = columns::load_row(&row)?;
+        out.insert(row.line.key, row);
     }
     Ok(out)
 }
@@ -376,42 +262,11 @@ async fn insert_rows(conn: &mut PgConnection, rows: &[&LedgerRow]) -> Result<(),
     if rows.is_empty() {
         return Ok(());
     }
-    let mut copy = CopyRows::new(21);
+    let mut copy = CopyRows::new(columns::COLUMN_COUNT);
     for r in rows {
-        let line = &r.line;
-        copy.row()
-            .bytes(&line.key.0)
-            .text(&line.dsp_name)
-            .date(line.report_period)
-            .text(&line.transaction_id)
-            .text(&line.isrc)
-            .opt_text(line.upc.as_deref())
-            .int8(line.stream_count)
-            .numeric(line.royalty_amount)
-            .text(&line.currency)
-            .opt_text(line.territory.as_deref())
-            .opt_text(line.usage_type.as_deref())
-            .text(line.line_type.as_str())
-            .opt_text(line.label.as_deref())
-            .opt_text(line.artist.as_deref())
-            .opt_text(line.report_id.as_deref())
-            .text(&r.source.topic)
-            .int4(r.source.partition)
-            .int8(r.source.offset)
-            .timestamptz(r.source.timestamp)
-            .int4(r.version)
-            .opt_int8(r.catalog_version_id);
+        columns::copy_row(&mut copy, r);
     }
-    copy_in(
-        conn,
-        "COPY royalty_ledger (line_key, dsp_name, report_period, transaction_id, isrc, upc,
-                stream_count, royalty_amount, currency, territory, usage_type, line_type,
-                label, artist, report_id, source_topic, source_partition, source_offset,
-                source_timestamp, version, catalog_version_id)
-         FROM STDIN (FORMAT binary)",
-        copy,
-    )
-    .await?;
+    copy_in(conn, columns::COPY_SQL.as_str(), copy).await?;
     Ok(())
 }
 
@@ -420,71 +275,7 @@ async fn update_rows(conn: &mut PgConnection, rows: &[&LedgerRow]) -> Result<(),
     if rows.is_empty() {
         return Ok(());
     }
-    let keys: Vec<&[u8]> = rows.iter().map(|r| &r.line.key.0[..]).collect();
-    let dsps: Vec<&str> = rows.iter().map(|r| r.line.dsp_name.as_str()).collect();
-    let periods: Vec<NaiveDate> = rows.iter().map(|r| r.line.report_period).collect();
-    let txns: Vec<&str> = rows
-        .iter()
-        .map(|r| r.line.transaction_id.as_str())
-        .collect();
-    let isrcs: Vec<&str> = rows.iter().map(|r| r.line.isrc.as_str()).collect();
-    let upcs: Vec<Option<&str>> = rows.iter().map(|r| r.line.upc.as_deref()).collect();
-    let counts: Vec<i64> = rows.iter().map(|r| r.line.stream_count).collect();
-    let amounts: Vec<Decimal> = rows.iter().map(|r| r.line.royalty_amount).collect();
-    let currencies: Vec<&str> = rows.iter().map(|r| r.line.currency.as_str()).collect();
-    let territories: Vec<Option<&str>> = rows.iter().map(|r| r.line.territory.as_deref()).collect();
-    let usages: Vec<Option<&str>> = rows.iter().map(|r| r.line.usage_type.as_deref()).collect();
-    let types: Vec<&str> = rows.iter().map(|r| r.line.line_type.as_str()).collect();
-    let labels: Vec<Option<&str>> = rows.iter().map(|r| r.line.label.as_deref()).collect();
-    let artists: Vec<Option<&str>> = rows.iter().map(|r| r.line.artist.as_deref()).collect();
-    let reports: Vec<Option<&str>> = rows.iter().map(|r| r.line.report_id.as_deref()).collect();
-    let topics: Vec<&str> = rows.iter().map(|r| &*r.source.topic).collect();
-    let partitions: Vec<i32> = rows.iter().map(|r| r.source.partition).collect();
-    let offsets: Vec<i64> = rows.iter().map(|r| r.source.offset).collect();
-    let timestamps: Vec<DateTime<Utc>> = rows.iter().map(|r| r.source.timestamp).collect();
-    let versions: Vec<i32> = rows.iter().map(|r| r.version).collect();
-    let catalog_versions: Vec<Option<i64>> = rows.iter().map(|r| r.catalog_version_id).collect();
-
-    let sql = "UPDATE royalty_ledger l
-            SET isrc = i.isrc, upc = i.upc, stream_count = i.stream_count,
-                royalty_amount = i.royalty_amount, currency = i.currency,
-                territory = i.territory, usage_type = i.usage_type,
-                line_type = i.line_type, label = i.label, artist = i.artist,
-                report_id = i.report_id, source_topic = i.source_topic,
-                source_partition = i.source_partition, source_offset = i.source_offset,
-                source_timestamp = i.source_timestamp, version = i.version,
-                catalog_version_id = i.catalog_version_id, updated_at = now()
-           FROM unnest($1::bytea[], $2::text[], $3::date[], $4::text[], $5::text[],
-                $6::text[], $7::bigint[], $8::numeric[], $9::text[], $10::text[], $11::text[],
-                $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::int[],
-                $18::bigint[], $19::timestamptz[], $20::int[], $21::bigint[])
-             AS i(line_key, dsp_name, report_period, transaction_id, isrc, upc, stream_count,
-                  royalty_amount, currency, territory, usage_type, line_type, label, artist,
-                  report_id, source_topic, source_partition, source_offset, source_timestamp,
-                  version, catalog_version_id)
-          WHERE l.line_key = i.line_key";
-    sqlx::query(sql)
-        .bind(&keys)
-        .bind(&dsps)
-        .bind(&periods)
-        .bind(&txns)
-        .bind(&isrcs)
-        .bind(&upcs)
-        .bind(&counts)
-        .bind(&amounts)
-        .bind(&currencies)
-        .bind(&territories)
-        .bind(&usages)
-        .bind(&types)
-        .bind(&labels)
-        .bind(&artists)
-        .bind(&reports)
-        .bind(&topics)
-        .bind(&partitions)
-        .bind(&offsets)
-        .bind(&timestamps)
-        .bind(&versions)
-        .bind(&catalog_versions)
+    columns::bind_update(sqlx::query(columns::UPDATE_SQL.as_str()), rows)
         .execute(&mut *conn)
         .await?;
     Ok(())
