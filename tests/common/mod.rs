@@ -52,7 +52,7 @@ pub fn unique_suffix() -> String {
 pub async fn fresh_database_on(admin: &str) -> (String, PgPool) {
     // The tests' `run` (--no-create-topics) sends drift alerts to the default topic unless a
     // test names its own; the broker does not create topics, so it must exist.
-    ensure_topic(&brokers(), "catalog.drift.alerts").await;
+    create_topic(&brokers(), "catalog.drift.alerts", 1).await;
     let name = format!("ri_test_{}", unique_suffix());
     let admin_pool = PgPoolOptions::new()
         .max_connections(1)
@@ -89,23 +89,23 @@ pub async fn fresh_topic(prefix: &str, partitions: i32) -> String {
     fresh_topic_on(&brokers(), prefix, partitions).await
 }
 
-/// Creates `name` (one partition) on the broker at `bootstrap` unless it exists.
-pub async fn ensure_topic(bootstrap: &str, name: &str) {
+/// Creates `name` with `partitions` on the broker at `bootstrap` (plaintext); a topic of
+/// that name that already exists is left as it is.
+pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin client");
     let results = admin
         .create_topics(
-            [&NewTopic::new(name, 1, TopicReplication::Fixed(1))],
+            [&NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
         )
         .await
         .expect("create topic (is the broker up? scripts/services up)");
     for result in results {
         match result {
-            Ok(_) => {}
-            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => panic!("cannot create topic {topic}: {code}"),
         }
     }
@@ -114,24 +114,7 @@ pub async fn ensure_topic(bootstrap: &str, name: &str) {
 /// Creates a topic with a random name on the broker at `bootstrap` (plaintext).
 pub async fn fresh_topic_on(bootstrap: &str, prefix: &str, partitions: i32) -> String {
     let name = format!("{prefix}.{}", unique_suffix());
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let results = admin
-        .create_topics(
-            [&NewTopic::new(
-                &name,
-                partitions,
-                TopicReplication::Fixed(1),
-            )],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .expect("create topic (is the broker up? scripts/services up)");
-    for result in results {
-        result.expect("topic created");
-    }
+    create_topic(bootstrap, &name, partitions).await;
     name
 }
 
