@@ -5,100 +5,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
-use common::pipeline::{royalty_ingest, run_args, run_until_idle};
-use rust_decimal::Decimal;
-use sqlx::PgPool;
+use common::produce::{Setup, dec, stderr, stdout};
 
 const DSR_FIXTURE: &str =
     "tests/fixtures/dsr/DSR_TEST_YouTube_AdSupport-music_2015-Q4_IS_1of1_20160121T150926.tsv";
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Topics and a database of the test's own.
-struct Setup {
-    raw: String,
-    summaries: String,
-    dlq: String,
-    alerts: String,
-    url: String,
-    pool: PgPool,
-}
-
 async fn setup(prefix: &str) -> Setup {
-    let raw = common::fresh_topic(&format!("it.{prefix}.raw"), 2).await;
-    let summaries = common::fresh_topic(&format!("it.{prefix}.sum"), 1).await;
-    let dlq = common::fresh_topic(&format!("it.{prefix}.dlq"), 1).await;
-    let alerts = common::fresh_topic(&format!("it.{prefix}.alerts"), 1).await;
-    let (url, pool) = common::fresh_database().await;
-    Setup {
-        raw,
-        summaries,
-        dlq,
-        alerts,
-        url,
-        pool,
-    }
-}
-
-impl Setup {
-    async fn produce(&self, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "produce",
-            "--topic",
-            &self.raw,
-            "--summaries-topic",
-            &self.summaries,
-        ];
-        args.extend_from_slice(extra);
-        royalty_ingest(&args, &self.url).await
-    }
-
-    async fn ingest(&self) {
-        let mut args = run_args(&self.raw, &self.dlq, &self.url, "it-produce");
-        args.summaries_topic = self.summaries.clone();
-        args.alerts_topic = self.alerts.clone();
-        run_until_idle(args).await;
-    }
-
-    async fn reconcile(&self, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "reconcile",
-            "--group",
-            "it-produce",
-            "--summaries-topic",
-            &self.summaries,
-        ];
-        args.extend_from_slice(extra);
-        royalty_ingest(&args, &self.url).await
-    }
-
-    async fn ledger(&self, sql: &str) -> (i64, i64, Decimal) {
-        sqlx::query_as::<_, (i64, Option<Decimal>, Option<Decimal>)>(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*), sum(stream_count)::numeric, sum(royalty_amount) FROM royalty_ledger {sql}"
-        )))
-        .fetch_one(&self.pool)
-        .await
-        .map(|(n, q, a)| {
-            (
-                n,
-                q.map(|q| i64::try_from(q).unwrap_or(-1)).unwrap_or(0),
-                a.unwrap_or_default(),
-            )
-        })
-        .expect("ledger totals")
-    }
-}
-
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str_exact(s).expect("decimal")
+    Setup::new(prefix, "it-produce").await
 }
 
 /// A BasicAudioProfile 1.3-style DSR: `#` column lines, versioned record types, three

@@ -6,11 +6,8 @@
 
 mod common;
 
-use std::process::Output;
-
-use common::pipeline::{royalty_ingest, run_args, run_until_idle};
+use common::produce::{Setup, dec, stderr, stdout};
 use rust_decimal::Decimal;
-use sqlx::PgPool;
 
 const FIXTURES: &str = "tests/fixtures/amounts";
 
@@ -18,81 +15,17 @@ fn fixture(name: &str) -> String {
     format!("{FIXTURES}/{name}")
 }
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str_exact(s).expect("decimal")
-}
-
-/// Topics and a database of the test's own.
-struct Setup {
-    raw: String,
-    summaries: String,
-    dlq: String,
-    alerts: String,
-    url: String,
-    pool: PgPool,
-}
-
 async fn setup(prefix: &str) -> Setup {
-    let raw = common::fresh_topic(&format!("it.{prefix}.raw"), 2).await;
-    let summaries = common::fresh_topic(&format!("it.{prefix}.sum"), 1).await;
-    let dlq = common::fresh_topic(&format!("it.{prefix}.dlq"), 1).await;
-    let alerts = common::fresh_topic(&format!("it.{prefix}.alerts"), 1).await;
-    let (url, pool) = common::fresh_database().await;
-    Setup {
-        raw,
-        summaries,
-        dlq,
-        alerts,
-        url,
-        pool,
-    }
+    Setup::new(prefix, "it-amounts")
+        .await
+        // The statements' version (these files carry no report time of their own).
+        .with_produce_args(&["--report-time", "2026-10-01T00:00:00Z"])
 }
 
 impl Setup {
-    async fn produce(&self, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "produce",
-            "--topic",
-            &self.raw,
-            "--summaries-topic",
-            &self.summaries,
-            // The statements' version (these files carry no report time of their own).
-            "--report-time",
-            "2026-10-01T00:00:00Z",
-        ];
-        args.extend_from_slice(extra);
-        royalty_ingest(&args, &self.url).await
-    }
-
-    async fn ingest(&self) {
-        let mut args = run_args(&self.raw, &self.dlq, &self.url, "it-amounts");
-        args.summaries_topic = self.summaries.clone();
-        // Topics of the test's own: nothing here depends on a shared alerts topic.
-        args.alerts_topic = self.alerts.clone();
-        run_until_idle(args).await;
-    }
-
     /// `reconcile` over everything the test published: it must match.
     async fn reconciled(&self) {
-        let output = royalty_ingest(
-            &[
-                "reconcile",
-                "--group",
-                "it-amounts",
-                "--summaries-topic",
-                &self.summaries,
-            ],
-            &self.url,
-        )
-        .await;
+        let output = self.reconcile(&[]).await;
         assert_eq!(
             output.status.code(),
             Some(0),
@@ -100,23 +33,6 @@ impl Setup {
             stdout(&output),
             stderr(&output)
         );
-    }
-
-    /// Lines, quantity and amount of the ledger rows `sql` selects.
-    async fn ledger(&self, sql: &str) -> (i64, i64, Decimal) {
-        sqlx::query_as::<_, (i64, Option<Decimal>, Option<Decimal>)>(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*), sum(stream_count)::numeric, sum(royalty_amount) FROM royalty_ledger {sql}"
-        )))
-        .fetch_one(&self.pool)
-        .await
-        .map(|(n, q, a)| {
-            (
-                n,
-                q.map(|q| i64::try_from(q).unwrap_or(-1)).unwrap_or(0),
-                a.unwrap_or_default(),
-            )
-        })
-        .expect("ledger totals")
     }
 
     /// `(transaction id, line type, quantity, amount)` of every booked line.

@@ -8,9 +8,9 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::pipeline::{royalty_ingest, run_args, run_until_idle};
+use common::pipeline::royalty_ingest;
+use common::produce::{Setup, dec};
 use rust_decimal::Decimal;
-use sqlx::PgPool;
 
 const FIXTURES: &str = "tests/fixtures/versions";
 
@@ -26,89 +26,15 @@ fn text(output: &Output) -> String {
     )
 }
 
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str_exact(s).expect("decimal")
-}
-
-/// Topics and a database of the test's own.
-struct Setup {
-    raw: String,
-    summaries: String,
-    dlq: String,
-    alerts: String,
-    url: String,
-    pool: PgPool,
-}
-
 async fn setup(prefix: &str) -> Setup {
-    let raw = common::fresh_topic(&format!("it.{prefix}.raw"), 2).await;
-    let summaries = common::fresh_topic(&format!("it.{prefix}.sum"), 1).await;
-    let dlq = common::fresh_topic(&format!("it.{prefix}.dlq"), 1).await;
-    let alerts = common::fresh_topic(&format!("it.{prefix}.alerts"), 1).await;
-    let (url, pool) = common::fresh_database().await;
-    Setup {
-        raw,
-        summaries,
-        dlq,
-        alerts,
-        url,
-        pool,
-    }
+    Setup::new(prefix, "it-versions").await
 }
 
 impl Setup {
-    async fn produce(&self, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "produce",
-            "--topic",
-            &self.raw,
-            "--summaries-topic",
-            &self.summaries,
-        ];
-        args.extend_from_slice(extra);
-        royalty_ingest(&args, &self.url).await
-    }
-
     async fn produce_ok(&self, extra: &[&str]) -> String {
         let output = self.produce(extra).await;
         assert!(output.status.success(), "{}", text(&output));
         text(&output)
-    }
-
-    async fn ingest(&self) {
-        let mut args = run_args(&self.raw, &self.dlq, &self.url, "it-versions");
-        args.summaries_topic = self.summaries.clone();
-        args.alerts_topic = self.alerts.clone();
-        run_until_idle(args).await;
-    }
-
-    async fn reconcile(&self, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "reconcile",
-            "--group",
-            "it-versions",
-            "--summaries-topic",
-            &self.summaries,
-        ];
-        args.extend_from_slice(extra);
-        royalty_ingest(&args, &self.url).await
-    }
-
-    /// Lines, quantity and amount of the ledger rows `sql` selects.
-    async fn ledger(&self, sql: &str) -> (i64, i64, Decimal) {
-        sqlx::query_as::<_, (i64, Option<Decimal>, Option<Decimal>)>(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*), sum(stream_count)::numeric, sum(royalty_amount) FROM royalty_ledger {sql}"
-        )))
-        .fetch_one(&self.pool)
-        .await
-        .map(|(n, q, a)| {
-            (
-                n,
-                q.and_then(|q| i64::try_from(q).ok()).unwrap_or(0),
-                a.unwrap_or_default(),
-            )
-        })
-        .expect("ledger totals")
     }
 
     async fn amount_of(&self, isrc: &str) -> Decimal {

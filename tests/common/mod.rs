@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod pipeline;
+pub mod produce;
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
