@@ -15,6 +15,7 @@ use common::pipeline::{
     run_args, run_until_idle, spawn_run, wait_exit,
 };
 use royalty_ingest::avro::SchemaStore;
+use royalty_ingest::config::RunArgs;
 use royalty_ingest::domain::{DecodedLine, validate};
 use royalty_ingest::drift::alert::{DRIFT_ALERT, UNKNOWN_ISRC_SAMPLE, headers};
 use royalty_ingest::drift::catalog::{RawCatalogEntry, check_entry};
@@ -83,6 +84,40 @@ fn alerts_on(topic: &str, expected: usize) -> Vec<DriftAlert> {
             alert
         })
         .collect()
+}
+
+/// A test's own topics (lines, dead letters, alerts) and database.
+struct Setup {
+    topic: String,
+    dlq: String,
+    alerts: String,
+    url: String,
+    pool: PgPool,
+}
+
+/// Topics named after `prefix` (the lines' with `partitions`) and a fresh database.
+async fn setup(prefix: &str, partitions: i32) -> Setup {
+    let topic = common::fresh_topic(&format!("{prefix}.raw"), partitions).await;
+    let dlq = common::fresh_topic(&format!("{prefix}.dlq"), 1).await;
+    let alerts = common::fresh_topic(&format!("{prefix}.alerts"), 1).await;
+    let (url, pool) = common::fresh_database().await;
+    Setup {
+        topic,
+        dlq,
+        alerts,
+        url,
+        pool,
+    }
+}
+
+impl Setup {
+    /// Settings of an in-process `run` in `group` over the test's topics, its alerts to the
+    /// test's own topic.
+    fn run_args(&self, group: &str) -> RunArgs {
+        let mut args = run_args(&self.topic, &self.dlq, &self.url, group);
+        args.alerts_topic = self.alerts.clone();
+        args
+    }
 }
 
 #[tokio::test]
@@ -164,28 +199,24 @@ async fn catalog_import_loads_good_rows_reports_bad_ones_and_a_reimport_changes_
 
 #[tokio::test]
 async fn a_upc_drift_raises_one_alert_and_counts_all_1000_lines() {
-    let topic = common::fresh_topic("it.drift.raw", 2).await;
-    let dlq = common::fresh_topic("it.drift.dlq", 1).await;
-    let alerts = common::fresh_topic("it.drift.alerts", 1).await;
-    let (url, pool) = common::fresh_database().await;
-    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    let s = setup("it.drift", 2).await;
+    load_catalog(&s.pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
     let wrong_upc = upc_for(99);
     let lines = lines_for(91, 1, 1_000, ISRC, &wrong_upc);
     // The whole report twice, the second time in schema v2: a resend, not new drift.
-    publish(&common::producer(), &topic, 3, &lines).await;
-    publish(&common::producer(), &topic, 2, &lines).await;
+    publish(&common::producer(), &s.topic, 3, &lines).await;
+    publish(&common::producer(), &s.topic, 2, &lines).await;
 
-    let mut args = run_args(&topic, &dlq, &url, "it-drift");
-    args.alerts_topic = alerts.clone();
+    let args = s.run_args("it-drift");
     let totals = run_until_idle(args).await;
 
     assert_eq!(totals.stats.drift_alerts, 1);
     assert_eq!(
-        common::topic_size(&alerts),
+        common::topic_size(&s.alerts),
         1,
         "exactly one alert on the topic"
     );
-    let alert = &alerts_on(&alerts, 1)[0];
+    let alert = &alerts_on(&s.alerts, 1)[0];
     assert_eq!(alert.kind, "upc_mismatch");
     assert_eq!(alert.isrc, ISRC);
     assert_eq!(alert.expected.as_deref(), Some(upc_for(1).as_str()));
@@ -194,7 +225,7 @@ async fn a_upc_drift_raises_one_alert_and_counts_all_1000_lines() {
     let occurrences: i64 =
         sqlx::query_scalar("SELECT sum(occurrences)::bigint FROM drift_events WHERE drift_id = $1")
             .bind(&alert.alert_id)
-            .fetch_one(&pool)
+            .fetch_one(&s.pool)
             .await
             .expect("occurrences");
     assert_eq!(
@@ -204,7 +235,7 @@ async fn a_upc_drift_raises_one_alert_and_counts_all_1000_lines() {
     let attributed: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM royalty_ledger l JOIN catalog_versions v ON v.version_id = l.catalog_version_id",
     )
-    .fetch_one(&pool)
+    .fetch_one(&s.pool)
     .await
     .expect("attributed");
     assert_eq!(
@@ -215,22 +246,18 @@ async fn a_upc_drift_raises_one_alert_and_counts_all_1000_lines() {
 
 #[tokio::test]
 async fn an_isrc_missing_from_the_loaded_catalog_is_drift() {
-    let topic = common::fresh_topic("it.drift.raw", 1).await;
-    let dlq = common::fresh_topic("it.drift.dlq", 1).await;
-    let alerts = common::fresh_topic("it.drift.alerts", 1).await;
-    let (url, pool) = common::fresh_database().await;
-    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    let s = setup("it.drift", 1).await;
+    load_catalog(&s.pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
     let unknown = lines_for(92, 1, 3, "USRC17607839", &upc_for(5));
-    publish(&common::producer(), &topic, 3, &unknown).await;
+    publish(&common::producer(), &s.topic, 3, &unknown).await;
     // The catalogued ISRC with its UPC written as EAN-13 (leading zero): the same product.
     let padded = lines_for(92, 100, 2, ISRC, &format!("0{}", upc_for(1)));
-    publish(&common::producer(), &topic, 3, &padded).await;
+    publish(&common::producer(), &s.topic, 3, &padded).await;
 
-    let mut args = run_args(&topic, &dlq, &url, "it-unknown");
-    args.alerts_topic = alerts.clone();
+    let args = s.run_args("it-unknown");
     run_until_idle(args).await;
 
-    let found = alerts_on(&alerts, 1);
+    let found = alerts_on(&s.alerts, 1);
     assert_eq!(found.len(), 1);
     assert_eq!(
         (found[0].kind.as_str(), found[0].isrc.as_str()),
@@ -241,15 +268,15 @@ async fn an_isrc_missing_from_the_loaded_catalog_is_drift() {
         (1, ["USRC17607839".to_string()].as_slice()),
         "one track, one ISRC"
     );
-    assert_eq!(common::topic_size(&alerts), 1);
-    assert_eq!(ledger_count(&pool).await, 5, "drift never blocks booking");
+    assert_eq!(common::topic_size(&s.alerts), 1);
+    assert_eq!(ledger_count(&s.pool).await, 5, "drift never blocks booking");
     // A row per DSP the lines came from; the first one names the alert.
     let rows: (i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE alert_id = $1), sum(occurrences)::bigint
            FROM drift_events WHERE kind = 'unknown_isrc' AND isrc = 'USRC17607839'",
     )
     .bind(&found[0].alert_id)
-    .fetch_one(&pool)
+    .fetch_one(&s.pool)
     .await
     .expect("the unknown track's rows");
     assert_eq!(rows, (1, 3), "every line counted, the alert named once");
@@ -464,17 +491,13 @@ async fn a_batch_of_many_unknown_isrcs_raises_one_alert_per_report_and_lists_eve
 
 #[tokio::test]
 async fn alerts_tail_reads_an_alert_for_a_reports_unknown_tracks() {
-    let topic = common::fresh_topic("it.tail.raw", 1).await;
-    let dlq = common::fresh_topic("it.tail.dlq", 1).await;
-    let alerts = common::fresh_topic("it.tail.alerts", 1).await;
-    let (url, pool) = common::fresh_database().await;
-    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    let s = setup("it.tail", 1).await;
+    load_catalog(&s.pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
     let lines = unknown_report(34, 1, 60, "Tidal");
-    publish(&common::producer(), &topic, 3, &lines).await;
-    let mut args = run_args(&topic, &dlq, &url, "it-tail-unknown");
-    args.alerts_topic = alerts.clone();
+    publish(&common::producer(), &s.topic, 3, &lines).await;
+    let args = s.run_args("it-tail-unknown");
     let totals = run_until_idle(args).await;
-    assert_eq!(ledger_count(&pool).await, 60);
+    assert_eq!(ledger_count(&s.pool).await, 60);
 
     // However the run cut its batches, each alert is one report's share of them.
     let tail = |json: bool| {
@@ -484,13 +507,13 @@ async fn alerts_tail_reads_an_alert_for_a_reports_unknown_tracks() {
                 "tail",
                 "--from-beginning",
                 "--alerts-topic",
-                &alerts,
+                &s.alerts,
             ])
             .args(["--kind", "unknown_isrc", "--dsp", "tidal"])
             .args(["--idle-exit-ms", "3000"])
             .args(json.then_some("--json"))
             .env("KAFKA_BROKERS", common::brokers())
-            .env("DATABASE_URL", &url)
+            .env("DATABASE_URL", &s.url)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .output()
@@ -533,26 +556,22 @@ async fn alerts_tail_reads_an_alert_for_a_reports_unknown_tracks() {
 
 #[tokio::test]
 async fn a_catalog_update_changing_a_upc_alerts_and_opens_a_version_without_touching_old_rows() {
-    let topic = common::fresh_topic("it.drift.raw", 1).await;
+    let s = setup("it.drift", 1).await;
     let catalog = common::fresh_topic("it.drift.catalog", 1).await;
-    let dlq = common::fresh_topic("it.drift.dlq", 1).await;
-    let alerts = common::fresh_topic("it.drift.alerts", 1).await;
-    let (url, pool) = common::fresh_database().await;
-    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    load_catalog(&s.pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
     let producer = common::producer();
     let before = lines_for(93, 1, 20, ISRC, &upc_for(1));
-    publish(&producer, &topic, 3, &before).await;
-    let mut args = run_args(&topic, &dlq, &url, "it-catalog");
-    args.alerts_topic = alerts.clone();
+    publish(&producer, &s.topic, 3, &before).await;
+    let mut args = s.run_args("it-catalog");
     args.catalog_topic = catalog.clone();
     run_until_idle(args.clone()).await;
     assert_eq!(
-        common::topic_size(&alerts),
+        common::topic_size(&s.alerts),
         0,
         "lines matching the catalog raise nothing"
     );
     let old_version: i64 = sqlx::query_scalar("SELECT version_id FROM catalog_versions")
-        .fetch_one(&pool)
+        .fetch_one(&s.pool)
         .await
         .expect("version");
 
@@ -561,7 +580,7 @@ async fn a_catalog_update_changing_a_upc_alerts_and_opens_a_version_without_touc
     common::send(&producer, &catalog, ISRC.as_bytes(), &update).await;
     run_until_idle(args).await;
 
-    let found = alerts_on(&alerts, 1);
+    let found = alerts_on(&s.alerts, 1);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].kind, "catalog_upc_changed");
     assert_eq!(found[0].expected.as_deref(), Some(upc_for(1).as_str()));
@@ -569,7 +588,7 @@ async fn a_catalog_update_changing_a_upc_alerts_and_opens_a_version_without_touc
     let versions: Vec<(i64, chrono::NaiveDate, Option<chrono::NaiveDate>)> = sqlx::query_as(
         "SELECT version_id, valid_from, valid_to FROM catalog_versions ORDER BY valid_from",
     )
-    .fetch_all(&pool)
+    .fetch_all(&s.pool)
     .await
     .expect("versions");
     let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
@@ -582,7 +601,7 @@ async fn a_catalog_update_changing_a_upc_alerts_and_opens_a_version_without_touc
     assert_eq!((versions[1].1, versions[1].2), (day("2026-07-01"), None));
     let source: String =
         sqlx::query_scalar("SELECT source FROM catalog_versions WHERE valid_to IS NULL")
-            .fetch_one(&pool)
+            .fetch_one(&s.pool)
             .await
             .expect("source");
     assert!(source.starts_with("label-ops ("), "{source}");
@@ -591,7 +610,7 @@ async fn a_catalog_update_changing_a_upc_alerts_and_opens_a_version_without_touc
     )
     .bind(old_version)
     .bind(upc_for(1))
-    .fetch_one(&pool)
+    .fetch_one(&s.pool)
     .await
     .expect("rows");
     assert_eq!(
@@ -602,17 +621,14 @@ async fn a_catalog_update_changing_a_upc_alerts_and_opens_a_version_without_touc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_drifting_stream_neither_loses_nor_multiplies_alerts() {
-    let topic = common::fresh_topic("it.drift.crash.raw", 2).await;
-    let dlq = common::fresh_topic("it.drift.crash.dlq", 1).await;
-    let alerts = common::fresh_topic("it.drift.crash.alerts", 1).await;
-    let (url, pool) = common::fresh_database().await;
+    let s = setup("it.drift.crash", 2).await;
     // 20 catalogued ISRCs; every 10th line carries a wrong UPC out of 5 possible ones.
     let isrcs: Vec<String> = (0..20).map(|i| format!("GBQZA24{:05}", 100 + i)).collect();
     let catalog: Vec<RawCatalogEntry> = isrcs
         .iter()
         .map(|i| entry(i, &upc_for(1), "2026-01-01"))
         .collect();
-    load_catalog(&pool, &catalog).await;
+    load_catalog(&s.pool, &catalog).await;
     let mut expected_drifts = HashSet::new();
     let mut drifting = 0i64;
     let lines: Vec<DecodedLine> = distinct_lines(94, 1, 6_000)
@@ -638,11 +654,11 @@ async fn sigkill_during_a_drifting_stream_neither_loses_nor_multiplies_alerts() 
     let group = format!("it-drift-crash-{}", common::unique_suffix());
     let run = [
         "--topics",
-        &topic,
+        &s.topic,
         "--dlq-topic",
-        &dlq,
+        &s.dlq,
         "--alerts-topic",
-        &alerts,
+        &s.alerts,
         "--group",
         &group,
         "--batch-size",
@@ -657,21 +673,24 @@ async fn sigkill_during_a_drifting_stream_neither_loses_nor_multiplies_alerts() 
         "--instance-id",
         "drift-crash",
     ];
-    let streaming = publish_in_background(common::producer(), &topic, records);
-    kill_at_thresholds(&run, &url, &pool, &[0, 900, 2_100, 3_300, 4_500]).await;
+    let streaming = publish_in_background(common::producer(), &s.topic, records);
+    kill_at_thresholds(&run, &s.url, &s.pool, &[0, 900, 2_100, 3_300, 4_500]).await;
     streaming.await.expect("producer");
-    let mut last = spawn_run(&[&run[..], &["--exit-when-idle-ms", "3000"]].concat(), &url);
+    let mut last = spawn_run(
+        &[&run[..], &["--exit-when-idle-ms", "3000"]].concat(),
+        &s.url,
+    );
     assert!(
         wait_exit(&mut last, Duration::from_secs(300))
             .await
             .success()
     );
 
-    assert_eq!(ledger_count(&pool).await, 6_000);
+    assert_eq!(ledger_count(&s.pool).await, 6_000);
     let (distinct, occurrences): (i64, i64) = sqlx::query_as(
         "SELECT count(DISTINCT drift_id), sum(occurrences)::bigint FROM drift_events",
     )
-    .fetch_one(&pool)
+    .fetch_one(&s.pool)
     .await
     .expect("drift events");
     assert_eq!(
@@ -683,7 +702,7 @@ async fn sigkill_during_a_drifting_stream_neither_loses_nor_multiplies_alerts() 
         occurrences, drifting,
         "every drifting line counted exactly once"
     );
-    let published = alerts_on(&alerts, common::topic_size(&alerts) as usize);
+    let published = alerts_on(&s.alerts, common::topic_size(&s.alerts) as usize);
     let ids: HashSet<&str> = published.iter().map(|a| a.alert_id.as_str()).collect();
     assert_eq!(ids.len(), expected_drifts.len(), "no alert lost");
     let pairs: HashSet<(String, String)> = published
@@ -695,19 +714,15 @@ async fn sigkill_during_a_drifting_stream_neither_loses_nor_multiplies_alerts() 
 
 #[tokio::test]
 async fn alerts_tail_json_prints_one_parseable_object_per_alert() {
-    let topic = common::fresh_topic("it.tail.raw", 1).await;
-    let dlq = common::fresh_topic("it.tail.dlq", 1).await;
-    let alerts = common::fresh_topic("it.tail.alerts", 1).await;
-    let (url, pool) = common::fresh_database().await;
-    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    let s = setup("it.tail", 1).await;
+    load_catalog(&s.pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
     let mut lines = lines_for(95, 1, 4, ISRC, &upc_for(7));
     lines[1].upc = Some(upc_for(8));
     lines[2].isrc = "USRC17607839".into();
-    publish(&common::producer(), &topic, 3, &lines).await;
-    let mut args = run_args(&topic, &dlq, &url, "it-tail");
-    args.alerts_topic = alerts.clone();
+    publish(&common::producer(), &s.topic, 3, &lines).await;
+    let args = s.run_args("it-tail");
     run_until_idle(args).await;
-    assert_eq!(common::topic_size(&alerts), 3);
+    assert_eq!(common::topic_size(&s.alerts), 3);
 
     let output = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
         .args([
@@ -716,7 +731,7 @@ async fn alerts_tail_json_prints_one_parseable_object_per_alert() {
             "--json",
             "--from-beginning",
             "--alerts-topic",
-            &alerts,
+            &s.alerts,
             "--limit",
             "2",
         ])
@@ -753,34 +768,30 @@ async fn alerts_tail_json_prints_one_parseable_object_per_alert() {
 
 #[tokio::test]
 async fn alerts_tail_dsp_matches_every_dsp_that_showed_the_drift() {
-    let topic = common::fresh_topic("it.tail.raw", 1).await;
-    let dlq = common::fresh_topic("it.tail.dlq", 1).await;
-    let alerts = common::fresh_topic("it.tail.alerts", 1).await;
-    let (url, pool) = common::fresh_database().await;
-    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    let s = setup("it.tail", 1).await;
+    load_catalog(&s.pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
     // The same UPC drift, first at one DSP, then at another: one alert, naming the first.
     let mut lines = lines_for(96, 1, 2, ISRC, &upc_for(7));
     lines[0].dsp_name = "Spotify".into();
     lines[1].dsp_name = "Deezer".into();
-    publish(&common::producer(), &topic, 3, &lines).await;
-    let mut args = run_args(&topic, &dlq, &url, "it-tail-dsp");
-    args.alerts_topic = alerts.clone();
+    publish(&common::producer(), &s.topic, 3, &lines).await;
+    let args = s.run_args("it-tail-dsp");
     run_until_idle(args).await;
-    assert_eq!(common::topic_size(&alerts), 1);
+    assert_eq!(common::topic_size(&s.alerts), 1);
 
     let tail = |dsp: &str| {
         let output = Command::new(env!("CARGO_BIN_EXE_royalty-ingest"))
             .args(["alerts", "tail", "--json", "--from-beginning"])
             .args([
                 "--alerts-topic",
-                &alerts,
+                &s.alerts,
                 "--dsp",
                 dsp,
                 "--idle-exit-ms",
                 "3000",
             ])
             .env("KAFKA_BROKERS", common::brokers())
-            .env("DATABASE_URL", &url)
+            .env("DATABASE_URL", &s.url)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .output()
@@ -907,27 +918,23 @@ async fn catalog_as_of_answers_what_was_known_at_a_time_even_after_a_backdated_u
 /// again. The entry is applied with the character replaced; the run goes on.
 #[tokio::test]
 async fn a_catalog_update_with_a_nul_in_its_source_does_not_stop_the_run() {
-    let topic = common::fresh_topic("it.drift.nulraw", 1).await;
+    let s = setup("it.drift.nul", 1).await;
     let catalog = common::fresh_topic("it.drift.nulcat", 1).await;
-    let dlq = common::fresh_topic("it.drift.nuldlq", 1).await;
-    let alerts = common::fresh_topic("it.drift.nulalerts", 1).await;
-    let (url, pool) = common::fresh_database().await;
     let update = common::catalog_update(&entry(ISRC, &upc_for(1), "2026-01-01"), "label\0ops");
     let producer = common::producer();
     common::send(&producer, &catalog, ISRC.as_bytes(), &update).await;
     let lines = lines_for(97, 1, 5, ISRC, &upc_for(1));
-    publish(&producer, &topic, 3, &lines).await;
-    let mut args = run_args(&topic, &dlq, &url, "it-nul");
-    args.alerts_topic = alerts;
+    publish(&producer, &s.topic, 3, &lines).await;
+    let mut args = s.run_args("it-nul");
     args.catalog_topic = catalog;
     let run = tokio::time::timeout(Duration::from_secs(60), run_until_idle(args))
         .await
         .expect("the run ends by itself");
     assert_eq!(run.stats.dead_letters, 0);
     let source: String = sqlx::query_scalar("SELECT source FROM catalog_versions")
-        .fetch_one(&pool)
+        .fetch_one(&s.pool)
         .await
         .expect("the entry was applied");
     assert!(source.starts_with("label\u{fffd}ops"), "{source}");
-    assert_eq!(ledger_count(&pool).await, 5);
+    assert_eq!(ledger_count(&s.pool).await, 5);
 }
