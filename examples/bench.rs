@@ -23,11 +23,13 @@
 //!    is N / (spawn → drained): process start, migrations and the group join count, the
 //!    idle wait does not. Peak RSS is VmHWM, CPU is utime+stime, both read from /proc
 //!    every 100 ms (the last reading falls in the idle wait, so no work is missed);
-//! 5. **steady**: `run` as a daemon on another fresh topic and database. Once a probe line
-//!    is booked (the daemon owns its partitions), an rdkafka producer (linger.ms 5, acks
-//!    all) sends R records/s for S seconds, each when it is due. Latency is
-//!    `first_ingested_at` (now() = start of the batch transaction) minus `source_timestamp`
-//!    (the producer's CreateTime), percentiles by PostgreSQL's `percentile_cont`.
+//! 5. **steady**: `run` as a daemon on another fresh topic and database, once per rate and
+//!    producer linger asked for. Once a probe line is booked (the daemon owns its
+//!    partitions), an rdkafka producer (`--producer-linger-ms`, default 5; acks all) sends
+//!    R records/s for S seconds, each when it is due. Latency is `first_ingested_at` (now()
+//!    = start of the batch transaction) minus `source_timestamp` (the producer's
+//!    CreateTime), percentiles by PostgreSQL's `percentile_cont`. Transactions are counted
+//!    as distinct `first_ingested_at` values (one per transaction that booked lines).
 //!
 //! Each phase also splits the machine's CPU time by command (from /proc), so a figure taken
 //! while something else ran (a build, tests) says so. Nothing is asserted about timings:
@@ -78,9 +80,14 @@ struct Opts {
     /// Partitions of the benchmark topics.
     #[arg(long, default_value_t = 4)]
     partitions: i32,
-    /// Records per second published in the steady phase.
-    #[arg(long, default_value_t = 5_000)]
-    steady_rate: u64,
+    /// Records per second published in the steady phase; a comma-separated list runs one
+    /// steady phase per rate (and per `--producer-linger-ms`).
+    #[arg(long, value_delimiter = ',', default_value = "5000")]
+    steady_rate: Vec<u64>,
+    /// The steady producer's `linger.ms`; a comma-separated list runs one steady phase per
+    /// value. Kafka's clients default to 0 (older Java) or 5.
+    #[arg(long, value_delimiter = ',', default_value = "5")]
+    producer_linger_ms: Vec<u64>,
     /// How many seconds the steady phase publishes.
     #[arg(long, default_value_t = 30)]
     steady_seconds: u64,
@@ -175,13 +182,13 @@ async fn interrupted() {
 /// The summary table and the JSON document, filled in phase by phase.
 #[derive(Default)]
 struct Results {
-    rows: Vec<(&'static str, String)>,
+    rows: Vec<(String, String)>,
     json: serde_json::Map<String, Value>,
 }
 
 impl Results {
-    fn row(&mut self, label: &'static str, value: String) {
-        self.rows.push((label, value));
+    fn row(&mut self, label: impl Into<String>, value: String) {
+        self.rows.push((label.into(), value));
     }
 }
 
@@ -213,7 +220,7 @@ async fn all_phases(opts: &Opts, scratch: &Scratch) -> anyhow::Result<()> {
     results.json.insert("machine".into(), json_machine);
     let o = opts;
     let options = json!({ "records": o.records, "partitions": o.partitions, "steady_rate": o.steady_rate,
-                          "steady_seconds": o.steady_seconds, "skip_steady": o.skip_steady,
+                          "producer_linger_ms": o.producer_linger_ms, "steady_seconds": o.steady_seconds, "skip_steady": o.skip_steady,
                           "mix": o.mix.name() });
     results.json.insert("options".into(), options);
 
@@ -227,7 +234,17 @@ async fn all_phases(opts: &Opts, scratch: &Scratch) -> anyhow::Result<()> {
     let ceilings = [consumer_rate, bare, keyed, ledger];
     batch_phase(opts, scratch, &topic, records, ceilings, &dir, &mut results).await?;
     if !opts.skip_steady {
-        steady_phase(opts, scratch, &dir, &mut results).await?;
+        let mut runs = Vec::new();
+        for &rate in &opts.steady_rate {
+            for &linger in &opts.producer_linger_ms {
+                let run = Steady {
+                    rate,
+                    linger_ms: linger,
+                };
+                runs.push(steady_phase(opts, scratch, &dir, run, &mut results).await?);
+            }
+        }
+        results.json.insert("steady".into(), Value::Array(runs));
     }
 
     let width = results.rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -801,28 +818,41 @@ async fn watch_batch_run(
     })
 }
 
-/// Phase 5: a daemon fed at a steady rate; latency from record timestamp to transaction.
+/// One steady run: the rate and the producer's linger.
+#[derive(Debug, Clone, Copy)]
+struct Steady {
+    rate: u64,
+    linger_ms: u64,
+}
+
+/// Phase 5: a daemon fed at a steady rate by a producer lingering `run.linger_ms`; latency
+/// from record timestamp to transaction, and the transactions per second that carried it.
+/// Returns the run's JSON.
 async fn steady_phase(
     opts: &Opts,
     scratch: &Scratch,
     dir: &Path,
+    run: Steady,
     results: &mut Results,
-) -> anyhow::Result<()> {
-    let url = scratch.database("steady").await?;
-    let (group, topic) = (scratch.group("steady"), scratch.topic("steady"));
+) -> anyhow::Result<Value> {
+    let Steady { rate, linger_ms } = run;
+    let role = format!("steady_{rate}_l{linger_ms}");
+    let url = scratch.database(&role).await?;
+    let (group, topic) = (scratch.group(&role), scratch.topic(&role));
     create_topic(&opts.brokers, &topic, opts.partitions).await?;
     let pool = connect(&url).await?;
-    let log = dir.join("steady.log");
-    let args = run_args(opts, scratch, &url, &group, &topic, "steady");
+    let log = dir.join(format!("{role}.log"));
+    let args = run_args(opts, scratch, &url, &group, &topic, &role);
     let mut child = spawn(&opts.royalty_ingest, &args, &log)?;
     let monitor = Monitor::start(child.0.id());
 
-    let total = opts.steady_rate * opts.steady_seconds;
+    let secs = opts.steady_seconds;
+    let total = rate * secs;
     let (probe_txn, records) = steady_records(total)?;
     let producer: FutureProducer = client_config(&opts.brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "5")
+        .set("linger.ms", linger_ms.to_string())
         .create()
         .context("cannot create the producer")?;
 
@@ -842,9 +872,8 @@ async fn steady_phase(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (rate, secs) = (opts.steady_rate, opts.steady_seconds);
     eprintln!(
-        "[bench] steady: the daemon booked the probe; publishing {rate} records/s for {secs} s"
+        "[bench] steady: the daemon booked the probe; publishing {rate} records/s for {secs} s (producer linger.ms {linger_ms})"
     );
 
     let before = CpuSnapshot::take();
@@ -863,34 +892,45 @@ async fn steady_phase(
     // Before this program's own queries of the ledger; after the daemon's exit, so that its
     // connections have flushed their table statistics.
     let (scans, scans_json) = ledger_scans(&pool).await;
+    // `first_ingested_at` is the inserting transaction's now(): one distinct value per
+    // transaction that booked steady lines.
     let latency = "SELECT coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), 0), \
-            coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), 0), coalesce(max(ms), 0) \
-        FROM (SELECT (extract(epoch FROM first_ingested_at - source_timestamp) * 1000)::float8 AS ms \
+            coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), 0), coalesce(max(ms), 0), \
+            count(DISTINCT first_ingested_at), \
+            coalesce(extract(epoch FROM max(first_ingested_at) - min(first_ingested_at))::float8, 0) \
+        FROM (SELECT (extract(epoch FROM first_ingested_at - source_timestamp) * 1000)::float8 AS ms, \
+                     first_ingested_at \
                 FROM royalty_ledger WHERE transaction_id <> $1) AS t";
     let query = sqlx::query_as(latency)
         .bind(&probe_txn)
         .fetch_one(&pool)
         .await;
-    let (p50, p99, max): (f64, f64, f64) = query.context("cannot compute the latencies")?;
+    let (p50, p99, max, transactions, span): (f64, f64, f64, i64, f64) =
+        query.context("cannot compute the latencies")?;
     pool.close().await;
 
     let rss = proc.peak_rss_kib as f64 / 1024.0;
     let achieved = total as f64 / send_secs;
+    let per_second = transactions as f64 / span.max(1.0);
+    let lines_per = total as f64 / (transactions.max(1) as f64);
+    let head = format!("steady {rate}/s, producer linger.ms {linger_ms}");
     let published = format!("{total} records at {achieved:.0}/s over {send_secs:.1} s");
-    results.row("steady: published (linger.ms 5)", published);
+    results.row(format!("{head}: published"), published);
     let latencies = format!("{p50:.0} / {p99:.0} / {max:.0} ms ({booked} of {total} booked)");
-    results.row("steady: latency p50 / p99 / max", latencies);
-    results.row("steady: run peak RSS", format!("{rss:.0} MiB"));
+    results.row("  latency p50 / p99 / max", latencies);
+    let carried = format!("{transactions} ({per_second:.0}/s, {lines_per:.0} lines each)");
+    results.row("  transactions that booked lines", carried);
+    results.row("  run peak RSS", format!("{rss:.0} MiB"));
     results.row("  CPU until all booked", split);
     results.row("  royalty_ledger scans", scans);
     let command = format!("royalty-ingest {}", args.replace(&url, &redact(&url)));
-    let json = json!({
-        "rate": rate, "seconds": secs, "sent": total, "send_seconds": send_secs, "booked": booked,
-        "latency_p50_ms": p50, "latency_p99_ms": p99, "latency_max_ms": max, "peak_rss_mib": rss,
-        "stop": stop, "ledger_scans": scans_json, "command": command, "cpu_until_booked": split_json,
-    });
-    results.json.insert("steady".into(), json);
-    Ok(())
+    Ok(json!({
+        "rate": rate, "producer_linger_ms": linger_ms, "seconds": secs, "sent": total,
+        "send_seconds": send_secs, "booked": booked, "latency_p50_ms": p50,
+        "latency_p99_ms": p99, "latency_max_ms": max, "transactions": transactions,
+        "transactions_per_second": per_second, "peak_rss_mib": rss, "stop": stop,
+        "ledger_scans": scans_json, "command": command, "cpu_until_booked": split_json,
+    }))
 }
 
 /// A record to publish: key and value.

@@ -197,6 +197,12 @@ pub struct RunArgs {
     #[arg(long, env = "ROYALTY_LINGER_MS", default_value_t = 200)]
     pub linger_ms: u64,
 
+    /// The youngest a batch is committed at a partition's end, in milliseconds. A producer
+    /// with a short linger ends nearly every fetch at a partition's end; without a floor
+    /// each fetch would be a transaction of its own. Adds at most this much latency.
+    #[arg(long, env = "ROYALTY_COMMIT_FLOOR_MS", default_value_t = 5)]
+    pub commit_floor_ms: u64,
+
     /// Where a partition with no row in `consumer_offsets` starts.
     #[arg(long, env = "ROYALTY_START", value_enum, default_value_t = StartPolicy::Earliest)]
     pub start: StartPolicy,
@@ -320,6 +326,11 @@ impl RunArgs {
     /// The linger time as a duration.
     pub fn linger(&self) -> Duration {
         Duration::from_millis(self.linger_ms)
+    }
+
+    /// The commit floor as a duration.
+    pub fn commit_floor(&self) -> Duration {
+        Duration::from_millis(self.commit_floor_ms)
     }
 
     /// The metrics address, if the endpoint is on.

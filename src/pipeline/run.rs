@@ -80,6 +80,8 @@ enum Trigger {
     RecordTaken,
     /// A partition was read to its end.
     CaughtUp,
+    /// The batch reached the commit floor after a partition's end was deferred to it.
+    FloorReached,
     /// The batch's linger time passed.
     LingerElapsed,
     /// Partitions are being revoked: the callback waits for the batch to be settled.
@@ -99,6 +101,8 @@ struct BatchState {
     bytes: usize,
     /// Whether more events wait in the channel.
     events_queued: bool,
+    /// Time since the batch's first record.
+    age: Duration,
 }
 
 /// Limits a batch is held to.
@@ -108,24 +112,33 @@ struct BatchLimits {
     records: usize,
     /// Half the read-ahead budget: the poll thread waits for the other half.
     bytes: usize,
+    /// `--commit-floor-ms`: the youngest a batch is committed at a partition's end.
+    floor: Duration,
 }
 
 /// The one place that decides whether the batch in hand is committed now.
 ///
 /// - Full (by count or by bytes): commit, whatever else is queued.
 /// - A partition reached its end and nothing else is queued: the stream is trickling, and
-///   waiting out the linger time would only add latency. Not while events are queued: a
-///   trickle ends nearly every fetch at a partition's end, and committing at each would
-///   make one transaction per record. Under load no partition reaches its end.
-/// - The linger time passed, a revocation, a fatal error, stopping: commit what is there.
+///   waiting out the linger time would only add latency. Not while events are queued, and
+///   not before the batch is `floor` old: a trickle ends nearly every fetch at a
+///   partition's end, and committing at each would make one small transaction per fetch (a
+///   producer lingering 1 ms sends a fetch's worth every millisecond). The loop then
+///   commits when the floor is reached. Under load no partition reaches its end.
+/// - The floor or the linger time passed, a revocation, a fatal error, stopping: commit
+///   what is there.
 fn flush_now(trigger: Trigger, state: BatchState, limits: BatchLimits) -> bool {
     if state.records == 0 {
         return false;
     }
     match trigger {
         Trigger::RecordTaken => state.records >= limits.records || state.bytes >= limits.bytes,
-        Trigger::CaughtUp => !state.events_queued,
-        Trigger::LingerElapsed | Trigger::Revoked | Trigger::Fatal | Trigger::Stopping => true,
+        Trigger::CaughtUp => !state.events_queued && state.age >= limits.floor,
+        Trigger::FloorReached
+        | Trigger::LingerElapsed
+        | Trigger::Revoked
+        | Trigger::Fatal
+        | Trigger::Stopping => true,
     }
 }
 
@@ -151,6 +164,7 @@ impl BatchLoop<'_> {
         let limits = BatchLimits {
             records: self.args.batch_size,
             bytes: self.args.read_ahead_mib.max(1) as usize * 512 * 1024,
+            floor: self.args.commit_floor(),
         };
         // High watermarks of owned partitions as last seen, for the lag metric.
         let mut highs: HashMap<TopicPartition, i64> = HashMap::new();
@@ -160,14 +174,27 @@ impl BatchLoop<'_> {
         let mut last_activity = Instant::now();
         let idle_limit = self.args.exit_when_idle_ms.map(Duration::from_millis);
         let linger = self.args.linger();
+        // Set when a partition's end found the batch younger than the floor: it is then
+        // committed when it reaches the floor (or fills) instead of waiting out the linger.
+        let mut due_at_floor = false;
         loop {
-            let linger_deadline = tokio::time::Instant::from_std(batch_started + linger);
+            let (deadline, on_deadline) = if due_at_floor {
+                (
+                    batch_started + limits.floor.min(linger),
+                    Trigger::FloorReached,
+                )
+            } else {
+                (batch_started + linger, Trigger::LingerElapsed)
+            };
+            let deadline = tokio::time::Instant::from_std(deadline);
             let state = |pending: &Vec<SourceMessage>,
                          bytes: usize,
-                         events: &mpsc::Receiver<SourceEvent>| BatchState {
+                         events: &mpsc::Receiver<SourceEvent>,
+                         started: Instant| BatchState {
                 records: pending.len(),
                 bytes,
                 events_queued: !events.is_empty(),
+                age: started.elapsed(),
             };
             let idle_tick = tokio::time::sleep(Duration::from_millis(100));
             tokio::select! {
@@ -207,10 +234,11 @@ impl BatchLoop<'_> {
                                 if pending.is_empty() {
                                     batch_started = Instant::now();
                                     pending_bytes = 0;
+                                    due_at_floor = false;
                                 }
                                 pending_bytes += message.size();
                                 pending.push(message);
-                                if flush_now(Trigger::RecordTaken, state(&pending, pending_bytes, &events), limits)
+                                if flush_now(Trigger::RecordTaken, state(&pending, pending_bytes, &events, batch_started), limits)
                                     && let Flush::ShutdownDuringRetry = self.flush(&mut positions, &mut pending, &mut totals).await? {
                                         break;
                                     }
@@ -221,15 +249,19 @@ impl BatchLoop<'_> {
                             for end in &list {
                                 highs.insert(end.partition.clone(), end.high);
                             }
-                            if flush_now(Trigger::CaughtUp, state(&pending, pending_bytes, &events), limits)
-                                && let Flush::ShutdownDuringRetry = self.flush(&mut positions, &mut pending, &mut totals).await? {
+                            let now = state(&pending, pending_bytes, &events, batch_started);
+                            if flush_now(Trigger::CaughtUp, now, limits) {
+                                if let Flush::ShutdownDuringRetry = self.flush(&mut positions, &mut pending, &mut totals).await? {
                                     break;
                                 }
+                            } else if now.records > 0 && !now.events_queued {
+                                due_at_floor = true;
+                            }
                         }
                         SourceEvent::Revoked { partitions, done } => {
                             // Settle what is buffered (the records of the revoked partitions
                             // included) while this instance still owns them.
-                            let outcome = if flush_now(Trigger::Revoked, state(&pending, pending_bytes, &events), limits) {
+                            let outcome = if flush_now(Trigger::Revoked, state(&pending, pending_bytes, &events, batch_started), limits) {
                                 self.flush(&mut positions, &mut pending, &mut totals).await?
                             } else {
                                 Flush::Done
@@ -246,15 +278,15 @@ impl BatchLoop<'_> {
                             }
                         }
                         SourceEvent::Fatal(message) => {
-                            if flush_now(Trigger::Fatal, state(&pending, pending_bytes, &events), limits) {
+                            if flush_now(Trigger::Fatal, state(&pending, pending_bytes, &events, batch_started), limits) {
                                 self.flush(&mut positions, &mut pending, &mut totals).await?;
                             }
                             anyhow::bail!(message);
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(linger_deadline), if !pending.is_empty() => {
-                    if flush_now(Trigger::LingerElapsed, state(&pending, pending_bytes, &events), limits)
+                _ = tokio::time::sleep_until(deadline), if !pending.is_empty() => {
+                    if flush_now(on_deadline, state(&pending, pending_bytes, &events, batch_started), limits)
                         && let Flush::ShutdownDuringRetry = self.flush(&mut positions, &mut pending, &mut totals).await? {
                         break;
                     }
@@ -277,6 +309,7 @@ impl BatchLoop<'_> {
                 records: pending.len(),
                 bytes: pending_bytes,
                 events_queued: false,
+                age: batch_started.elapsed(),
             },
             limits,
         );
@@ -603,50 +636,75 @@ mod tests {
         let limits = BatchLimits {
             records: 3,
             bytes: 1_000,
+            floor: Duration::from_millis(5),
         };
-        let state = |records, bytes, events_queued| BatchState {
+        let old = Duration::from_millis(5);
+        let young = Duration::from_millis(4);
+        let state = |records, bytes, events_queued, age| BatchState {
             records,
             bytes,
             events_queued,
+            age,
         };
         // An empty batch is never committed, whatever happened.
         for trigger in [
             Trigger::RecordTaken,
             Trigger::CaughtUp,
+            Trigger::FloorReached,
             Trigger::LingerElapsed,
             Trigger::Revoked,
             Trigger::Fatal,
             Trigger::Stopping,
         ] {
             assert!(
-                !flush_now(trigger, state(0, 0, false), limits),
+                !flush_now(trigger, state(0, 0, false, old), limits),
                 "{trigger:?}"
             );
         }
-        // Full by count or by bytes, even with events queued.
+        // Full by count or by bytes, even with events queued, however young.
         assert!(!flush_now(
             Trigger::RecordTaken,
-            state(2, 999, true),
+            state(2, 999, true, old),
             limits
         ));
-        assert!(flush_now(Trigger::RecordTaken, state(3, 10, true), limits));
         assert!(flush_now(
             Trigger::RecordTaken,
-            state(1, 1_000, true),
+            state(3, 10, true, young),
             limits
         ));
-        // A partition's end commits only when nothing else is queued (a trickle).
-        assert!(!flush_now(Trigger::CaughtUp, state(1, 10, true), limits));
-        assert!(flush_now(Trigger::CaughtUp, state(1, 10, false), limits));
-        // The linger time, a revocation, a fatal error and stopping commit what is there.
+        assert!(flush_now(
+            Trigger::RecordTaken,
+            state(1, 1_000, true, young),
+            limits
+        ));
+        // A partition's end commits only when nothing else is queued (a trickle), and only
+        // a batch at least as old as the floor: a younger one waits for FloorReached.
+        assert!(!flush_now(
+            Trigger::CaughtUp,
+            state(1, 10, true, old),
+            limits
+        ));
+        assert!(!flush_now(
+            Trigger::CaughtUp,
+            state(1, 10, false, young),
+            limits
+        ));
+        assert!(flush_now(
+            Trigger::CaughtUp,
+            state(1, 10, false, old),
+            limits
+        ));
+        // The floor or the linger time, a revocation, a fatal error and stopping commit
+        // what is there.
         for trigger in [
+            Trigger::FloorReached,
             Trigger::LingerElapsed,
             Trigger::Revoked,
             Trigger::Fatal,
             Trigger::Stopping,
         ] {
             assert!(
-                flush_now(trigger, state(1, 10, true), limits),
+                flush_now(trigger, state(1, 10, true, young), limits),
                 "{trigger:?}"
             );
         }

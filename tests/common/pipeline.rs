@@ -41,6 +41,7 @@ pub fn run_args(topic: &str, dlq: &str, database_url: &str, group: &str) -> RunA
         max_record_kib: 1024,
         lanes: 2,
         linger_ms: 50,
+        commit_floor_ms: 5,
         start: StartPolicy::Earliest,
         allow_offset_skip: false,
         schemas: SchemaArgs::default(),
