@@ -2,12 +2,14 @@
 //!
 //! One run measures, on one machine, the pipeline and the ceilings it is judged against:
 //!
-//! 1. **publish**: `royalty-ingest sample --seed 7` writes N records (schema v1–v3,
-//!    redeliveries, restatements, invalid records) to a fresh topic. With `--mix
-//!    drift-heavy` the same records are published by this program with every valid line's
-//!    ISRC replaced by one of its own (a redelivery or restatement keeps its line's), and
-//!    the batch run's database gets a one-track catalog first: every line is then drift
-//!    (an ISRC unknown to a loaded catalog);
+//! 1. **publish**: `royalty-ingest sample --seed 7` writes N records (schema v1–v3, 8%
+//!    redeliveries, 4% restatements, 3% invalid records) to a fresh topic: the clean mix,
+//!    always published, since every other scenario is compared with it. Each other
+//!    `--mix` gets a topic of its own, published by this program: `drift-heavy` is the
+//!    same records with every valid line's ISRC replaced by one of its own (a redelivery or
+//!    restatement keeps its line's), and its batch run's database gets a one-track catalog
+//!    first, so every line is drift (an ISRC unknown to a loaded catalog);
+//!    `restatement-heavy` has 30% restatements, `dead-letter-heavy` 20% invalid records;
 //! 2. **consumer ceiling**: a bare rdkafka `BaseConsumer` assigned every partition from the
 //!    beginning counts records, with no processing, until each partition reaches its high
 //!    watermark;
@@ -17,8 +19,11 @@
 //!    `line_key` (the issue's "keyed table"), and `royalty_ledger` itself (primary key,
 //!    indexes, checks: what `run` writes into). Rows are encoded (with sqlx's own encoders,
 //!    NUMERIC included) before the clock starts;
-//! 4. **batch run**: `royalty-ingest run --exit-when-idle-ms 2000` on a fresh database and
-//!    group, from an empty ledger. *Drained* is the first moment (polled every 100 ms) the
+//! 4. **batch run**, once per scenario (the clean mix from an empty ledger first, then each
+//!    other `--mix`, then the clean mix over each `--prefill`, each with its ratio to the
+//!    first): `royalty-ingest run --exit-when-idle-ms 2000` on a fresh database and group.
+//!    A prefilled ledger holds P rows of 36 earlier periods, inserted (and vacuumed) before
+//!    the clock starts. *Drained* is the first moment (polled every 100 ms) the
 //!    offsets `run` stored in `consumer_offsets` cover every record of the topic; the rate
 //!    is N / (spawn → drained): process start, migrations and the group join count, the
 //!    idle wait does not. Peak RSS is VmHWM, CPU is utime+stime, both read from /proc
@@ -55,7 +60,7 @@ use royalty_ingest::db::redact;
 use royalty_ingest::domain::LineKey;
 use royalty_ingest::drift::catalog::{RawCatalogEntry, check_entry};
 use royalty_ingest::sample::{
-    SampleKind, SampleRng, generate, isrc_for, record_key, upc_for, valid_line,
+    SampleKind, SampleMix, SampleRng, generate_mix, isrc_for, record_key, upc_for, valid_line,
 };
 use serde_json::{Value, json};
 use sqlx::encode::IsNull;
@@ -94,11 +99,18 @@ struct Opts {
     /// Skip the steady (latency) phase.
     #[arg(long)]
     skip_steady: bool,
-    /// What the published lines are: `clean` (the sample as `royalty-ingest sample` makes
-    /// it, no catalog) or `drift-heavy` (the same records, every valid line with an ISRC
-    /// of its own that a one-track catalog loaded before the batch run does not know).
-    #[arg(long, value_enum, default_value_t = Mix::Clean)]
-    mix: Mix,
+    /// What the published lines are, a comma-separated list; each gets a batch run
+    /// compared with the clean one (always run first): `clean` (the sample as
+    /// `royalty-ingest sample` makes it, no catalog), `drift-heavy` (the same records, every
+    /// valid line with an ISRC of its own that a one-track catalog loaded before the batch
+    /// run does not know), `restatement-heavy` (30% restatements), `dead-letter-heavy`
+    /// (20% invalid records).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "clean")]
+    mix: Vec<Mix>,
+    /// Rows of earlier periods in the ledger before a clean batch run, a comma-separated
+    /// list (0: an empty ledger, the clean run every scenario is compared with).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    prefill: Vec<u64>,
     /// Keep the scratch databases and topics for inspection.
     #[arg(long)]
     keep: bool,
@@ -117,13 +129,17 @@ struct Opts {
     database_url: String,
 }
 
-/// The kind of data published for the ceilings and the batch run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// The kind of data published for a batch run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
 enum Mix {
     /// `royalty-ingest sample --seed 7`, no catalog: no drift.
     Clean,
     /// The same records with distinct ISRCs, unknown to a loaded one-track catalog.
     DriftHeavy,
+    /// 30% restatements of earlier lines.
+    RestatementHeavy,
+    /// 20% records the decoder or validator refuses.
+    DeadLetterHeavy,
 }
 
 impl Mix {
@@ -131,7 +147,72 @@ impl Mix {
         match self {
             Mix::Clean => "clean",
             Mix::DriftHeavy => "drift-heavy",
+            Mix::RestatementHeavy => "restatement-heavy",
+            Mix::DeadLetterHeavy => "dead-letter-heavy",
         }
+    }
+
+    /// The shares the generator is asked for.
+    fn shares(self) -> SampleMix {
+        match self {
+            Mix::Clean | Mix::DriftHeavy => SampleMix::default(),
+            Mix::RestatementHeavy => SampleMix {
+                restatements: 30,
+                ..SampleMix::default()
+            },
+            Mix::DeadLetterHeavy => SampleMix {
+                invalid: 20,
+                ..SampleMix::default()
+            },
+        }
+    }
+}
+
+/// One batch run: what was published and how many rows the ledger held before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Scenario {
+    mix: Mix,
+    prefill: u64,
+}
+
+impl Scenario {
+    /// The clean mix into an empty ledger: what every other scenario is compared with.
+    const BASELINE: Scenario = Scenario {
+        mix: Mix::Clean,
+        prefill: 0,
+    };
+
+    fn name(self) -> String {
+        match self.prefill {
+            0 => self.mix.name().to_string(),
+            rows => format!("{}, prefill {rows}", self.mix.name()),
+        }
+    }
+
+    /// A name for its database, group and topics (letters, digits and `_` only).
+    fn role(self) -> String {
+        let mix = self.mix.name().replace('-', "_");
+        match self.prefill {
+            0 => format!("run_{mix}"),
+            rows => format!("run_{mix}_p{rows}"),
+        }
+    }
+
+    /// The baseline, then each other mix from an empty ledger, then the clean mix over each
+    /// prefill, each once.
+    fn all(opts: &Opts) -> Vec<Scenario> {
+        let mixes = opts.mix.iter().map(|&mix| Scenario { mix, prefill: 0 });
+        let prefills = opts.prefill.iter().map(|&prefill| Scenario {
+            mix: Mix::Clean,
+            prefill,
+        });
+        let mut all = vec![Scenario::BASELINE];
+        for scenario in mixes.chain(prefills) {
+            if !all.contains(&scenario) {
+                all.push(scenario);
+            }
+        }
+        all
     }
 }
 
@@ -210,29 +291,66 @@ async fn all_phases(opts: &Opts, scratch: &Scratch) -> anyhow::Result<()> {
         .to_path_buf();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (machine, json_machine) = machine();
+    let scenarios = Scenario::all(opts);
+    let names: Vec<String> = scenarios.iter().map(|s| s.name()).collect();
+    let names = names.join("; ");
     eprintln!(
-        "[bench] {} records ({} mix), {} partitions, {machine}",
-        opts.records,
-        opts.mix.name(),
-        opts.partitions
+        "[bench] {} records, {} partitions, batch runs: {names}; {machine}",
+        opts.records, opts.partitions
     );
     let mut results = Results::default();
     results.json.insert("machine".into(), json_machine);
     let o = opts;
     let options = json!({ "records": o.records, "partitions": o.partitions, "steady_rate": o.steady_rate,
                           "producer_linger_ms": o.producer_linger_ms, "steady_seconds": o.steady_seconds, "skip_steady": o.skip_steady,
-                          "mix": o.mix.name() });
+                          "mix": o.mix.iter().map(|m| m.name()).collect::<Vec<_>>(),
+                          "prefill": o.prefill });
     results.json.insert("options".into(), options);
 
-    let topic = scratch.topic("raw");
-    match opts.mix {
-        Mix::Clean => publish_phase(opts, &topic, &dir, &mut results).await?,
-        Mix::DriftHeavy => publish_drift_heavy(opts, &topic, &mut results).await?,
+    let mut topics: Vec<(Mix, String)> = Vec::new();
+    for scenario in &scenarios {
+        if topics.iter().any(|(mix, _)| *mix == scenario.mix) {
+            continue;
+        }
+        let topic = scratch.topic(&format!("raw_{}", scenario.mix.name().replace('-', "_")));
+        match scenario.mix {
+            Mix::Clean => publish_phase(opts, &topic, &dir, &mut results).await?,
+            mix => publish_generated(opts, mix, &topic, &mut results).await?,
+        }
+        topics.push((scenario.mix, topic));
     }
-    let (records, consumer_rate) = consumer_phase(opts, scratch, &topic, &mut results).await?;
+    let clean_topic = &topics[0].1;
+    let (records, consumer_rate) = consumer_phase(opts, scratch, clean_topic, &mut results).await?;
     let [bare, keyed, ledger] = copy_phase(scratch, opts.records, &mut results).await?;
     let ceilings = [consumer_rate, bare, keyed, ledger];
-    batch_phase(opts, scratch, &topic, records, ceilings, &dir, &mut results).await?;
+    let mut runs: Vec<(Scenario, f64, Value)> = Vec::new();
+    for &scenario in &scenarios {
+        let topic = topics.iter().find(|(mix, _)| *mix == scenario.mix);
+        let topic = &topic.context("every mix was published")?.1;
+        let phase = BatchRun {
+            scenario,
+            topic,
+            total: records,
+            ceilings,
+        };
+        let (rate, json) = batch_phase(opts, scratch, phase, &dir, &mut results).await?;
+        runs.push((scenario, rate, json));
+    }
+    let baseline = runs[0].1;
+    let mut table = Vec::new();
+    for (scenario, rate, json) in runs {
+        let ratio = rate / baseline;
+        results.row(
+            format!("scenario {}", scenario.name()),
+            format!("{}/s, {ratio:.2}x clean", human(rate)),
+        );
+        table.push(
+            json!({ "scenario": scenario.name(), "mix": scenario.mix.name(),
+                           "prefill": scenario.prefill, "records_per_s": rate,
+                           "ratio_to_clean": ratio, "run": json }),
+        );
+    }
+    results.json.insert("runs".into(), Value::Array(table));
     if !opts.skip_steady {
         let mut runs = Vec::new();
         for &rate in &opts.steady_rate {
@@ -249,10 +367,8 @@ async fn all_phases(opts: &Opts, scratch: &Scratch) -> anyhow::Result<()> {
 
     let width = results.rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     println!(
-        "\n== royalty-ingest benchmark: {} records ({} mix), {} partitions, {machine} ==",
-        o.records,
-        o.mix.name(),
-        o.partitions
+        "\n== royalty-ingest benchmark: {} records, {} partitions, {machine} ==",
+        o.records, o.partitions
     );
     for (label, value) in &results.rows {
         println!("{label:<width$}  {value}");
@@ -314,22 +430,26 @@ async fn publish_phase(
     Ok(())
 }
 
-/// Phase 1 with `--mix drift-heavy`: `royalty-ingest sample --seed 7`'s records, encoded
-/// the way it encodes them, with every valid line's ISRC replaced by one of its own (keyed
-/// by line identity, so a redelivery or a restatement keeps its line's ISRC; invalid
-/// records stay as they are). Published by this program: `sample` has no such option.
-async fn publish_drift_heavy(
+/// Phase 1 for a mix other than clean: the generator's records (seed 7, in the mix's
+/// shares), encoded the way `royalty-ingest sample` encodes them. With `drift-heavy`, every
+/// valid line's ISRC is replaced by one of its own (keyed by line identity, so a
+/// redelivery or a restatement keeps its line's ISRC; invalid records stay as they are).
+/// Published by this program: `sample` has no such options.
+async fn publish_generated(
     opts: &Opts,
+    mix: Mix,
     topic: &str,
     results: &mut Results,
 ) -> anyhow::Result<()> {
     let store = SchemaStore::builtin().context("the built-in schemas do not load")?;
     let mut isrcs: HashMap<String, String> = HashMap::new();
     let mut records: Vec<Record> = Vec::with_capacity(opts.records as usize);
-    for mut sample in generate(7, opts.records as usize) {
+    let mut kinds: HashMap<&'static str, u64> = HashMap::new();
+    for mut sample in generate_mix(7, opts.records as usize, mix.shares()) {
+        *kinds.entry(kind_name(sample.kind)).or_default() += 1;
         let value = match sample.schema_version {
             Some(version) => {
-                if sample.kind != SampleKind::Invalid {
+                if mix == Mix::DriftHeavy && sample.kind != SampleKind::Invalid {
                     let next = isrcs.len();
                     let isrc = isrcs
                         .entry(sample.key.clone())
@@ -365,20 +485,37 @@ async fn publish_drift_heavy(
         }
     }
     let (n, secs) = (records.len(), started.elapsed().as_secs_f64());
-    eprintln!(
-        "[bench] publish: {n} records ({} distinct unknown ISRCs) in {secs:.1} s",
-        isrcs.len()
-    );
-    let label = "publish (sample --seed 7, distinct ISRCs)";
+    let mut shares: Vec<String> = kinds
+        .iter()
+        .map(|(kind, count)| format!("{kind} {:.1}%", *count as f64 * 100.0 / n.max(1) as f64))
+        .collect();
+    shares.sort();
+    let (name, distinct) = (mix.name(), isrcs.len());
+    eprintln!("[bench] publish {name}: {n} records in {secs:.1} s");
     let rate = n as f64 / secs;
-    results.row(
-        label,
-        format!("{n} records in {secs:.1} s ({}/s)", human(rate)),
+    let mut text = format!(
+        "{n} records in {secs:.1} s ({}/s): {}",
+        human(rate),
+        shares.join(", ")
     );
-    let json = json!({ "records": n, "seconds": secs, "distinct_isrcs": isrcs.len(),
-                       "command": "sample --seed 7 records with distinct ISRCs (in-process)" });
-    results.json.insert("publish".into(), json);
+    if mix == Mix::DriftHeavy {
+        text += &format!("; {distinct} distinct unknown ISRCs");
+    }
+    results.row(format!("publish {name} (generated, seed 7)"), text);
+    let json = json!({ "records": n, "seconds": secs, "distinct_unknown_isrcs": distinct,
+                       "kinds": kinds, "command": format!("{name} mix of seed 7 (in-process)") });
+    results.json.insert(format!("publish_{name}"), json);
     Ok(())
+}
+
+/// A sample kind as the publish row names it.
+fn kind_name(kind: SampleKind) -> &'static str {
+    match kind {
+        SampleKind::New => "new",
+        SampleKind::Redelivery => "redelivered",
+        SampleKind::Restatement => "restated",
+        SampleKind::Invalid => "invalid",
+    }
 }
 
 /// The `n`th ISRC of the drift-heavy mix: a registrant code no sample ISRC uses.
@@ -657,27 +794,49 @@ where
     Ok(())
 }
 
-/// Phase 4: `run` from an empty ledger until it has stored offsets for every record.
+/// One batch run to measure.
+struct BatchRun<'a> {
+    scenario: Scenario,
+    /// The topic its mix was published to.
+    topic: &'a str,
+    /// Records on it.
+    total: u64,
+    /// Consumer, COPY bare, keyed and ledger rates.
+    ceilings: [f64; 4],
+}
+
+/// Phase 4: `run` from an empty (or prefilled) ledger until it has stored offsets for
+/// every record. Returns its records/s and its JSON.
 async fn batch_phase(
     opts: &Opts,
     scratch: &Scratch,
-    topic: &str,
-    total: u64,
-    ceilings: [f64; 4],
+    phase: BatchRun<'_>,
     dir: &Path,
     results: &mut Results,
-) -> anyhow::Result<()> {
-    let url = scratch.database("run").await?;
-    let group = scratch.group("run");
-    if opts.mix == Mix::DriftHeavy {
+) -> anyhow::Result<(f64, Value)> {
+    let BatchRun {
+        scenario,
+        topic,
+        total,
+        ceilings,
+    } = phase;
+    let role = scenario.role();
+    let name = scenario.name();
+    let url = scratch.database(&role).await?;
+    let group = scratch.group(&role);
+    if scenario.mix == Mix::DriftHeavy {
         load_one_track_catalog(&url).await?;
+    }
+    if scenario.prefill > 0 {
+        prefill(&url, scenario.prefill).await?;
     }
     let pool = connect(&url).await?;
     let (log, idle) = (
-        dir.join("run.log"),
+        dir.join(format!("{role}.log")),
         format!("--exit-when-idle-ms={IDLE_EXIT_MS}"),
     );
-    let args = run_args(opts, scratch, &url, &group, topic, "run") + " " + &idle;
+    eprintln!("[bench] run {name}: starting");
+    let args = run_args(opts, scratch, &url, &group, topic, &role) + " " + &idle;
     let (before, started) = (CpuSnapshot::take(), Instant::now());
     let mut child = spawn(&opts.royalty_ingest, &args, &log)?;
     let monitor = Monitor::start(child.0.id());
@@ -697,7 +856,8 @@ async fn batch_phase(
         .fetch_one(&pool)
         .await
         .context("cannot count the ledger")?;
-    // `run` names its alerts topic `bench.<suffix>.run.alerts` (run_args).
+    let rows = rows - scenario.prefill as i64;
+    // `run` names its alerts topic `bench.<suffix>.<role>.alerts` (run_args).
     let drift = "SELECT (SELECT count(*) FROM outbox WHERE topic LIKE '%.alerts'), \
         (SELECT count(*) FROM drift_events)";
     let (alerts, drift_events): (i64, i64) = sqlx::query_as(drift)
@@ -708,36 +868,38 @@ async fn batch_phase(
     // stdout holds one summary line; the rest is the log `run` writes on stderr.
     let log_bytes = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     let summary = last_line_starting(&log, "ingested ");
-    eprintln!("[bench] run: {summary}");
+    eprintln!("[bench] run {name}: {summary}");
 
     let (proc, rate) = (monitor.get(), total as f64 / drained);
     let (rss, cpu) = (proc.peak_rss_kib as f64 / 1024.0, proc.cpu_secs);
     let [vs_consumer, vs_bare, vs_keyed, vs_copy] = ceilings.map(|ceiling| rate / ceiling);
-    let label = "run: empty ledger -> drained";
+    let before_run = match scenario.prefill {
+        0 => "empty ledger".to_string(),
+        rows => format!("{rows} rows prefilled"),
+    };
     results.row(
-        label,
+        format!("run {name}: {before_run} -> drained"),
         format!("{total} records in {drained:.2} s: {}/s", human(rate)),
     );
-    let label = "run: ratio to consumer / COPY bare / keyed / ledger";
     results.row(
-        label,
+        "  ratio to consumer / COPY bare / keyed / ledger",
         format!("{vs_consumer:.2}x / {vs_bare:.2}x / {vs_keyed:.2}x / {vs_copy:.2}x"),
     );
-    results.row("run: spawn -> first commit", format!("{first_commit:.2} s"));
+    results.row("  spawn -> first commit", format!("{first_commit:.2} s"));
     let cross = exit - IDLE_EXIT_MS as f64 / 1000.0;
+    results.row("  exit - idle wait (cross-check)", format!("{cross:.2} s"));
+    let per_record = cpu * 1e6 / total.max(1) as f64;
     results.row(
-        "run: exit - idle wait (cross-check)",
-        format!("{cross:.2} s"),
-    );
-    results.row(
-        "run: peak RSS / CPU",
-        format!("{rss:.0} MiB / {cpu:.1} CPU-s over {exit:.1} s wall"),
+        "  peak RSS / CPU",
+        format!(
+            "{rss:.0} MiB / {cpu:.1} CPU-s over {exit:.1} s wall ({per_record:.1} CPU-µs per record)"
+        ),
     );
     results.row("  CPU until drained", split);
     let ledger = format!("{rows} / {quarantined} / {revisions}");
-    results.row("run: ledger rows / quarantined / revisions", ledger);
+    results.row("  new ledger rows / quarantined / revisions", ledger);
     let drifted = format!("{alerts} / {drift_events} / {log_bytes}");
-    results.row("run: drift alerts / drift_events rows / log bytes", drifted);
+    results.row("  drift alerts / drift_events rows / log bytes", drifted);
     results.row("  royalty_ledger scans", scans);
     let command = format!("royalty-ingest {}", args.replace(&url, &redact(&url)));
     let json = json!({
@@ -745,11 +907,57 @@ async fn batch_phase(
         "ratio_to_consumer_ceiling": vs_consumer, "ratio_to_copy_bare_ceiling": vs_bare,
         "ratio_to_copy_keyed_ceiling": vs_keyed, "ratio_to_copy_ledger_ceiling": vs_copy,
         "first_commit_seconds": first_commit, "exit_seconds": exit, "idle_exit_ms": IDLE_EXIT_MS,
-        "peak_rss_mib": rss, "cpu_seconds": cpu, "ledger_rows": rows, "quarantined": quarantined,
+        "peak_rss_mib": rss, "cpu_seconds": cpu, "cpu_us_per_record": per_record,
+        "new_ledger_rows": rows, "prefilled_rows": scenario.prefill, "quarantined": quarantined,
         "revisions": revisions, "drift_alerts": alerts, "drift_events": drift_events,
-        "log_bytes": log_bytes, "ledger_scans": scans_json, "summary": summary, "command": command, "cpu_until_drained": split_json,
+        "log_bytes": log_bytes, "ledger_scans": scans_json, "summary": summary, "command": command,
+        "cpu_until_drained": split_json,
     });
-    results.json.insert("run".into(), json);
+    Ok((rate, json))
+}
+
+/// Fills the ledger at `url` (migrated here; `run` finds it so) with `rows` distinct lines
+/// of 36 periods before the sample's (2023-07 … 2026-06), in 1M-row statements, then
+/// VACUUM ANALYZE, so the run starts on a settled table as a label's years-old ledger is. Generated by PostgreSQL itself: a key is the SHA-256 of the row
+/// number, which no line key (a SHA-256 of DSP, period and transaction id) can equal.
+async fn prefill(url: &str, rows: u64) -> anyhow::Result<()> {
+    const CHUNK: u64 = 1_000_000;
+    let pool = royalty_ingest::db::connect(url, 1).await?;
+    royalty_ingest::db::migrate(&pool).await?;
+    let started = Instant::now();
+    let insert = "INSERT INTO royalty_ledger (line_key, dsp_name, report_period, transaction_id, \
+            isrc, upc, stream_count, royalty_amount, currency, territory, usage_type, line_type, \
+            label, artist, report_id, source_topic, source_partition, source_offset, \
+            source_timestamp) \
+        SELECT sha256(int8send(n)), \
+            (ARRAY['Spotify','Apple Music','YouTube','Deezer','Amazon Music','TIDAL'])[1 + n % 6], \
+            date '2023-07-01' + make_interval(months => (n % 36)::int), 'PRE-' || n, \
+            'GBQZA' || (24 + n % 3) || lpad((n % 100000)::text, 5, '0'), NULL, 1 + n % 50000, \
+            round((n % 1000003) * 0.0000037, 13), 'USD', 'US', 'stream', 'sale', \
+            'Harbor Records', 'Mira Kade', 'prefill', 'bench.prefill', 0, n, now() \
+        FROM generate_series($1::bigint, $2::bigint) AS n";
+    let mut done = 0;
+    while done < rows {
+        let upto = (done + CHUNK).min(rows);
+        sqlx::query(insert)
+            .bind(done as i64 + 1)
+            .bind(upto as i64)
+            .execute(&pool)
+            .await
+            .context("cannot prefill the ledger")?;
+        done = upto;
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("[bench] prefill: {done}/{rows} rows in {secs:.0} s");
+    }
+    let vacuum = sqlx::query("VACUUM ANALYZE royalty_ledger")
+        .execute(&pool)
+        .await;
+    vacuum.context("prefill: VACUUM ANALYZE failed")?;
+    let size = "SELECT pg_size_pretty(pg_total_relation_size('royalty_ledger'))";
+    let size: String = sqlx::query_scalar(size).fetch_one(&pool).await?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("[bench] prefill: {rows} rows ({size} with indexes) in {secs:.0} s");
+    pool.close().await;
     Ok(())
 }
 

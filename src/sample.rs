@@ -141,27 +141,56 @@ pub fn record_key(line: &DecodedLine) -> String {
     )
 }
 
+/// The shares of a sample that are not new lines, in percent of all records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleMix {
+    /// Identical copies of earlier lines.
+    pub redeliveries: u64,
+    /// Earlier lines with a changed amount.
+    pub restatements: u64,
+    /// Lines the validator or decoder refuses.
+    pub invalid: u64,
+}
+
+impl Default for SampleMix {
+    /// What real feeds carry, roughly: 8% redeliveries, 4% restatements, 3% invalid.
+    fn default() -> Self {
+        SampleMix {
+            redeliveries: 8,
+            restatements: 4,
+            invalid: 3,
+        }
+    }
+}
+
 /// Generates `count` sample records: mostly new lines in schema v1/v2/v3, plus ~8%
 /// redeliveries, ~4% restatements and ~3% invalid lines.
 pub fn generate(seed: u64, count: usize) -> Vec<SampleLine> {
+    generate_mix(seed, count, SampleMix::default())
+}
+
+/// Generates `count` sample records in the shares `mix` gives (the first records are new
+/// lines until there is one to repeat).
+pub fn generate_mix(seed: u64, count: usize, mix: SampleMix) -> Vec<SampleLine> {
     let mut rng = SampleRng::new(seed);
     let mut out: Vec<SampleLine> = Vec::with_capacity(count);
+    // Indexes of the new lines in `out`: what a redelivery or a restatement repeats.
+    let mut news: Vec<usize> = Vec::new();
     let mut next_txn = 1u64;
+    let restated_from = mix.redeliveries;
+    let invalid_from = restated_from + mix.restatements;
+    let new_from = invalid_from + mix.invalid;
     while out.len() < count {
         let roll = rng.below(100);
-        let previous = if out.is_empty() {
-            None
-        } else {
-            let candidate = &out[rng.below(out.len() as u64) as usize];
-            (candidate.kind == SampleKind::New).then(|| candidate.clone())
-        };
+        let previous =
+            (!news.is_empty()).then(|| out[news[rng.below(news.len() as u64) as usize]].clone());
         let record = match (roll, previous) {
-            (0..=7, Some(prev)) => SampleLine {
+            (r, Some(prev)) if r < restated_from => SampleLine {
                 kind: SampleKind::Redelivery,
                 schema_version: Some(3),
                 ..prev
             },
-            (8..=11, Some(prev)) => {
+            (r, Some(prev)) if r < invalid_from => {
                 let mut line = prev.line.clone();
                 line.royalty_amount += Decimal::new(1 + rng.below(9_999) as i64, 6);
                 SampleLine {
@@ -171,7 +200,7 @@ pub fn generate(seed: u64, count: usize) -> Vec<SampleLine> {
                     line,
                 }
             }
-            (12..=14, _) => {
+            (r, _) if (invalid_from..new_from).contains(&r) => {
                 let mut line = valid_line(&mut rng, next_txn);
                 next_txn += 1;
                 match rng.below(5) {
@@ -200,6 +229,7 @@ pub fn generate(seed: u64, count: usize) -> Vec<SampleLine> {
             _ => {
                 let line = valid_line(&mut rng, next_txn);
                 next_txn += 1;
+                news.push(out.len());
                 SampleLine {
                     kind: SampleKind::New,
                     key: record_key(&line),
@@ -267,6 +297,32 @@ mod tests {
                 validate(&s.line).is_err(),
                 "invalid sample is refused: {s:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_mix_gives_its_shares() {
+        let heavy = SampleMix {
+            redeliveries: 8,
+            restatements: 30,
+            invalid: 20,
+        };
+        let lines = generate_mix(7, 10_000, heavy);
+        let share = |kind| lines.iter().filter(|s| s.kind == kind).count() as f64 / 100.0;
+        let (restated, invalid) = (share(SampleKind::Restatement), share(SampleKind::Invalid));
+        assert!((28.0..32.0).contains(&restated), "restatements {restated}%");
+        assert!((18.0..22.0).contains(&invalid), "invalid {invalid}%");
+        // A restatement repeats a new line's key with another amount.
+        let news: std::collections::HashMap<&str, &SampleLine> = lines
+            .iter()
+            .filter(|s| s.kind == SampleKind::New)
+            .map(|s| (s.key.as_str(), s))
+            .collect();
+        for s in lines.iter().filter(|s| s.kind == SampleKind::Restatement) {
+            let new = news
+                .get(s.key.as_str())
+                .expect("a restatement of a new line");
+            assert_ne!(new.line.royalty_amount, s.line.royalty_amount);
         }
     }
 }
