@@ -51,6 +51,63 @@ impl RunTotals {
     }
 }
 
+/// The INFO line about committed batches: one per batch, but at most one a second (the
+/// batches in between are summed into the next line). A trickle shows every batch's
+/// outcome; a busy daemon or a long `--exit-when-idle-ms` job shows its progress once a
+/// second instead of one line per transaction.
+struct BatchLog {
+    /// When the last line was written.
+    said: Instant,
+    /// The totals it reported.
+    reported: RunTotals,
+    /// When the run started, for the rate so far.
+    started: Instant,
+}
+
+impl BatchLog {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn new() -> Self {
+        let now = Instant::now();
+        BatchLog {
+            said: now - Self::EVERY,
+            reported: RunTotals::default(),
+            started: now,
+        }
+    }
+
+    /// Whether batches committed since the last line wait to be told.
+    fn unsaid(&self, totals: &RunTotals) -> bool {
+        totals.batches > self.reported.batches
+    }
+
+    /// Writes the line if batches were committed since the last one and a second passed.
+    fn tell(&mut self, totals: &RunTotals) {
+        if !self.unsaid(totals) || self.said.elapsed() < Self::EVERY {
+            return;
+        }
+        let (now, then) = (totals, &self.reported);
+        let (post, before) = (now.stats.post, then.stats.post);
+        let seconds = self.started.elapsed().as_secs_f64().max(0.001);
+        tracing::info!(
+            batches = now.batches - then.batches,
+            records = now.records - then.records,
+            inserted = post.inserted - before.inserted,
+            duplicates = post.duplicates - before.duplicates,
+            enriched = post.enriched - before.enriched,
+            restated = post.restated - before.restated,
+            stale = post.stale - before.stale,
+            dead_letters = now.stats.dead_letters - then.stats.dead_letters,
+            drift_alerts = now.stats.drift_alerts - then.stats.drift_alerts,
+            records_so_far = now.records,
+            records_per_second = (now.records as f64 / seconds).round() as u64,
+            "batches committed"
+        );
+        self.said = Instant::now();
+        self.reported = *totals;
+    }
+}
+
 /// Everything the loop needs.
 pub struct BatchLoop<'a> {
     /// Settings.
@@ -177,7 +234,9 @@ impl BatchLoop<'_> {
         // Set when a partition's end found the batch younger than the floor: it is then
         // committed when it reaches the floor (or fills) instead of waiting out the linger.
         let mut due_at_floor = false;
+        let mut batch_log = BatchLog::new();
         loop {
+            batch_log.tell(&totals);
             let (deadline, on_deadline) = if due_at_floor {
                 (
                     batch_started + limits.floor.min(linger),
@@ -291,7 +350,7 @@ impl BatchLoop<'_> {
                         break;
                     }
                 }
-                _ = idle_tick, if idle_limit.is_some() => {
+                _ = idle_tick, if idle_limit.is_some() || batch_log.unsaid(&totals) => {
                     if let Some(limit) = idle_limit
                         && pending.is_empty()
                         && positions.all_caught_up()
