@@ -375,3 +375,46 @@ async fn one_line_on_two_partitions_in_two_lanes_is_booked_once() {
     assert_eq!(totals.stats.dead_letters, 0, "no copy refused as poison");
     assert_eq!(count(&pool, "SELECT count(*) FROM quarantine").await, 0);
 }
+
+/// The log of a batch job says what its batches did (at INFO, not only in a trace span),
+/// one line per batch at most once a second: the counts of the lines summed over the lines
+/// are what the run did.
+#[tokio::test]
+async fn a_batch_job_logs_what_its_batches_did() {
+    let topic = common::fresh_topic("it.log", 1).await;
+    let dlq = common::fresh_topic("it.log.dlq", 1).await;
+    let (url, _pool) = common::fresh_database().await;
+    let lines = distinct_lines(17, 1, 12);
+    let producer = common::producer();
+    publish(&producer, &topic, 3, &lines).await;
+    let mut restated = lines[2].clone();
+    restated.royalty_amount += Decimal::new(1, 2);
+    publish(&producer, &topic, 3, std::slice::from_ref(&restated)).await;
+
+    let mut args = vec!["run"];
+    args.extend(common::pipeline::run_flags(&topic, &dlq, "it-log"));
+    args.extend(["--exit-when-idle-ms", "1500"]);
+    let output =
+        common::pipeline::royalty_ingest_with_env(&args, &url, &[("RUST_LOG", "info")]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "run failed: {stderr}");
+    let told: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("batches committed"))
+        .collect();
+    assert!(!told.is_empty(), "no INFO line about batches: {stderr}");
+    let sum = |field: &str| -> u64 {
+        told.iter()
+            .map(|line| {
+                let value = line
+                    .split_whitespace()
+                    .find_map(|word| word.strip_prefix(&format!("{field}=")))
+                    .unwrap_or_else(|| panic!("{field} missing in {line}"));
+                value.parse::<u64>().expect("a count")
+            })
+            .sum()
+    };
+    assert_eq!(sum("inserted"), 12, "{stderr}");
+    assert_eq!(sum("restated"), 1, "{stderr}");
+    assert_eq!(sum("records"), 13, "{stderr}");
+}
