@@ -139,11 +139,11 @@ async fn publish_alerts(
     pool: sqlx::PgPool,
     alert_ids: &[String],
 ) -> anyhow::Result<()> {
+    let relay = Relay::new(&args.kafka, pool, Arc::new(Metrics::new()?))?;
     let published = async {
         // A bounded first question, so an unreachable broker is named within seconds.
         missing_topics(&args.kafka, &[&args.alerts_topic]).await?;
         ensure_topics(&args.kafka, &[&args.alerts_topic], args.topic_partitions).await?;
-        let relay = Relay::new(&args.kafka, pool, Arc::new(Metrics::new()?))?;
         relay.drain_messages(alert_ids).await
     };
     let why = match tokio::time::timeout(std::time::Duration::from_secs(60), published).await {
@@ -154,6 +154,10 @@ async fn publish_alerts(
         Ok(Err(err)) => format!("{err:#}"),
         Err(_) => "the broker did not take them within 60 s".to_string(),
     };
+    // Cut short while sending: `run` takes them at once, not when this claim's lease ends.
+    if let Err(err) = relay.release_claims().await {
+        tracing::warn!(error = %format!("{err:#}"), "outbox claims not given back; `run` takes them when their lease runs out");
+    }
     // A re-import would not send them (it changes nothing, so raises nothing): only the
     // relay of `run` publishes what is left in the outbox.
     anyhow::bail!(

@@ -131,6 +131,12 @@ pub async fn run(mut args: RunArgs, shutdown: CancellationToken) -> anyhow::Resu
             DRAIN_DEADLINE.as_secs()
         )),
     };
+    if undrained.is_some() {
+        // The next run (or another instance) takes the rows at once, not after the lease.
+        if let Err(err) = relay.release_claims().await {
+            tracing::warn!(error = %format!("{err:#}"), "outbox claims not given back; they are taken again when their lease runs out");
+        }
+    }
     let totals = result?;
     if let Some(reason) = undrained {
         // A batch job must not report success while refused lines or alerts are stuck:

@@ -1,15 +1,23 @@
 //! The outbox relay: publishes rows of `outbox` (dead letters, drift alerts) with an
-//! idempotent producer and stamps them published. Rows are claimed with
-//! `FOR UPDATE SKIP LOCKED`, so several instances can relay side by side. A crash between
-//! the send and the stamp repeats a publication (subscribers drop it by its stable id
-//! header); nothing is ever lost.
+//! idempotent producer and stamps them published. No transaction is open while it talks to
+//! the broker: a claim is one short statement that leases rows (`claimed_until`, taken with
+//! `FOR UPDATE SKIP LOCKED` for the statement's milliseconds only), the sends happen outside
+//! any transaction, and one more short statement stamps each row published, or records its
+//! error and gives it back. So several instances can relay side by side (a row under a
+//! valid lease is sent by its holder only), a broker that does not answer leaves neither a
+//! transaction open nor a row locked, and the rows of a relay that crashed are claimed
+//! again once its lease runs out. A crash between the send and the stamp, or a lease that
+//! runs out while its holder still sends, repeats a publication (subscribers drop it by its
+//! stable id header); nothing is ever lost.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
+use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::{PgPool, Row};
@@ -25,39 +33,59 @@ use crate::retry::Backoff;
 const CLAIM_SIZE: i64 = 500;
 /// Most bytes of keys and payloads loaded per claim (the first row is always taken).
 const CLAIM_BYTES: i64 = 16 * 1024 * 1024;
-/// How often the relay looks for rows when nobody woke it (other instances' rows).
+/// How often the relay looks for rows when nobody woke it (other instances' rows, leases
+/// that ran out).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How often the backlog gauges are refreshed.
 const BACKLOG_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a send waits for room in the producer's local queue.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Kept on top of the longest a claim's sends can take before its lease runs out: the
+/// claim's own statements, a slow database.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// The lease when the producer's delivery timeout is 0 (librdkafka: no timeout), so no
+/// bound on a claim's sends exists: another relay repeats the rows an hour later.
+const UNBOUNDED_LEASE: Duration = Duration::from_secs(3600);
 
 /// The relay's producer and database.
 pub struct Relay {
     pool: PgPool,
     producer: FutureProducer,
     metrics: Arc<Metrics>,
+    /// Names this relay's claims (`outbox.claimed_by`): which instance holds a row.
+    owner: String,
+    /// The longest one send can take: a wait for queue room and the delivery timeout.
+    send_bound: Duration,
+    /// How long a claim holds its rows.
+    lease: Duration,
 }
 
 impl Relay {
     /// An idempotent producer (`acks=all`) over the given database.
     pub fn new(kafka: &KafkaArgs, pool: PgPool, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         refuse_unsafe_properties(kafka, &[Client::Producer])?;
-        let producer = idempotent_producer_config(kafka)
+        let config = idempotent_producer_config(kafka);
+        let producer = config
             .create()
             .context("failed to create the outbox producer")?;
+        let (send_bound, lease) = lease_for(&config);
         Ok(Self {
             pool,
             producer,
             metrics,
+            owner: format!("relay-{}-{:08x}", std::process::id(), random_u32()),
+            send_bound,
+            lease,
         })
     }
 
     /// Publishes until `shutdown`, woken by `wake` after commits that wrote outbox rows.
     pub async fn run(&self, wake: Arc<Notify>, shutdown: CancellationToken) {
         let mut backoff = Backoff::default();
-        let mut measured: Option<std::time::Instant> = None;
+        let mut measured: Option<Instant> = None;
         loop {
             if measured.is_none_or(|at| at.elapsed() >= BACKLOG_INTERVAL) {
-                measured = Some(std::time::Instant::now());
+                measured = Some(Instant::now());
                 self.measure_backlog().await;
             }
             match self.publish_claim().await {
@@ -82,7 +110,8 @@ impl Relay {
         }
     }
 
-    /// Publishes everything pending now (used before a batch job exits).
+    /// Publishes everything pending now (used before a batch job exits). Rows under
+    /// another relay's valid lease are left to it.
     pub async fn drain(&self) -> anyhow::Result<u64> {
         self.drain_claims(None).await
     }
@@ -94,6 +123,21 @@ impl Relay {
             return Ok(0);
         }
         self.drain_claims(Some(message_ids)).await
+    }
+
+    /// Gives back the rows this relay still holds (a drain cut short by its deadline), so
+    /// the next relay need not wait for the lease to run out. A send still in flight may
+    /// then be repeated by that relay, which subscribers absorb by the id header.
+    pub async fn release_claims(&self) -> anyhow::Result<u64> {
+        let released = sqlx::query(
+            "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL
+              WHERE claimed_by = $1 AND published_at IS NULL",
+        )
+        .bind(&self.owner)
+        .execute(&self.pool)
+        .await
+        .context("outbox: cannot give back the claimed rows")?;
+        Ok(released.rows_affected())
     }
 
     /// Counts the unpublished rows and the age of the oldest into the metrics (a failure
@@ -133,129 +177,64 @@ impl Relay {
         }
     }
 
-    /// Claims up to [`CLAIM_SIZE`] unpublished rows, publishes them and marks them, in one
-    /// transaction. Returns how many were published.
+    /// Claims up to [`CLAIM_SIZE`] unpublished rows, publishes them and stamps them, with
+    /// no transaction open while it sends. Returns how many were published.
     pub async fn publish_claim(&self) -> anyhow::Result<u64> {
         self.claim_and_publish(None).await
     }
 
     async fn claim_and_publish(&self, only: Option<&[String]>) -> anyhow::Result<u64> {
-        let mut tx = self.pool.begin().await.context("outbox: cannot begin")?;
-        // Claim by id and size first, then load only as many rows as fit CLAIM_BYTES (at
-        // least one): a claim of 500 near-1 MB dead letters must not sit in memory at once.
-        // The rows claimed but not loaded stay locked until this transaction ends and are
-        // taken by the next claim.
-        let claimed: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT outbox_id,
-                    (coalesce(octet_length(payload), 0)
-                     + coalesce(octet_length(message_key), 0))::bigint
-               FROM outbox WHERE published_at IS NULL
-                AND ($2::text[] IS NULL OR message_id = ANY($2))
-              ORDER BY attempts, outbox_id LIMIT $1
-                FOR UPDATE SKIP LOCKED",
-        )
-        .bind(CLAIM_SIZE)
-        .bind(only)
-        .fetch_all(&mut *tx)
-        .await
-        .context("outbox: cannot claim rows")?;
-        let mut budget = CLAIM_BYTES;
-        let ids: Vec<i64> = claimed
-            .iter()
-            .enumerate()
-            .take_while(|(i, (_, size))| {
-                let fits = *i == 0 || *size <= budget;
-                budget = budget.saturating_sub(*size);
-                fits
-            })
-            .map(|(_, (id, _))| *id)
-            .collect();
-        let rows = sqlx::query(
-            "SELECT outbox_id, message_id, topic, message_key, payload, header_names,
-                    header_values, message_timestamp
-               FROM outbox WHERE outbox_id = ANY($1) ORDER BY attempts, outbox_id",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await
-        .context("outbox: cannot read the claimed rows")?;
-        if rows.is_empty() {
+        let claimed_at = Instant::now();
+        let messages = self.claim(only).await?;
+        if messages.is_empty() {
             return Ok(0);
-        }
-        let mut messages = Vec::with_capacity(rows.len());
-        for row in &rows {
-            messages.push(OutboxMessage {
-                id: row.try_get("outbox_id")?,
-                message_id: row.try_get("message_id")?,
-                topic: row.try_get("topic")?,
-                key: row.try_get("message_key")?,
-                payload: row.try_get("payload")?,
-                header_names: row.try_get("header_names")?,
-                header_values: row.try_get("header_values")?,
-                timestamp: row.try_get("message_timestamp")?,
-            });
         }
         let sends = messages.iter().map(|m| self.send(m));
         let mut results = join_all(sends).await;
         // The broker refuses a produce batch whole when it is over the topic's
         // max.message.bytes, so one oversized message fails its neighbours too: each failed
-        // message gets a second try alone in its batch.
+        // message gets a second try alone in its batch. Not after a timeout (the broker did
+        // not answer: alone it would not either, and one at a time would take hours), and
+        // none starts later than one send's bound after the claim, so every send ends
+        // well inside the lease.
         if messages.len() > 1 && results.iter().any(Result::is_err) {
             for (message, result) in messages.iter().zip(results.iter_mut()) {
-                if result.is_err() {
+                let retry = match result {
+                    Err(err) => worth_a_try_alone(err),
+                    Ok(()) => false,
+                };
+                if retry && claimed_at.elapsed() < self.send_bound {
                     *result = self.send(message).await;
                 }
             }
         }
-        // Mark what was delivered; a message the broker keeps refusing (too large, topic
-        // gone) stays unpublished and is retried without holding back the others.
-        let mut delivered: Vec<i64> = Vec::with_capacity(messages.len());
-        let mut failed: Vec<i64> = Vec::new();
-        let mut errors: Vec<String> = Vec::new();
+        // Stamp what was delivered; a message the broker keeps refusing (too large, topic
+        // gone) stays unpublished, keeps its own error and is retried without holding back
+        // the others.
+        let mut ids: Vec<i64> = Vec::with_capacity(messages.len());
+        let mut errors: Vec<Option<String>> = Vec::with_capacity(messages.len());
         let mut failures = Vec::new();
-        for (message, result) in messages.iter().zip(results) {
+        let (mut delivered, mut refused) = (Vec::new(), Vec::new());
+        for (message, result) in messages.iter().zip(&results) {
+            ids.push(message.id);
             match result {
-                Ok(()) => delivered.push(message.id),
+                Ok(()) => {
+                    errors.push(None);
+                    delivered.push(message.topic.as_str());
+                }
                 Err(err) => {
-                    failed.push(message.id);
-                    errors.push(format!("{err:#}"));
+                    let error = anyhow::Error::new(err.clone());
+                    errors.push(Some(format!("{error:#}")));
+                    refused.push(message.topic.as_str());
                     failures.push(format!(
-                        "{} to {}: {err:#}",
+                        "{} to {}: {error:#}",
                         message.message_id, message.topic
                     ));
                 }
             }
         }
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE outbox_id = ANY($1)")
-            .bind(&delivered)
-            .execute(&mut *tx)
-            .await
-            .context("outbox: cannot mark rows published")?;
-        if !failed.is_empty() {
-            // Each row keeps its own error, not the whole claim's.
-            sqlx::query(
-                "UPDATE outbox o SET attempts = o.attempts + 1, last_error = f.error
-                   FROM unnest($1::bigint[], $2::text[]) AS f(id, error)
-                  WHERE o.outbox_id = f.id",
-            )
-            .bind(&failed)
-            .bind(&errors)
-            .execute(&mut *tx)
-            .await
-            .context("outbox: cannot record failed attempts")?;
-        }
-        tx.commit().await.context("outbox: cannot commit")?;
-        let topics: Vec<&str> = messages
-            .iter()
-            .filter(|m| delivered.contains(&m.id))
-            .map(|m| m.topic.as_str())
-            .collect();
-        self.metrics.record_outbox_published(&topics);
-        let refused: Vec<&str> = messages
-            .iter()
-            .filter(|m| failed.contains(&m.id))
-            .map(|m| m.topic.as_str())
-            .collect();
+        self.stamp(&ids, &errors).await?;
+        self.metrics.record_outbox_published(&delivered);
         self.metrics.record_publish_errors(&refused);
         if let Some(first) = failures.first() {
             anyhow::bail!(
@@ -267,7 +246,87 @@ impl Relay {
         Ok(delivered.len() as u64)
     }
 
-    async fn send(&self, message: &OutboxMessage) -> anyhow::Result<()> {
+    /// Leases up to [`CLAIM_SIZE`] unpublished rows no valid lease holds (least-tried
+    /// first), as many as fit [`CLAIM_BYTES`] and at least one, and loads them: one
+    /// statement, its own short transaction. Rows another statement is claiming right now
+    /// are skipped, not waited for.
+    async fn claim(&self, only: Option<&[String]>) -> anyhow::Result<Vec<OutboxMessage>> {
+        let rows = sqlx::query(
+            "WITH candidate AS (
+                SELECT outbox_id, attempts,
+                       coalesce(octet_length(payload), 0)
+                       + coalesce(octet_length(message_key), 0) AS size
+                  FROM outbox
+                 WHERE published_at IS NULL
+                   AND (claimed_until IS NULL OR claimed_until <= now())
+                   AND ($2::text[] IS NULL OR message_id = ANY($2))
+                 ORDER BY attempts, outbox_id LIMIT $1
+                   FOR UPDATE SKIP LOCKED
+             ), fitting AS (
+                SELECT outbox_id FROM (
+                    SELECT outbox_id, row_number() OVER w AS n, sum(size) OVER w AS total
+                      FROM candidate WINDOW w AS (ORDER BY attempts, outbox_id)
+                ) c
+                 WHERE n = 1 OR total <= $3
+             )
+             UPDATE outbox o
+                SET claimed_until = now() + make_interval(secs => $4), claimed_by = $5
+               FROM fitting f
+              WHERE o.outbox_id = f.outbox_id
+             RETURNING o.outbox_id, o.attempts, o.message_id, o.topic, o.message_key,
+                       o.payload, o.header_names, o.header_values, o.message_timestamp",
+        )
+        .bind(CLAIM_SIZE)
+        .bind(only)
+        .bind(CLAIM_BYTES)
+        .bind(self.lease.as_secs_f64())
+        .bind(&self.owner)
+        .fetch_all(&self.pool)
+        .await
+        .context("outbox: cannot claim rows")?;
+        let mut messages = Vec::with_capacity(rows.len());
+        for row in &rows {
+            messages.push(OutboxMessage {
+                id: row.try_get("outbox_id")?,
+                attempts: row.try_get("attempts")?,
+                message_id: row.try_get("message_id")?,
+                topic: row.try_get("topic")?,
+                key: row.try_get("message_key")?,
+                payload: row.try_get("payload")?,
+                header_names: row.try_get("header_names")?,
+                header_values: row.try_get("header_values")?,
+                timestamp: row.try_get("message_timestamp")?,
+            });
+        }
+        messages.sort_by_key(|m| (m.attempts, m.id));
+        Ok(messages)
+    }
+
+    /// Stamps a claim's outcome in one statement: a delivered row published (whoever holds
+    /// it now: it is on the topic), a failed one with its error and one more attempt, given
+    /// back only while this relay still holds it (after its lease ran out another relay may
+    /// be sending it).
+    async fn stamp(&self, ids: &[i64], errors: &[Option<String>]) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE outbox o
+                SET published_at = CASE WHEN r.error IS NULL THEN now() END,
+                    attempts = o.attempts + CASE WHEN r.error IS NULL THEN 0 ELSE 1 END,
+                    last_error = coalesce(r.error, o.last_error),
+                    claimed_until = NULL, claimed_by = NULL
+               FROM unnest($1::bigint[], $2::text[]) AS r(id, error)
+              WHERE o.outbox_id = r.id AND o.published_at IS NULL
+                AND (r.error IS NULL OR o.claimed_by = $3)",
+        )
+        .bind(ids)
+        .bind(errors)
+        .bind(&self.owner)
+        .execute(&self.pool)
+        .await
+        .context("outbox: cannot stamp the claimed rows")?;
+        Ok(())
+    }
+
+    async fn send(&self, message: &OutboxMessage) -> Result<(), KafkaError> {
         let mut headers = OwnedHeaders::new_with_capacity(message.header_names.len());
         for (name, value) in message.header_names.iter().zip(&message.header_values) {
             headers = headers.insert(Header {
@@ -287,16 +346,55 @@ impl Relay {
             record = record.timestamp(ts.timestamp_millis());
         }
         self.producer
-            .send(record, Duration::from_secs(30))
+            .send(record, QUEUE_TIMEOUT)
             .await
             .map(|_| ())
-            .map_err(|(err, _)| anyhow::Error::new(err))
+            .map_err(|(err, _)| err)
     }
+}
+
+/// Whether a failed send may succeed alone: not when the broker did not answer in time or
+/// the local queue was full.
+fn worth_a_try_alone(err: &KafkaError) -> bool {
+    !matches!(
+        err.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::QueueFull)
+    )
+}
+
+/// The longest one send can take (queue room, then the delivery timeout the producer is
+/// configured with, `message.timeout.ms` or its alias) and the lease that outlasts a
+/// claim's sends: a first round at once, then retries alone started within one send's
+/// bound, each within one more.
+fn lease_for(config: &ClientConfig) -> (Duration, Duration) {
+    let timeout_ms = ["message.timeout.ms", "delivery.timeout.ms"]
+        .iter()
+        .filter_map(|key| config.get(key)?.trim().parse::<u64>().ok())
+        .max()
+        .unwrap_or(300_000);
+    if timeout_ms == 0 {
+        return (UNBOUNDED_LEASE, UNBOUNDED_LEASE);
+    }
+    let send_bound = QUEUE_TIMEOUT + Duration::from_millis(timeout_ms);
+    (send_bound, send_bound * 2 + LEASE_MARGIN)
+}
+
+fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    hasher.finish() as u32
 }
 
 /// One claimed row.
 struct OutboxMessage {
     id: i64,
+    attempts: i32,
     message_id: String,
     topic: String,
     key: Option<Vec<u8>>,
@@ -304,4 +402,32 @@ struct OutboxMessage {
     header_names: Vec<String>,
     header_values: Vec<Option<Vec<u8>>>,
     timestamp: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lease_outlasts_a_claims_sends_under_the_configured_delivery_timeout() {
+        let mut config = ClientConfig::new();
+        config.set("message.timeout.ms", "30000");
+        let (send, lease) = lease_for(&config);
+        assert_eq!(send, Duration::from_secs(35));
+        assert_eq!(lease, Duration::from_secs(100));
+        config.set("delivery.timeout.ms", "120000");
+        assert_eq!(lease_for(&config).0, Duration::from_secs(125));
+        config
+            .set("message.timeout.ms", "0")
+            .remove("delivery.timeout.ms");
+        assert_eq!(lease_for(&config).1, UNBOUNDED_LEASE);
+    }
+
+    #[test]
+    fn only_a_refusal_is_tried_again_alone() {
+        let timed_out = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        let too_large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert!(!worth_a_try_alone(&timed_out));
+        assert!(worth_a_try_alone(&too_large));
+    }
 }
