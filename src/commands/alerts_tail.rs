@@ -2,6 +2,13 @@
 //! drift. One readable line per alert (or one JSON object with `--json`), repeats of a
 //! publication dropped by their stable id, filters by DSP and kind, its own consumer group
 //! that resumes exactly where it stopped, a clean exit on Ctrl-C.
+//!
+//! Alerts are taken in batches of what the consumer has at hand (up to
+//! [`READ_AHEAD`]): `--dsp` asks `drift_events` once per batch, by primary key and the
+//! alert index, so its cost grows with the alerts read, never with alerts × drift events.
+//! A message's offset is stored for the group only once it is handled (printed or
+//! filtered out), so a session stopped by `--limit`, Ctrl-C or its reader leaving resumes
+//! after the last alert it handled, not after what it read ahead.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -10,8 +17,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use clap::builder::BoolishValueParser;
+use futures::FutureExt;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +33,9 @@ use crate::retry::Backoff;
 
 use crate::drift::alert::DriftAlert;
 use crate::drift::detect::{ALL_KINDS, DriftKind};
+
+/// Most alerts taken (and, with `--dsp`, looked up) at once.
+const READ_AHEAD: usize = 500;
 
 /// Settings of `royalty-ingest alerts tail`.
 #[derive(Debug, Clone, Args)]
@@ -64,7 +75,7 @@ pub struct TailArgs {
     /// Only drifts seen at this DSP (case-insensitive): the DSP that raised the alert or
     /// any DSP whose lines showed the same drift (for an alert of several unknown tracks:
     /// any of them) by the time the alert is read (from the ledger's `drift_events`, hence
-    /// --database-url).
+    /// --database-url; one query per batch of alerts).
     #[arg(long, env = "ROYALTY_ALERTS_DSP")]
     pub dsp: Option<String>,
 
@@ -100,33 +111,56 @@ struct AlertFilter<'a> {
 }
 
 impl AlertFilter<'_> {
-    async fn wants(&self, alert: &DriftAlert) -> anyhow::Result<bool> {
-        if !self.args.kind.is_empty() && !alert.kind().is_some_and(|k| self.args.kind.contains(&k))
-        {
-            return Ok(false);
-        }
-        let Some(dsp) = self.args.dsp.as_deref() else {
-            return Ok(true);
+    /// Which of `alerts` to print: of the kinds asked for, and with `--dsp`, raised at
+    /// that DSP or showing the same drift there since (for an alert of several unknown
+    /// tracks: any of its tracks). One query for all the alerts the DSP that raised them
+    /// does not settle.
+    async fn wanted(&self, alerts: &[&DriftAlert]) -> anyhow::Result<Vec<bool>> {
+        let kinds = &self.args.kind;
+        let mut wanted: Vec<bool> = alerts
+            .iter()
+            .map(|a| kinds.is_empty() || a.kind().is_some_and(|k| kinds.contains(&k)))
+            .collect();
+        let Some(dsp) = self.args.dsp.as_deref().map(str::trim) else {
+            return Ok(wanted);
         };
-        if dsp.trim().eq_ignore_ascii_case(alert.dsp_name.trim()) {
-            return Ok(true);
+        let mut ask: Vec<usize> = Vec::new();
+        for (i, alert) in alerts.iter().enumerate() {
+            if wanted[i] && !dsp.eq_ignore_ascii_case(alert.dsp_name.trim()) {
+                wanted[i] = false;
+                ask.push(i);
+            }
         }
-        let Some(pool) = &self.pool else {
-            return Ok(false);
+        let Some(pool) = self.pool.as_ref().filter(|_| !ask.is_empty()) else {
+            return Ok(wanted);
         };
-        // Drift events are counted per DSP as the line key spells it (lower-case, trimmed).
-        // An alert for several unknown tracks is not a drift id: its tracks name it.
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM drift_events
-                             WHERE dsp_name = $2
-                               AND (drift_id = $1 OR drift_id IN
-                                    (SELECT drift_id FROM drift_events WHERE alert_id = $1)))",
+        let ids: Vec<&str> = ask.iter().map(|&i| alerts[i].alert_id.as_str()).collect();
+        // Drift events are counted per DSP as the line key spells it (lower-case,
+        // trimmed). An alert for several unknown tracks is not a drift id: its tracks name
+        // it (`alert_id`). Each alert is looked up through the primary key and the alert
+        // index: scalar subqueries, which PostgreSQL never turns into a hash of every
+        // drift_events row of the DSP (what `EXISTS … OR EXISTS` became, read once per
+        // alert before, once per query since).
+        let seen: HashSet<String> = sqlx::query_scalar(
+            "SELECT a.id FROM unnest($1::text[]) AS a(id)
+              WHERE coalesce((SELECT true FROM drift_events e
+                               WHERE e.drift_id = a.id AND e.dsp_name = $2 LIMIT 1), false)
+                 OR coalesce((SELECT true FROM drift_events t
+                                JOIN drift_events e
+                                  ON e.drift_id = t.drift_id AND e.dsp_name = $2
+                               WHERE t.alert_id = a.id LIMIT 1), false)",
         )
-        .bind(&alert.alert_id)
-        .bind(dsp.trim().to_lowercase())
-        .fetch_one(pool)
+        .bind(&ids)
+        .bind(dsp.to_lowercase())
+        .fetch_all(pool)
         .await
-        .context("cannot read drift_events for --dsp")
+        .context("cannot read drift_events for --dsp")?
+        .into_iter()
+        .collect();
+        for i in ask {
+            wanted[i] = seen.contains(&alerts[i].alert_id);
+        }
+        Ok(wanted)
     }
 }
 
@@ -149,7 +183,10 @@ pub async fn tail(args: &TailArgs, shutdown: CancellationToken) -> anyhow::Resul
         .set(
             "enable.auto.commit",
             if args.from_beginning { "false" } else { "true" },
-        );
+        )
+        // Stored once handled (print_alerts), not as read: a batch read ahead must not
+        // move the group past alerts this session never showed.
+        .set("enable.auto.offset.store", "false");
     if args.from_beginning {
         let consumer: StreamConsumer = config
             .create()
@@ -289,7 +326,7 @@ async fn print_alerts(
             return Ok(());
         }
         let idle_deadline = idle.map(|idle| last_alert + idle);
-        let received = tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             // Printing is this command's only job: nobody reads it any more (`| head`).
             _ = output::reader_left() => return Ok(()),
@@ -299,41 +336,96 @@ async fn print_alerts(
                 } } => return Ok(()),
             received = consumer.recv() => received,
         };
-        let message = match received {
-            Ok(message) => message,
-            Err(err) => {
-                let text = err.to_string();
-                if warned.insert(text.clone()) {
-                    eprintln!("warning: {text} (shown once; the client keeps retrying)");
-                }
-                continue;
+        // What else the consumer has at hand, without waiting for more.
+        let mut received = vec![first];
+        while received.len() < READ_AHEAD {
+            match consumer.recv().now_or_never() {
+                Some(next) => received.push(next),
+                None => break,
             }
-        };
-        last_alert = tokio::time::Instant::now();
-        let alert = match DriftAlert::decode(store, message.payload().unwrap_or_default()) {
-            Ok(alert) => alert,
-            Err(err) => {
-                eprintln!(
-                    "warning: skipping an unreadable alert at {}[{}]@{}: {err}",
-                    message.topic(),
-                    message.partition(),
-                    message.offset()
-                );
-                continue;
-            }
-        };
-        if !seen.insert(alert.alert_id.clone()) || !filter.wants(&alert).await? {
-            continue;
         }
-        let line = if args.json {
-            serde_json::to_string(&alert)?
-        } else {
-            readable(&alert)
-        };
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{line}")?;
-        stdout.flush()?;
-        printed += 1;
+        let mut batch: Vec<(BorrowedMessage<'_>, Option<DriftAlert>)> =
+            Vec::with_capacity(received.len());
+        for result in received {
+            match result {
+                Ok(message) => {
+                    last_alert = tokio::time::Instant::now();
+                    let alert = decoded(store, &message);
+                    batch.push((message, alert));
+                }
+                Err(err) => {
+                    let text = err.to_string();
+                    if warned.insert(text.clone()) {
+                        eprintln!("warning: {text} (shown once; the client keeps retrying)");
+                    }
+                }
+            }
+        }
+        // Repeats of a publication (earlier or in this batch) are dropped by id.
+        let mut fresh: Vec<usize> = Vec::new();
+        let mut in_batch: HashSet<&str> = HashSet::new();
+        for (i, (_, alert)) in batch.iter().enumerate() {
+            if let Some(alert) = alert
+                && !seen.contains(&alert.alert_id)
+                && in_batch.insert(alert.alert_id.as_str())
+            {
+                fresh.push(i);
+            }
+        }
+        let candidates: Vec<&DriftAlert> =
+            fresh.iter().filter_map(|&i| batch[i].1.as_ref()).collect();
+        let wanted = filter.wanted(&candidates).await?;
+        let mut to_print = fresh
+            .iter()
+            .zip(wanted)
+            .filter_map(|(&i, want)| want.then_some(i))
+            .peekable();
+        for (i, (message, alert)) in batch.iter().enumerate() {
+            if to_print.peek() == Some(&i) {
+                to_print.next();
+                let alert = alert.as_ref().expect("a fresh alert decoded");
+                let line = if args.json {
+                    serde_json::to_string(alert)?
+                } else {
+                    readable(alert)
+                };
+                let mut stdout = std::io::stdout().lock();
+                writeln!(stdout, "{line}")?;
+                stdout.flush()?;
+                printed += 1;
+            }
+            if let Some(alert) = alert {
+                seen.insert(alert.alert_id.clone());
+            }
+            handled(consumer, message);
+            if args.limit.is_some_and(|limit| printed >= limit) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The alert a message carries, or None after saying it is unreadable.
+fn decoded(store: &SchemaStore, message: &BorrowedMessage<'_>) -> Option<DriftAlert> {
+    match DriftAlert::decode(store, message.payload().unwrap_or_default()) {
+        Ok(alert) => Some(alert),
+        Err(err) => {
+            eprintln!(
+                "warning: skipping an unreadable alert at {}[{}]@{}: {err}",
+                message.topic(),
+                message.partition(),
+                message.offset()
+            );
+            None
+        }
+    }
+}
+
+/// Stores the message's offset for the group's next commit: it was printed or filtered
+/// out. (Refused after a rebalance took the partition away: its next owner reads it.)
+fn handled(consumer: &StreamConsumer, message: &BorrowedMessage<'_>) {
+    if let Err(err) = consumer.store_offset_from_message(message) {
+        tracing::debug!(error = %err, "alert offset not stored");
     }
 }
 
