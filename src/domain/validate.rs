@@ -103,6 +103,26 @@ pub fn validate(line: &DecodedLine) -> Result<RoyaltyLine, Rejection> {
     }
 }
 
+/// Which line a refused `line` is, as far as it can tell: its key when the fields the key
+/// is made of (DSP, report period, transaction id) pass their own rules, whatever else is
+/// wrong with it, and the report it names when that is storable text. A dead letter keeps
+/// it, so that a newer version of the line, once booked, can close it.
+pub fn identity(line: &DecodedLine) -> Option<(LineKey, Option<String>)> {
+    let mut c = Checker::default();
+    let dsp_name = c.required_text("dsp_name", &line.dsp_name)?;
+    let report_period = parse_period(&line.report_period)?;
+    let transaction_id = c.required_text("transaction_id", &line.transaction_id)?;
+    let report_id = line.report_id.clone().filter(|report| {
+        let mut c = Checker::default();
+        c.text("report_id", report, MAX_TEXT_CHARS, false);
+        c.violations.is_empty()
+    });
+    Some((
+        LineKey::for_line(&dsp_name, report_period, &transaction_id),
+        report_id,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +157,28 @@ mod tests {
     fn rules(line: &DecodedLine) -> Vec<(&'static str, &'static str)> {
         let r = validate(line).unwrap_err();
         r.violations.iter().map(|v| (v.field, v.rule)).collect()
+    }
+
+    #[test]
+    fn a_refused_line_knows_its_identity_when_its_key_fields_are_valid() {
+        let mut bad_upc = good();
+        bad_upc.upc = Some("731453000000".into());
+        assert!(validate(&bad_upc).is_err());
+        let valid = validate(&good()).expect("valid");
+        assert_eq!(
+            identity(&bad_upc),
+            Some((valid.key, Some("R-7".to_string()))),
+            "the same key as the line would have"
+        );
+        let mut bad_period = good();
+        bad_period.report_period = "2026-13-01".into();
+        assert_eq!(identity(&bad_period), None);
+        let mut no_transaction = good();
+        no_transaction.transaction_id = " ".into();
+        assert_eq!(identity(&no_transaction), None);
+        let mut nul_report = bad_upc.clone();
+        nul_report.report_id = Some("R\0".into());
+        assert_eq!(identity(&nul_report), Some((valid.key, None)));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool};
 
 use super::LineToPost;
-use super::dead_letter::{self, BookedReplay, DeadLetter};
+use super::dead_letter::{self, BookedReplay, DeadLetter, RefusedLine};
 use super::isolate::{Effects, WriteFn, write_isolating};
 use super::offsets::{self, OffsetAdvance};
 use super::post::{self, KeyPlan, PostStats};
@@ -117,6 +117,7 @@ pub async fn commit_batch(
             &update.record,
             "catalog entry",
             &reason,
+            None,
         ));
     }
     for (summary, reason) in refused_summaries {
@@ -125,6 +126,7 @@ pub async fn commit_batch(
             &summary.record,
             "report summary",
             &reason,
+            None,
         ));
     }
     for (plan, reason) in refused_plans {
@@ -134,6 +136,10 @@ pub async fn commit_batch(
                 &line.record,
                 "line",
                 &reason,
+                Some(RefusedLine {
+                    key: line.line.key,
+                    report_id: line.line.report_id.clone(),
+                }),
             ));
         }
     }
@@ -146,9 +152,12 @@ pub async fn commit_batch(
         record_dead_letters(&mut tx, target, &batch.dead_letters).await?;
     } else {
         let mut letters = batch.dead_letters.clone();
-        letters.extend(poisoned);
+        letters.extend(poisoned.iter().cloned());
         record_dead_letters(&mut tx, target, &letters).await?;
     }
+    // Last: the lines booked and the letters written above both count.
+    let keys = superseding_keys(batch, &poisoned);
+    dead_letter::supersede(&mut tx, &keys).await?;
     tx.commit().await?;
     Ok(CommitOutcome::Committed(BatchStats {
         post: posted.stats,
@@ -193,6 +202,7 @@ async fn record_dead_letters(
                     letter.source
                 ),
                 schema_ref: None,
+                line: letter.line.clone(),
             }
         })
         .collect();
@@ -278,12 +288,29 @@ fn write_plans<'c, 'p>(
     })
 }
 
-/// A dead letter for something the database refused.
+/// The line keys whose open dead letters this batch may have made obsolete: the lines it
+/// booked and the lines it refused (a refused copy may be older than what is booked).
+fn superseding_keys<'b>(batch: &'b Batch, poisoned: &'b [DeadLetter]) -> Vec<&'b [u8]> {
+    let mut keys: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+    keys.extend(batch.lines.iter().map(|l| &l.line.key.0[..]));
+    keys.extend(
+        batch
+            .dead_letters
+            .iter()
+            .chain(poisoned)
+            .filter_map(|d| d.line.as_ref().map(|l| &l.key.0[..])),
+    );
+    keys.into_iter().collect()
+}
+
+/// A dead letter for something the database refused (`line`: the line it is, when it is
+/// one).
 fn database_rejected(
     source: &SourceRecord,
     record: &Arc<RecordBytes>,
     what: &str,
     reason: &str,
+    line: Option<RefusedLine>,
 ) -> DeadLetter {
     tracing::warn!(reason, source = %source, "the database refused a {what}; dead-lettering it");
     DeadLetter {
@@ -293,6 +320,7 @@ fn database_rejected(
         class: dead_letter::DATABASE_REJECTED_CLASS.to_string(),
         reason: format!("the ledger database refused the {what}: {reason}"),
         schema_ref: None,
+        line,
     }
 }
 

@@ -12,6 +12,7 @@ use sqlx::PgConnection;
 use super::{RecordBytes, SourceRecord};
 use crate::db::DbFailure;
 use crate::db::outbox::{self, OutboxMessage, headers_json};
+use crate::domain::LineKey;
 
 /// Header names added to every dead letter.
 pub mod headers {
@@ -122,6 +123,19 @@ pub struct DeadLetter {
     pub reason: String,
     /// Writer schema reference when known.
     pub schema_ref: Option<String>,
+    /// The line the record carried, when it was read far enough to tell (a validation or
+    /// database refusal of a line): a newer version of it, once booked, closes the letter
+    /// ([`supersede`]).
+    pub line: Option<RefusedLine>,
+}
+
+/// Which line a refused record carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedLine {
+    /// The line's identity key (as the ledger would book it).
+    pub key: LineKey,
+    /// The report it came in, as the record named it.
+    pub report_id: Option<String>,
 }
 
 impl DeadLetter {
@@ -201,6 +215,14 @@ pub async fn record(
         .collect();
     let schemas: Vec<Option<&str>> = letters.iter().map(|d| d.schema_ref.as_deref()).collect();
     let replays: Vec<Option<String>> = letters.iter().map(DeadLetter::replay_of).collect();
+    let line_keys: Vec<Option<&[u8]>> = letters
+        .iter()
+        .map(|d| d.line.as_ref().map(|l| &l.key.0[..]))
+        .collect();
+    let report_ids: Vec<Option<&str>> = letters
+        .iter()
+        .map(|d| d.line.as_ref().and_then(|l| l.report_id.as_deref()))
+        .collect();
     // Headers travel as JSON (name + hex value) per row: PostgreSQL has no ragged arrays.
     let original_headers: Vec<serde_json::Value> = letters
         .iter()
@@ -211,16 +233,16 @@ pub async fn record(
         "INSERT INTO quarantine (source_topic, source_partition, source_offset, source_timestamp,
                                  consumer_group, record_key, record_value, header_names,
                                  header_values, error_stage, error_class, reason, schema_ref,
-                                 dead_letter_id, replay_of)
+                                 dead_letter_id, replay_of, line_key, report_id)
          SELECT i.topic, i.partition, i.off, i.ts, $1, i.k, i.v,
                 ARRAY(SELECT h->>0 FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
                 ARRAY(SELECT decode(h->>1, 'hex') FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
-                i.stage, i.class, i.reason, i.schema, i.id, i.replay_of
+                i.stage, i.class, i.reason, i.schema, i.id, i.replay_of, i.line_key, i.report_id
            FROM unnest($2::text[], $3::int[], $4::bigint[], $5::timestamptz[], $6::bytea[],
                        $7::bytea[], $8::jsonb[], $9::text[], $10::text[], $11::text[],
-                       $12::text[], $13::text[], $14::text[])
+                       $12::text[], $13::text[], $14::text[], $15::bytea[], $16::text[])
                 AS i(topic, partition, off, ts, k, v, headers, stage, class, reason, schema, id,
-                     replay_of)
+                     replay_of, line_key, report_id)
          ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING",
     )
     .bind(group)
@@ -237,6 +259,8 @@ pub async fn record(
     .bind(&schemas)
     .bind(&ids)
     .bind(&replays)
+    .bind(&line_keys)
+    .bind(&report_ids)
     .execute(&mut *conn)
     .await?;
 
@@ -309,6 +333,52 @@ pub async fn resolve(conn: &mut PgConnection, booked: &[BookedReplay]) -> Result
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Closes, as superseded, the open dead letters of the lines `keys` whose newer version
+/// the ledger now holds: the same line identity, the same report (or none named by
+/// either), and a version newer than the refused record's (a later report time, or the
+/// same report time read later from the same partition). A DSP's corrected resend thus
+/// closes the letter of the line it corrects, and a refused copy older than what is
+/// booked is closed as it is refused. The quarantine row keeps where the newer version
+/// was read, its time (`superseded_version`) and a note saying so; when that version is
+/// the reversal of the line (a newer report version no longer has it), the note says it
+/// was withdrawn. Call it in the batch transaction, after the lines and dead letters are
+/// written, with the keys of both. Returns how many letters it closed.
+pub async fn supersede(conn: &mut PgConnection, keys: &[&[u8]]) -> Result<u64, DbFailure> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let closed = sqlx::query(
+        r#"UPDATE quarantine q
+            SET resolved_at = now(), superseded_version = l.source_timestamp,
+                resolved_topic = l.source_topic, resolved_partition = l.source_partition,
+                resolved_offset = l.source_offset, resolved_line_key = l.line_key,
+                resolved_note = concat(
+                    'the version of ', coalesce('report ' || l.report_id, 'the line'),
+                    ' made ',
+                    to_char(l.source_timestamp AT TIME ZONE 'UTC',
+                            'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                    CASE WHEN r.line_key IS NULL
+                         THEN ' was booked from ' || l.source_topic || '['
+                              || l.source_partition || ']@' || l.source_offset
+                         ELSE ' no longer has this line (reversed to zero)' END)
+           FROM royalty_ledger l
+           LEFT JOIN ledger_reversals r
+             ON r.line_key = l.line_key AND r.version_at = l.source_timestamp
+          WHERE q.line_key = ANY($1) AND q.resolved_at IS NULL
+            AND l.line_key = q.line_key
+            AND btrim(l.report_id) IS NOT DISTINCT FROM btrim(q.report_id)
+            AND (l.source_timestamp > q.source_timestamp
+                 OR (l.source_timestamp = q.source_timestamp
+                     AND l.source_topic = q.source_topic
+                     AND l.source_partition = q.source_partition
+                     AND l.source_offset > q.source_offset))"#,
+    )
+    .bind(keys)
+    .execute(&mut *conn)
+    .await?;
+    Ok(closed.rows_affected())
 }
 
 #[cfg(test)]

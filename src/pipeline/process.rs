@@ -3,9 +3,10 @@
 
 use crate::avro::LineDecoder;
 use crate::domain::validate;
+use crate::domain::validate::identity;
 use crate::drift::CatalogEntry;
 use crate::drift::catalog::{check_entry, decode_update};
-use crate::ledger::dead_letter;
+use crate::ledger::dead_letter::{self, RefusedLine};
 use crate::ledger::{Batch, DeadLetter, LineToPost, OffsetAdvance, Sourced};
 use crate::report::ReportSummary;
 
@@ -40,6 +41,7 @@ pub async fn build_batch(
             class,
             reason,
             schema_ref,
+            line: None,
         };
         if let Some(not_read) = &message.record.not_read {
             batch.dead_letters.push(refuse(
@@ -117,12 +119,16 @@ pub async fn build_batch(
                 source: message.source.clone(),
                 record: message.record.clone(),
             }),
-            Err(rejection) => batch.dead_letters.push(refuse(
-                "validate",
-                rejection.first_rule().to_string(),
-                rejection.to_string(),
-                Some(decoded.schema.to_string()),
-            )),
+            Err(rejection) => batch.dead_letters.push(DeadLetter {
+                line: identity(&decoded.line)
+                    .map(|(key, report_id)| RefusedLine { key, report_id }),
+                ..refuse(
+                    "validate",
+                    rejection.first_rule().to_string(),
+                    rejection.to_string(),
+                    Some(decoded.schema.to_string()),
+                )
+            }),
         }
     }
     Ok(batch)

@@ -129,7 +129,7 @@ pub async fn list(args: &ListArgs) -> anyhow::Result<()> {
         let status = selected.status(&letter.id);
         group.count += 1;
         group.open += u64::from(status.is_open());
-        group.resolved += u64::from(status.resolved_at.is_some());
+        group.resolved += u64::from(status.is_resolved());
         group.replayed += u64::from(status.replays > 0);
         group.superseded += u64::from(status.superseded_by.is_some());
         group.unpublished += u64::from(matches!(letter.place, Place::Unpublished { .. }));

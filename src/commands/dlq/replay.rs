@@ -59,9 +59,10 @@ pub struct ReplayArgs {
     #[arg(long, env = "ROYALTY_DLQ_NOTE")]
     pub note: Option<String>,
 
-    /// Also resend dead letters whose replay was already booked, or refused again (those
-    /// are skipped by default: the ledger would absorb the copy; the newer dead letter is
-    /// the one to replay).
+    /// Also resend dead letters whose replay was already booked, or refused again, or
+    /// whose line a newer version superseded (those are skipped by default: the ledger
+    /// would absorb the copy, or journal it as stale; the newer dead letter is the one to
+    /// replay).
     #[arg(long, env = "ROYALTY_DLQ_INCLUDE_RESOLVED", value_parser = BoolishValueParser::new())]
     pub include_resolved: bool,
 }
@@ -96,8 +97,8 @@ impl Summary {
     fn line(&self, verb: &str, replayed: usize) -> String {
         format!(
             "selected {}, {verb} {replayed}, skipped {} ({} already booked, {} superseded by a newer \
-             dead letter, {} without a source topic, {} too large to have been stored), {} of \
-             them replayed before",
+             dead letter or a newer version of the line, {} without a source topic, {} too large \
+             to have been stored), {} of them replayed before",
             self.selected,
             self.skipped(),
             self.already_booked,
@@ -135,12 +136,13 @@ pub async fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let mut sends: Vec<Send<'_>> = Vec::new();
     for letter in &selected.letters {
         let status = selected.status(&letter.id);
-        if status.resolved_at.is_some() && !args.include_resolved {
+        if status.is_resolved() && !args.include_resolved {
             summary.already_booked += 1;
             continue;
         }
         // Its replay was refused again: the newer dead letter is the one to replay (sending
-        // both would only make the ledger absorb a copy).
+        // both would only make the ledger absorb a copy). Or a newer version of its line
+        // is booked: replayed, it would only be journaled as stale.
         if status.superseded_by.is_some() && !args.include_resolved {
             summary.superseded += 1;
             continue;

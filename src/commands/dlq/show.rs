@@ -68,7 +68,14 @@ pub async fn show(args: &ShowArgs) -> anyhow::Result<()> {
 
     let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     println!("dead letter   {}", letter.id);
-    println!("status        {}", selected.status(&letter.id).word());
+    let status = selected.status(&letter.id);
+    match (&status.resolved_by, &status.superseded_by) {
+        (Some(by), _) if status.is_resolved() => {
+            println!("status        {} ({by})", status.word())
+        }
+        (_, Some(by)) => println!("status        {} ({by})", status.word()),
+        _ => println!("status        {}", status.word()),
+    }
     let place = match &letter.place {
         Place::Topic { partition, offset } => {
             format!("{}[{partition}]@{offset}", args.source.dlq_topic)

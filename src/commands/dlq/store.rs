@@ -16,16 +16,20 @@ use super::letter::{Letter, Place};
 pub struct Status {
     /// A quarantine row exists (false: refused by a pipeline writing to another database).
     pub quarantined: bool,
-    /// When a replay of it was booked.
+    /// When it was closed: a replay of it booked, closed by hand, or a newer version of
+    /// its line booked.
     pub resolved_at: Option<DateTime<Utc>>,
     /// Where the booked replay was read, `topic[partition]@offset`, or who closed it by
     /// hand and why.
     pub resolved_by: Option<String>,
     /// How often it was replayed.
     pub replays: i64,
-    /// A replay of it was refused again: the newer dead letter (whose `replay_of` names
-    /// this one) carries the record on, and booking it resolves both.
+    /// What carries its line on: a replay of it was refused again (the newer dead letter,
+    /// whose `replay_of` names this one; booking it resolves both), or a newer version of
+    /// the line was booked (the DSP's corrected resend), which closed this one.
     pub superseded_by: Option<String>,
+    /// Closed because a newer version of its line was booked (`superseded_by` says which).
+    pub by_newer_version: bool,
 }
 
 impl Status {
@@ -35,12 +39,17 @@ impl Status {
         self.quarantined && self.resolved_at.is_none() && self.superseded_by.is_none()
     }
 
+    /// Closed as resolved: a replay of it booked, or closed by hand.
+    pub fn is_resolved(&self) -> bool {
+        self.resolved_at.is_some() && !self.by_newer_version
+    }
+
     /// One word for tables: `open`, `resolved`, `superseded` or `unknown` (no quarantine
     /// row in this database).
     pub fn word(&self) -> &'static str {
         if !self.quarantined {
             "unknown"
-        } else if self.resolved_at.is_some() {
+        } else if self.is_resolved() {
             "resolved"
         } else if self.superseded_by.is_some() {
             "superseded"
@@ -56,14 +65,18 @@ pub async fn statuses(pool: &PgPool, ids: &[String]) -> anyhow::Result<HashMap<S
     for chunk in ids.chunks(10_000) {
         let rows = sqlx::query(
             "SELECT i.id, q.dead_letter_id IS NOT NULL AS quarantined, q.resolved_at,
-                    coalesce(q.resolved_topic || '[' || q.resolved_partition || ']@'
-                                 || q.resolved_offset,
-                             'by hand (' || q.resolved_by_user || '): ' || q.resolved_note)
-                        AS resolved_by,
+                    CASE WHEN q.superseded_version IS NULL THEN
+                      coalesce(q.resolved_topic || '[' || q.resolved_partition || ']@'
+                                   || q.resolved_offset,
+                               'by hand (' || q.resolved_by_user || '): ' || q.resolved_note)
+                    END AS resolved_by,
                     (SELECT count(*) FROM dlq_replay_items r WHERE r.dead_letter_id = i.id)
                         AS replays,
-                    (SELECT min(n.dead_letter_id) FROM quarantine n WHERE n.replay_of = i.id)
-                        AS superseded_by
+                    CASE WHEN q.superseded_version IS NOT NULL THEN q.resolved_note
+                         ELSE (SELECT min(n.dead_letter_id) FROM quarantine n
+                                WHERE n.replay_of = i.id)
+                    END AS superseded_by,
+                    coalesce(q.superseded_version IS NOT NULL, false) AS by_newer_version
                FROM unnest($1::text[]) AS i(id)
                LEFT JOIN quarantine q ON q.dead_letter_id = i.id",
         )
@@ -80,6 +93,7 @@ pub async fn statuses(pool: &PgPool, ids: &[String]) -> anyhow::Result<HashMap<S
                     resolved_by: row.try_get("resolved_by")?,
                     replays: row.try_get("replays")?,
                     superseded_by: row.try_get("superseded_by")?,
+                    by_newer_version: row.try_get("by_newer_version")?,
                 },
             );
         }
@@ -148,7 +162,8 @@ pub async fn quarantine_row(pool: &PgPool, id: &str) -> anyhow::Result<Option<se
         "SELECT quarantine_id, consumer_group, error_stage, error_class, reason, schema_ref,
                 quarantined_at, replay_of, resolved_at, resolved_topic, resolved_partition,
                 resolved_offset, encode(resolved_line_key, 'hex') AS resolved_line_key,
-                resolved_by_user, resolved_note
+                resolved_by_user, resolved_note, encode(line_key, 'hex') AS line_key,
+                report_id, superseded_version
            FROM quarantine WHERE dead_letter_id = $1",
     )
     .bind(id)
@@ -172,6 +187,9 @@ pub async fn quarantine_row(pool: &PgPool, id: &str) -> anyhow::Result<Option<se
         "resolved_line_key": row.try_get::<Option<String>, _>("resolved_line_key")?,
         "resolved_by_user": row.try_get::<Option<String>, _>("resolved_by_user")?,
         "resolved_note": row.try_get::<Option<String>, _>("resolved_note")?,
+        "line_key": row.try_get::<Option<String>, _>("line_key")?,
+        "report_id": row.try_get::<Option<String>, _>("report_id")?,
+        "superseded_version": row.try_get::<Option<DateTime<Utc>>, _>("superseded_version")?,
     })))
 }
 

@@ -1,0 +1,289 @@
+//! A dead letter made obsolete by the DSP's corrected resend is closed as superseded (issue
+//! 19, item 12): `produce` → `run` → the ledger, `dlq` and `reconcile` on the real broker and
+//! database, with the files in `tests/fixtures/versions`.
+
+mod common;
+
+use std::process::Output;
+
+use chrono::NaiveDate;
+use common::pipeline::{encode, royalty_ingest, run_args, run_until_idle};
+use rdkafka::producer::FutureRecord;
+use royalty_ingest::domain::DecodedLine;
+use royalty_ingest::sample::record_key;
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+
+const FIXTURES: &str = "tests/fixtures/versions";
+const GROUP: &str = "it-superseded";
+
+fn fixture(name: &str) -> String {
+    format!("{FIXTURES}/{name}")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+struct Setup {
+    raw: String,
+    summaries: String,
+    dlq: String,
+    alerts: String,
+    url: String,
+    pool: PgPool,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let raw = common::fresh_topic("it.superseded.raw", 2).await;
+        let summaries = common::fresh_topic("it.superseded.sum", 1).await;
+        let dlq = common::fresh_topic("it.superseded.dlq", 1).await;
+        let alerts = common::fresh_topic("it.superseded.alerts", 1).await;
+        let (url, pool) = common::fresh_database().await;
+        Setup {
+            raw,
+            summaries,
+            dlq,
+            alerts,
+            url,
+            pool,
+        }
+    }
+
+    /// Publishes a statement through `produce`, as the DSP's files arrive.
+    async fn produce(&self, file: &str, extra: &[&str]) {
+        let profile = fixture("statement.toml");
+        let file = fixture(file);
+        let mut args = vec![
+            "produce",
+            "--topic",
+            &self.raw,
+            "--summaries-topic",
+            &self.summaries,
+            "--profile",
+            &profile,
+        ];
+        args.extend_from_slice(extra);
+        args.push(&file);
+        let output = royalty_ingest(&args, &self.url).await;
+        assert!(output.status.success(), "{}", text(&output));
+    }
+
+    async fn ingest(&self) {
+        let mut args = run_args(&self.raw, &self.dlq, &self.url, GROUP);
+        args.summaries_topic = self.summaries.clone();
+        args.alerts_topic = self.alerts.clone();
+        run_until_idle(args).await;
+    }
+
+    async fn dlq(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["dlq"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--dlq-topic", &self.dlq]);
+        royalty_ingest(&args, &self.url).await
+    }
+
+    /// `dlq list --each --json`: every dead letter with its status.
+    async fn letters(&self) -> Vec<serde_json::Value> {
+        let output = self.dlq(&["list", "--each", "--json"]).await;
+        assert!(output.status.success(), "{}", text(&output));
+        let list: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("one JSON object");
+        list["letters"].as_array().expect("letters").clone()
+    }
+
+    async fn open_letters(&self) -> u64 {
+        let output = self.dlq(&["list", "--json"]).await;
+        assert!(output.status.success(), "{}", text(&output));
+        let list: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("one JSON object");
+        list["open"].as_u64().expect("open")
+    }
+
+    async fn reconcile(&self) -> Output {
+        royalty_ingest(
+            &[
+                "reconcile",
+                "--group",
+                GROUP,
+                "--summaries-topic",
+                &self.summaries,
+            ],
+            &self.url,
+        )
+        .await
+    }
+
+    /// Lines, quantity and amount in the ledger.
+    async fn ledger(&self) -> (i64, i64, Decimal) {
+        sqlx::query_as::<_, (i64, Decimal, Decimal)>(
+            "SELECT count(*), sum(stream_count)::numeric, sum(royalty_amount) FROM royalty_ledger",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map(|(n, q, a)| (n, i64::try_from(q).expect("quantity"), a))
+        .expect("ledger totals")
+    }
+}
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str_exact(s).expect("decimal")
+}
+
+/// Deezer's statement ST-12 reports 30,000,000 streams for one track, which the label's
+/// ledger refuses (a plausibility constraint of its own): the line is dead-lettered and
+/// stays open, also when the same version is published again. The DSP's corrected resend
+/// books the line: both letters close as superseded, naming the version that did it, the
+/// ledger holds the corrected statement exactly and `reconcile` says so. A copy of the
+/// line's first version refused after the correction is closed as it is refused.
+#[tokio::test]
+async fn a_corrected_resend_closes_the_dead_letter_of_the_line_it_corrects() {
+    let s = Setup::new().await;
+    // The label's own rule, in its ledger: no track streams 30 million times a month at
+    // one DSP in one territory.
+    sqlx::query(
+        "ALTER TABLE royalty_ledger ADD CONSTRAINT plausible_streams
+            CHECK (stream_count < 10000000)",
+    )
+    .execute(&s.pool)
+    .await
+    .expect("constraint");
+
+    s.produce("statement_ST-12_v1.csv", &[]).await;
+    s.ingest().await;
+    assert_eq!(s.ledger().await, (2, 500, dec("5.00")));
+    let letters = s.letters().await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["status"], "open", "{letters:?}");
+    assert_eq!(letters[0]["class"], "database_rejected", "{letters:?}");
+    let first = letters[0]["id"].as_str().expect("id").to_string();
+    let differs = s.reconcile().await;
+    assert_eq!(differs.status.code(), Some(1), "{}", text(&differs));
+    assert!(
+        text(&differs).contains("database_rejected"),
+        "the refused line explains the difference:\n{}",
+        text(&differs)
+    );
+
+    // The same version again: nothing newer is booked, so its letter stays open too.
+    s.produce("statement_ST-12_v1.csv", &["--republish"]).await;
+    s.ingest().await;
+    assert_eq!(s.open_letters().await, 2);
+
+    // The DSP's corrected resend (a later report time): the line is booked.
+    s.produce("statement_ST-12_v2.csv", &[]).await;
+    s.ingest().await;
+    assert_eq!(
+        s.ledger().await,
+        (3, 800, dec("8.40")),
+        "the corrected statement"
+    );
+    assert_eq!(s.open_letters().await, 0);
+    let letters = s.letters().await;
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    for letter in &letters {
+        assert_eq!(letter["status"], "superseded", "{letter}");
+        let by = letter["superseded_by"].as_str().expect("superseded_by");
+        assert!(
+            by.contains(
+                "the version of report ST-12 made 2026-10-12T00:00:00.000Z was booked from"
+            ) && by.contains(&s.raw),
+            "{by}"
+        );
+    }
+    let open = s.dlq(&["list", "--open"]).await;
+    assert!(
+        text(&open).contains("no dead letters match"),
+        "{}",
+        text(&open)
+    );
+    let show = s.dlq(&["show", &first]).await;
+    assert!(show.status.success(), "{}", text(&show));
+    assert!(
+        text(&show).contains("status        superseded (the version of report ST-12 made"),
+        "{}",
+        text(&show)
+    );
+    let matched = s.reconcile().await;
+    assert_eq!(matched.status.code(), Some(0), "{}", text(&matched));
+    // A replay would only be journaled as stale: skipped.
+    let replay = s.dlq(&["replay", "--yes", "--dry-run"]).await;
+    assert!(replay.status.success(), "{}", text(&replay));
+    assert!(
+        text(&replay).contains("skipped 2 (0 already booked, 2 superseded"),
+        "{}",
+        text(&replay)
+    );
+
+    // The old copy published once more after the correction: older than what is booked,
+    // its lines are journaled as stale and not applied; nothing is refused or opened.
+    s.produce("statement_ST-12_v1.csv", &["--republish"]).await;
+    s.ingest().await;
+    assert_eq!(s.ledger().await, (3, 800, dec("8.40")));
+    assert_eq!(s.open_letters().await, 0);
+
+    // Another producer's copy of the line at the first version, its UPC's check digit
+    // wrong: refused by validation, and closed as it is refused (what is booked is newer).
+    let (dsp_name, period, transaction_id): (String, NaiveDate, String) = sqlx::query_as(
+        "SELECT dsp_name, report_period, transaction_id FROM royalty_ledger
+          WHERE isrc = 'GBQZA2400022'",
+    )
+    .fetch_one(&s.pool)
+    .await
+    .expect("the booked line");
+    let old_copy = DecodedLine {
+        isrc: "GBQZA2400022".into(),
+        upc: Some("731453000000".into()),
+        dsp_name,
+        report_period: period.to_string(),
+        transaction_id,
+        stream_count: 30_000_000,
+        royalty_amount: dec("3.00"),
+        currency: "EUR".into(),
+        territory: Some("SE".into()),
+        usage_type: Some("stream".into()),
+        line_type: None,
+        label: None,
+        artist: None,
+        report_id: Some("ST-12".into()),
+    };
+    let first_version = chrono::DateTime::parse_from_rfc3339("2026-10-01T00:00:00Z")
+        .expect("time")
+        .timestamp_millis();
+    common::producer()
+        .send(
+            FutureRecord::to(&s.raw)
+                .key(record_key(&old_copy).as_bytes())
+                .payload(&encode(4, &old_copy))
+                .timestamp(first_version),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("acknowledged");
+    s.ingest().await;
+    assert_eq!(s.ledger().await, (3, 800, dec("8.40")));
+    let letters = s.letters().await;
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    let refused = letters
+        .iter()
+        .find(|l| l["class"] == "gs1_check_digit")
+        .expect("the validation refusal");
+    assert_eq!(refused["status"], "superseded", "{refused}");
+    assert_eq!(s.open_letters().await, 0, "{letters:?}");
+    let (superseded, by_hand): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE superseded_version = '2026-10-12T00:00:00Z'
+                                   AND resolved_note LIKE 'the version of report ST-12 %'),
+                count(*) FILTER (WHERE resolved_by_user IS NOT NULL)
+           FROM quarantine",
+    )
+    .fetch_one(&s.pool)
+    .await
+    .expect("quarantine");
+    assert_eq!((superseded, by_hand), (3, 0));
+}
