@@ -15,7 +15,7 @@ use royalty_ingest::config::KafkaArgs;
 use royalty_ingest::db::outbox::{OutboxMessage, enqueue};
 use royalty_ingest::observe::Metrics;
 use royalty_ingest::publish::Relay;
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -240,15 +240,27 @@ async fn a_silent_broker_leaves_no_transaction_open_and_no_row_locked_then_every
 }
 
 #[tokio::test]
-async fn relays_side_by_side_send_each_row_once_and_a_crashed_relays_claim_waits_for_its_lease() {
+async fn relays_side_by_side_send_each_row_once_and_a_dead_relays_claim_is_taken_over_at_once() {
     let topic = common::fresh_topic("it.relay.shared", 4).await;
     let (url, observer) = common::fresh_database().await;
     let sent = messages(&topic, "shared", 600);
     enqueue_all(&observer, &sent).await;
-    // A relay that claimed 25 rows and died: its lease still runs.
-    let crashed = sqlx::query(
-        "UPDATE outbox SET claimed_until = now() + interval '1 hour', claimed_by = 'crashed'
+    // A live relay's claim of 25 rows (its session is open: the lease holds), and a dead
+    // relay's claim of 25 more (no such session: its lease is over at once).
+    let mut holder = sqlx::PgConnection::connect(&url).await.expect("a session");
+    let claimed = sqlx::query(
+        "UPDATE outbox SET claimed_until = now() + interval '1 hour',
+                claimed_by = 'live@' || pg_backend_pid()
           WHERE outbox_id IN (SELECT outbox_id FROM outbox ORDER BY outbox_id LIMIT 25)",
+    )
+    .execute(&mut holder)
+    .await
+    .expect("a live relay's claim")
+    .rows_affected();
+    assert_eq!(claimed, 25);
+    let crashed = sqlx::query(
+        "UPDATE outbox SET claimed_until = now() + interval '1 hour', claimed_by = 'crashed@0'
+          WHERE outbox_id IN (SELECT outbox_id FROM outbox ORDER BY outbox_id OFFSET 25 LIMIT 25)",
     )
     .execute(&observer)
     .await
@@ -265,15 +277,21 @@ async fn relays_side_by_side_send_each_row_once_and_a_crashed_relays_claim_waits
     assert_eq!(
         a.unpublished().await.expect("count"),
         25,
-        "the leased rows wait"
+        "the live relay's leased rows wait"
     );
 
-    // The lease runs out: another relay takes the rows over.
-    sqlx::query("UPDATE outbox SET claimed_until = now() - interval '1 second' WHERE claimed_by = 'crashed'")
-        .execute(&observer)
-        .await
-        .expect("lease expired");
-    assert_eq!(b.drain().await.expect("takeover"), 25);
+    // The live relay's session ends (killed): its rows are taken over at once.
+    holder.close().await.expect("the session ends");
+    let mut taken = 0;
+    for _ in 0..50 {
+        taken += b.drain().await.expect("takeover");
+        if taken == 25 {
+            break;
+        }
+        // The server notices the closed session asynchronously; wait for it to go.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(taken, 25);
     assert_eq!(a.unpublished().await.expect("count"), 0);
 
     let on_topic = published(&topic, sent.len());

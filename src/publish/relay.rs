@@ -131,7 +131,7 @@ impl Relay {
     pub async fn release_claims(&self) -> anyhow::Result<u64> {
         let released = sqlx::query(
             "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL
-              WHERE claimed_by = $1 AND published_at IS NULL",
+              WHERE starts_with(claimed_by, $1 || '@') AND published_at IS NULL",
         )
         .bind(&self.owner)
         .execute(&self.pool)
@@ -249,7 +249,13 @@ impl Relay {
     /// Leases up to [`CLAIM_SIZE`] unpublished rows no valid lease holds (least-tried
     /// first), as many as fit [`CLAIM_BYTES`] and at least one, and loads them: one
     /// statement, its own short transaction. Rows another statement is claiming right now
-    /// are skipped, not waited for.
+    /// are skipped, not waited for. A claim names this relay and the database session that
+    /// made it (`owner@pid`); a lease whose session no longer exists is over at once — a
+    /// relay killed mid-publish loses its connections with it, and a batch job draining
+    /// the outbox after it must not wait out the lease (or leave the rows unpublished).
+    /// The claiming connection stays in this process's pool while it sends; should the
+    /// pool close it meanwhile, another relay may repeat a publication, which subscribers
+    /// absorb by the id header.
     async fn claim(&self, only: Option<&[String]>) -> anyhow::Result<Vec<OutboxMessage>> {
         let rows = sqlx::query(
             "WITH candidate AS (
@@ -258,7 +264,10 @@ impl Relay {
                        + coalesce(octet_length(message_key), 0) AS size
                   FROM outbox
                  WHERE published_at IS NULL
-                   AND (claimed_until IS NULL OR claimed_until <= now())
+                   AND (claimed_until IS NULL OR claimed_until <= now()
+                        OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                                        WHERE a.pid = substring(outbox.claimed_by
+                                                                FROM '@([0-9]+)$')::int))
                    AND ($2::text[] IS NULL OR message_id = ANY($2))
                  ORDER BY attempts, outbox_id LIMIT $1
                    FOR UPDATE SKIP LOCKED
@@ -270,7 +279,8 @@ impl Relay {
                  WHERE n = 1 OR total <= $3
              )
              UPDATE outbox o
-                SET claimed_until = now() + make_interval(secs => $4), claimed_by = $5
+                SET claimed_until = now() + make_interval(secs => $4),
+                    claimed_by = $5 || '@' || pg_backend_pid()
                FROM fitting f
               WHERE o.outbox_id = f.outbox_id
              RETURNING o.outbox_id, o.attempts, o.message_id, o.topic, o.message_key,
@@ -315,7 +325,7 @@ impl Relay {
                     claimed_until = NULL, claimed_by = NULL
                FROM unnest($1::bigint[], $2::text[]) AS r(id, error)
               WHERE o.outbox_id = r.id AND o.published_at IS NULL
-                AND (r.error IS NULL OR o.claimed_by = $3)",
+                AND (r.error IS NULL OR starts_with(o.claimed_by, $3 || '@'))",
         )
         .bind(ids)
         .bind(errors)
