@@ -7,12 +7,12 @@ mod common;
 use std::process::Output;
 
 use chrono::NaiveDate;
-use common::pipeline::{encode, royalty_ingest, run_args, run_until_idle};
+use common::pipeline::{encode, royalty_ingest};
+use common::produce::dec;
 use rdkafka::producer::FutureRecord;
 use royalty_ingest::domain::DecodedLine;
 use royalty_ingest::sample::record_key;
 use rust_decimal::Decimal;
-use sqlx::PgPool;
 
 const FIXTURES: &str = "tests/fixtures/versions";
 const GROUP: &str = "it-superseded";
@@ -29,63 +29,33 @@ fn text(output: &Output) -> String {
     )
 }
 
-struct Setup {
-    raw: String,
-    summaries: String,
-    dlq: String,
-    alerts: String,
-    url: String,
-    pool: PgPool,
-}
+/// The produce tests' fixture, with this test's profile and the dead-letter commands.
+struct Setup(common::produce::Setup);
 
 impl Setup {
     async fn new() -> Setup {
-        let raw = common::fresh_topic("it.superseded.raw", 2).await;
-        let summaries = common::fresh_topic("it.superseded.sum", 1).await;
-        let dlq = common::fresh_topic("it.superseded.dlq", 1).await;
-        let alerts = common::fresh_topic("it.superseded.alerts", 1).await;
-        let (url, pool) = common::fresh_database().await;
-        Setup {
-            raw,
-            summaries,
-            dlq,
-            alerts,
-            url,
-            pool,
-        }
+        Setup(common::produce::Setup::new("superseded", GROUP).await)
     }
 
     /// Publishes a statement through `produce`, as the DSP's files arrive.
     async fn produce(&self, file: &str, extra: &[&str]) {
-        let profile = fixture("statement.toml");
-        let file = fixture(file);
-        let mut args = vec![
-            "produce",
-            "--topic",
-            &self.raw,
-            "--summaries-topic",
-            &self.summaries,
-            "--profile",
-            &profile,
-        ];
+        let (profile, file) = (fixture("statement.toml"), fixture(file));
+        let mut args = vec!["--profile", &profile];
         args.extend_from_slice(extra);
         args.push(&file);
-        let output = royalty_ingest(&args, &self.url).await;
+        let output = self.0.produce(&args).await;
         assert!(output.status.success(), "{}", text(&output));
     }
 
     async fn ingest(&self) {
-        let mut args = run_args(&self.raw, &self.dlq, &self.url, GROUP);
-        args.summaries_topic = self.summaries.clone();
-        args.alerts_topic = self.alerts.clone();
-        run_until_idle(args).await;
+        self.0.ingest().await;
     }
 
     async fn dlq(&self, extra: &[&str]) -> Output {
         let mut args = vec!["dlq"];
         args.extend_from_slice(extra);
-        args.extend_from_slice(&["--dlq-topic", &self.dlq]);
-        royalty_ingest(&args, &self.url).await
+        args.extend_from_slice(&["--dlq-topic", &self.0.dlq]);
+        royalty_ingest(&args, &self.0.url).await
     }
 
     /// `dlq list --each --json`: every dead letter with its status.
@@ -106,33 +76,13 @@ impl Setup {
     }
 
     async fn reconcile(&self) -> Output {
-        royalty_ingest(
-            &[
-                "reconcile",
-                "--group",
-                GROUP,
-                "--summaries-topic",
-                &self.summaries,
-            ],
-            &self.url,
-        )
-        .await
+        self.0.reconcile(&[]).await
     }
 
     /// Lines, quantity and amount in the ledger.
     async fn ledger(&self) -> (i64, i64, Decimal) {
-        sqlx::query_as::<_, (i64, Decimal, Decimal)>(
-            "SELECT count(*), sum(stream_count)::numeric, sum(royalty_amount) FROM royalty_ledger",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map(|(n, q, a)| (n, i64::try_from(q).expect("quantity"), a))
-        .expect("ledger totals")
+        self.0.ledger("").await
     }
-}
-
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str_exact(s).expect("decimal")
 }
 
 /// Deezer's statement ST-12 reports 30,000,000 streams for one track, which the label's
@@ -150,7 +100,7 @@ async fn a_corrected_resend_closes_the_dead_letter_of_the_line_it_corrects() {
         "ALTER TABLE royalty_ledger ADD CONSTRAINT plausible_streams
             CHECK (stream_count < 10000000)",
     )
-    .execute(&s.pool)
+    .execute(&s.0.pool)
     .await
     .expect("constraint");
 
@@ -192,7 +142,7 @@ async fn a_corrected_resend_closes_the_dead_letter_of_the_line_it_corrects() {
         assert!(
             by.contains(
                 "the version of report ST-12 made 2026-10-12T00:00:00.000Z was booked from"
-            ) && by.contains(&s.raw),
+            ) && by.contains(&s.0.raw),
             "{by}"
         );
     }
@@ -233,7 +183,7 @@ async fn a_corrected_resend_closes_the_dead_letter_of_the_line_it_corrects() {
         "SELECT dsp_name, report_period, transaction_id FROM royalty_ledger
           WHERE isrc = 'GBQZA2400022'",
     )
-    .fetch_one(&s.pool)
+    .fetch_one(&s.0.pool)
     .await
     .expect("the booked line");
     let old_copy = DecodedLine {
@@ -257,7 +207,7 @@ async fn a_corrected_resend_closes_the_dead_letter_of_the_line_it_corrects() {
         .timestamp_millis();
     common::producer()
         .send(
-            FutureRecord::to(&s.raw)
+            FutureRecord::to(&s.0.raw)
                 .key(record_key(&old_copy).as_bytes())
                 .payload(&encode(4, &old_copy))
                 .timestamp(first_version),
@@ -282,7 +232,7 @@ async fn a_corrected_resend_closes_the_dead_letter_of_the_line_it_corrects() {
                 count(*) FILTER (WHERE resolved_by_user IS NOT NULL)
            FROM quarantine",
     )
-    .fetch_one(&s.pool)
+    .fetch_one(&s.0.pool)
     .await
     .expect("quarantine");
     assert_eq!((superseded, by_hand), (3, 0));
