@@ -19,7 +19,8 @@ use royalty_ingest::config::RunArgs;
 use royalty_ingest::domain::{DecodedLine, validate};
 use royalty_ingest::drift::alert::{DRIFT_ALERT, UNKNOWN_ISRC_SAMPLE, headers};
 use royalty_ingest::drift::catalog::{RawCatalogEntry, check_entry};
-use royalty_ingest::drift::store::apply_entries;
+use royalty_ingest::drift::detect::detect_line;
+use royalty_ingest::drift::store::{apply_entries, record_drifts, versions_at};
 use royalty_ingest::drift::{DriftAlert, DriftSettings};
 use royalty_ingest::ledger::{
     Batch, BatchStats, BatchTarget, CommitOutcome, LineToPost, OffsetAdvance, commit_batch,
@@ -937,4 +938,82 @@ async fn a_catalog_update_with_a_nul_in_its_source_does_not_stop_the_run() {
         .expect("the entry was applied");
     assert!(source.starts_with("label\u{fffd}ops"), "{source}");
     assert_eq!(ledger_count(&s.pool).await, 5);
+}
+
+/// Two lanes that meet the same new drift at once, each finding it unknown, raise and count
+/// one alert between them: the outbox keeps one, and the lane whose transaction waited for
+/// the other's counts none (a 2-partition run under load once counted two).
+#[tokio::test]
+async fn two_lanes_meeting_the_same_new_drift_at_once_count_one_alert() {
+    let (_url, pool) = common::fresh_database().await;
+    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    let decoded = lines_for(93, 1, 1, ISRC, &upc_for(99)).remove(0);
+    let line = validate::validate(&decoded).expect("valid line");
+    let mut conn = pool.acquire().await.expect("connection");
+    let versions = versions_at(&mut conn, &[(ISRC.to_string(), line.report_period)])
+        .await
+        .expect("versions");
+    drop(conn);
+    let version = versions.values().next().expect("the loaded version");
+    let drifts = detect_line(&line, Some(version), true, true, "raw[0]@1");
+    assert_eq!(drifts.len(), 1, "one UPC drift: {drifts:?}");
+    let store = SchemaStore::builtin().expect("schemas");
+    let settings = DriftSettings {
+        alerts_topic: "alerts".into(),
+        alert_unknown_isrc: true,
+        alert_schema: store.latest(DRIFT_ALERT).expect("alert schema"),
+    };
+
+    let mut first = pool.begin().await.expect("begin");
+    let raised_first = record_drifts(&mut first, &drifts, &settings)
+        .await
+        .expect("first lane");
+    // The second lane's transaction waits on the first's rows until it commits.
+    let second = tokio::spawn({
+        let (pool, drifts, settings) = (pool.clone(), drifts.clone(), settings.clone());
+        async move {
+            let mut tx = pool.begin().await.expect("begin");
+            let raised = record_drifts(&mut tx, &drifts, &settings)
+                .await
+                .expect("second lane");
+            tx.commit().await.expect("commit");
+            raised
+        }
+    });
+    common::wait_until(
+        Duration::from_secs(30),
+        "the second lane waiting on the first",
+        || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .fetch_one(&pool)
+                .await
+                .is_ok_and(|n| n > 0)
+            }
+        },
+    )
+    .await;
+    first.commit().await.expect("commit");
+    let raised_second = second.await.expect("second lane task");
+
+    assert_eq!(raised_first.ids.len(), 1, "the first lane raises the alert");
+    assert_eq!(raised_second.ids.len(), 0, "the second finds it raised");
+    assert_eq!(
+        raised_first.by_kind.iter().sum::<u64>() + raised_second.by_kind.iter().sum::<u64>(),
+        1
+    );
+    let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&pool)
+        .await
+        .expect("outbox");
+    assert_eq!(outbox, 1, "one alert to publish");
+    let occurrences: i64 = sqlx::query_scalar("SELECT sum(occurrences)::bigint FROM drift_events")
+        .fetch_one(&pool)
+        .await
+        .expect("occurrences");
+    assert_eq!(occurrences, 2, "both lanes' lines counted");
 }

@@ -2,6 +2,8 @@
 //! transaction commits (dead letters, drift alerts). The stable `message_id` absorbs a
 //! second enqueue of the same message.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
@@ -25,10 +27,16 @@ pub struct OutboxMessage {
     pub timestamp: Option<DateTime<Utc>>,
 }
 
-/// Enqueues messages (one statement for all of them).
-pub async fn enqueue(conn: &mut PgConnection, messages: &[OutboxMessage]) -> Result<(), DbFailure> {
+/// Enqueues messages (one statement for all of them). Returns the ids of those it added:
+/// a message already in the outbox (enqueued by an earlier batch, or by a concurrent lane
+/// whose transaction committed first) is left as it is and not returned, so callers count
+/// what they raised, not what they tried to.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    messages: &[OutboxMessage],
+) -> Result<HashSet<String>, DbFailure> {
     if messages.is_empty() {
-        return Ok(());
+        return Ok(HashSet::new());
     }
     let ids: Vec<&str> = messages.iter().map(|m| m.message_id.as_str()).collect();
     let topics: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
@@ -37,7 +45,7 @@ pub async fn enqueue(conn: &mut PgConnection, messages: &[OutboxMessage]) -> Res
     let headers: Vec<serde_json::Value> =
         messages.iter().map(|m| headers_json(&m.headers)).collect();
     let timestamps: Vec<Option<DateTime<Utc>>> = messages.iter().map(|m| m.timestamp).collect();
-    sqlx::query(
+    let added: Vec<String> = sqlx::query_scalar(
         "INSERT INTO outbox (message_id, topic, message_key, payload, header_names,
                              header_values, message_timestamp)
          SELECT i.id, i.topic, i.k, i.v,
@@ -46,7 +54,8 @@ pub async fn enqueue(conn: &mut PgConnection, messages: &[OutboxMessage]) -> Res
                 i.ts
            FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[], $6::timestamptz[])
                 AS i(id, topic, k, v, headers, ts)
-         ON CONFLICT (message_id) DO NOTHING",
+         ON CONFLICT (message_id) DO NOTHING
+         RETURNING message_id",
     )
     .bind(&ids)
     .bind(&topics)
@@ -54,9 +63,9 @@ pub async fn enqueue(conn: &mut PgConnection, messages: &[OutboxMessage]) -> Res
     .bind(&payloads)
     .bind(&headers)
     .bind(&timestamps)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(())
+    Ok(added.into_iter().collect())
 }
 
 /// Headers as a JSON array of `[name, hex(value) or null]` pairs (PostgreSQL has no ragged

@@ -402,7 +402,6 @@ pub async fn record_drifts(
     .execute(&mut *conn)
     .await?;
 
-    let mut raised = RaisedAlerts::default();
     let mut messages: Vec<OutboxMessage> = Vec::with_capacity(alerts.len());
     for alert in &alerts {
         // An alert that cannot be encoded must fail the batch: once its drift_events rows
@@ -415,6 +414,14 @@ pub async fn record_drifts(
                 ))
             })?;
         messages.push(message);
+    }
+    // Two lanes can meet the same new drift at once: both find it unknown and plan its
+    // alert (its id is the drift's), and the outbox keeps one. Only what this batch added
+    // is counted.
+    let added = outbox::enqueue(conn, &messages).await?;
+    let mut raised = RaisedAlerts::default();
+    for alert in alerts.iter().filter(|a| added.contains(&a.alert_id)) {
+        raised.ids.push(alert.alert_id.clone());
         if let Some(kind) = alert.kind() {
             raised.by_kind[kind.index()] += 1;
             if kind == DriftKind::UnknownIsrc {
@@ -429,8 +436,6 @@ pub async fn record_drifts(
             "drift alert raised"
         );
     }
-    outbox::enqueue(conn, &messages).await?;
-    raised.ids = messages.into_iter().map(|m| m.message_id).collect();
     Ok(raised)
 }
 
