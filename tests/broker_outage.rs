@@ -1,7 +1,8 @@
 //! The Kafka broker stopped and restarted mid-stream: the run keeps going (librdkafka
 //! reconnects, the outbox relay retries), nothing is acknowledged twice or lost, and the
-//! ledger is exact. This binary restarts the shared broker, so it holds a single test
-//! (cargo runs test binaries one after another).
+//! ledger is exact. The broker stopped is the second one (`scripts/services
+//! chaos-kafka-up`), so the test binaries running beside this one keep theirs.
+// scripts/test: chaos-services — stops and restarts the second broker.
 
 mod common;
 
@@ -14,6 +15,7 @@ use common::pipeline::{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_survives_a_broker_restart_and_the_ledger_stays_exact() {
+    common::use_chaos_broker();
     let topic = common::fresh_topic("it.broker.raw", 2).await;
     let dlq = common::fresh_topic("it.broker.dlq", 1).await;
     let (url, pool) = common::fresh_database().await;
@@ -43,12 +45,12 @@ async fn the_run_survives_a_broker_restart_and_the_ledger_stays_exact() {
     );
     wait_for_rows(&pool, 500, Duration::from_secs(120), "first lines ingested").await;
 
-    services("kafka-stop");
+    services("chaos-kafka-stop");
     assert!(
         run.try_wait().expect("status").is_none(),
         "the run survives the broker going away"
     );
-    services("up");
+    services("chaos-kafka-up");
     publish_records(&producer, &topic, rest).await;
 
     let expected = expected_totals(&lines);
@@ -79,9 +81,9 @@ async fn the_run_survives_a_broker_restart_and_the_ledger_stays_exact() {
     // SIGTERM while the broker is gone again: the consumer cannot leave its group, and the
     // run still exits, cleanly, within its documented deadlines (consumer close 10 s,
     // outbox drain 30 s), not after librdkafka's own minutes.
-    services("kafka-stop");
+    services("chaos-kafka-stop");
     terminate(&mut run).await;
-    services("up");
+    services("chaos-kafka-up");
     assert_eq!(
         ledger_totals(&pool).await,
         expected,

@@ -13,6 +13,7 @@
 //! Every instance's stderr goes to its own file under `target/tmp/chaos/` (the directory
 //! is printed first, as "chaos logs: DIR"). An instance that exits without being stopped by
 //! the test fails the test at once, with its exit status and the last lines it logged.
+// scripts/test: chaos-services — restarts the second broker and PostgreSQL cluster.
 
 mod common;
 
@@ -172,6 +173,7 @@ async fn settle<F, Fut>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_faults_lose_and_double_nothing() {
+    common::use_chaos_broker();
     let long = std::env::var("CHAOS_PROFILE").is_ok_and(|p| p == "long");
     let (line_count, min_kills, min_faults) = if long {
         (100_000, 50, 80)
@@ -303,8 +305,8 @@ async fn mixed_faults_lose_and_double_nothing() {
                 log.push("postgres restart");
             }
             8 if broker_restarts < if long { 3 } else { 1 } => {
-                services("kafka-stop");
-                services("up");
+                services("chaos-kafka-stop");
+                services("chaos-kafka-up");
                 broker_restarts += 1;
                 log.push("broker restart");
             }

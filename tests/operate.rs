@@ -1,6 +1,7 @@
 //! Operating it: what `/metrics` and `/readyz` say about a live `run`, checked against
 //! what was sent — counters, the end-to-end latency histogram, consumer lag, readiness
 //! through a PostgreSQL outage — and that no password reaches the logs or `--help`.
+// scripts/test: chaos-services — stops the second PostgreSQL cluster (port 5433).
 
 mod common;
 

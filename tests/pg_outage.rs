@@ -4,6 +4,7 @@
 //! starts, so stopping it disturbs no other test. A second test cuts TLS handshakes short
 //! through a proxy, as a restarting server can; two more make the run's own database refuse
 //! sessions (SQLSTATE 55000) while it runs, and when it starts.
+// scripts/test: chaos-services — stops the second PostgreSQL cluster (port 5433).
 
 mod common;
 

@@ -6,6 +6,7 @@ pub mod pipeline;
 pub mod produce;
 
 use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -21,9 +22,32 @@ use royalty_ingest::drift::catalog::{CATALOG_UPDATE, RawCatalogEntry, encode_upd
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-/// The broker the services script starts (or `KAFKA_BROKERS`).
+/// The broker every helper of this test binary talks to, fixed at its first use.
+static BROKERS: OnceLock<String> = OnceLock::new();
+
+/// The broker the services script starts (or `KAFKA_BROKERS`); in a binary that called
+/// [`use_chaos_broker`], the second one.
 pub fn brokers() -> String {
-    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+    BROKERS
+        .get_or_init(|| {
+            std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+        })
+        .clone()
+}
+
+/// Points every helper of this test binary at the second broker (`CHAOS_KAFKA_BROKERS`,
+/// started here by `scripts/services chaos-kafka-up`), for tests that stop and restart
+/// their broker: the shared one stays up for the test binaries running beside them.
+/// Call it first in every test of such a binary.
+pub fn use_chaos_broker() {
+    pipeline::services("chaos-kafka-up");
+    let chaos =
+        std::env::var("CHAOS_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9094".to_string());
+    let chosen = BROKERS.get_or_init(|| chaos.clone());
+    assert_eq!(
+        *chosen, chaos,
+        "use_chaos_broker() must come before anything asks for the broker"
+    );
 }
 
 /// Kafka settings for the library's own functions.

@@ -442,7 +442,8 @@ pub async fn terminate(child: &mut Child) {
     assert!(status.success(), "SIGTERM stops the run cleanly: {status}");
 }
 
-/// Runs a `scripts/services` command (the outage tests stop and start services).
+/// Runs a `scripts/services` command (the outage tests stop and start services; their
+/// broker is the second one, [`super::use_chaos_broker`]).
 pub fn services(command: &str) {
     let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services"))
         .arg(command)
