@@ -290,7 +290,7 @@ impl RebalanceContext {
         // Bounded waits on both sides: a batcher stuck retrying an unreachable database must
         // not hold the group's rebalance hostage (the offsets compare-and-set keeps a late
         // commit harmless).
-        let (sent, undelivered) = match send_before(&self.events, event, deadline) {
+        let (sent, undelivered) = match send_before(&self.runtime, &self.events, event, deadline) {
             Ok(sent) => (sent, None),
             Err(event) => (false, Some(event)),
         };
@@ -408,24 +408,22 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
 }
 
 /// Sends an event before `deadline`: `Ok(true)` sent, `Ok(false)` the batcher is gone,
-/// `Err(event)` the channel stayed full (the event comes back to be sent later).
+/// `Err(event)` the channel stayed full (the event comes back to be sent later). Waits for
+/// room on `runtime` (a slot is reserved first, so a timeout keeps the event).
 fn send_before(
+    runtime: &tokio::runtime::Handle,
     events: &mpsc::Sender<SourceEvent>,
-    mut event: SourceEvent,
+    event: SourceEvent,
     deadline: std::time::Instant,
 ) -> Result<bool, Box<SourceEvent>> {
-    loop {
-        match events.try_send(event) {
-            Ok(()) => return Ok(true),
-            Err(mpsc::error::TrySendError::Closed(_)) => return Ok(false),
-            Err(mpsc::error::TrySendError::Full(back)) => {
-                if std::time::Instant::now() >= deadline {
-                    return Err(Box::new(back));
-                }
-                event = back;
-                std::thread::sleep(Duration::from_millis(5));
-            }
+    let room = runtime.block_on(tokio::time::timeout_at(deadline.into(), events.reserve()));
+    match room {
+        Ok(Ok(permit)) => {
+            permit.send(event);
+            Ok(true)
         }
+        Ok(Err(_closed)) => Ok(false),
+        Err(_elapsed) => Err(Box::new(event)),
     }
 }
 
