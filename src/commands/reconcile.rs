@@ -76,7 +76,8 @@ pub struct ReconcileArgs {
     pub csv: bool,
 }
 
-fn parse_period(raw: &str) -> Result<NaiveDate, String> {
+/// A report period, YYYY-MM-DD or YYYY-MM (its first day).
+pub fn parse_period(raw: &str) -> Result<NaiveDate, String> {
     crate::produce::text::parse_period(raw, None)
         .and_then(|p| NaiveDate::parse_from_str(&p, "%Y-%m-%d").map_err(|e| e.to_string()))
 }
