@@ -20,14 +20,12 @@ pub fn report_href(report_id: &str) -> String {
     )
 }
 
-fn difference<T: PartialEq + std::fmt::Display + Copy + std::ops::Sub<Output = T>>(
-    expected: T,
-    booked: T,
-) -> Markup {
-    if expected == booked {
+/// What the ledger holds beyond the report (negative: short), or `=`.
+fn difference(booked_minus_expected: Decimal) -> Markup {
+    if booked_minus_expected.is_zero() {
         html! { span.good { "=" } }
     } else {
-        html! { span.bad.diff { (format!("{}", booked - expected)) } }
+        html! { span.bad.diff { (amount(booked_minus_expected)) } }
     }
 }
 
@@ -89,7 +87,7 @@ pub async fn page(
                         td.num { (g.expected_quantity) " / " (g.ledger_quantity) }
                         td.num { (amount(g.expected_amount)) }
                         td.num { (amount(g.ledger_amount)) }
-                        td.num { (difference(g.expected_amount, g.ledger_amount)) }
+                        td.num { (difference(g.ledger_amount - g.expected_amount)) }
                     }
                 }
             }
@@ -108,10 +106,10 @@ pub async fn page(
                         td.mono { a href=(report_href(&r.report_id)) { (r.report_id) } }
                         td { (r.dsp_name) } td { (r.report_period) } td { (r.currency) }
                         td.num { (r.expected_lines) } td.num { (r.ledger_lines) }
-                        td.num { (difference(r.expected_lines, r.ledger_lines)) }
+                        td.num { (difference(Decimal::from(r.ledger_lines - r.expected_lines))) }
                         td.num { (r.expected_quantity) } td.num { (r.ledger_quantity) }
                         td.num { (amount(r.expected_amount)) } td.num { (amount(r.ledger_amount)) }
-                        td.num.amount-diff { (difference(r.expected_amount, r.ledger_amount)) }
+                        td.num.amount-diff { (difference(r.ledger_amount - r.expected_amount)) }
                         td { @if r.matches { span.good { "matches" } } @else { span.bad { "DIFFERS" } } }
                     }
                     @if !r.explanation.is_empty() {
