@@ -642,3 +642,108 @@ async fn a_drift_is_acknowledged_and_a_report_that_does_not_reconcile_shows_its_
         )
         .await;
 }
+
+#[tokio::test]
+async fn the_console_works_as_its_least_privileged_role_and_that_role_cannot_touch_the_ledger() {
+    let queue = queue_fixture().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/postgres/console-role.sql"
+        ))
+        .expect("console-role.sql"),
+    ))
+    .execute(&queue.pool)
+    .await
+    .expect("apply the console role grants as the owner");
+    let login = format!("ri_console_{}", common::unique_suffix());
+    let password = format!("Console-{}", common::unique_suffix());
+    // Generated name and password, never input.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {login} LOGIN PASSWORD '{password}' IN ROLE royalty_console"
+    )))
+    .execute(&queue.pool)
+    .await
+    .expect("create the login role");
+    let console_url = queue
+        .url
+        .replacen("royalty:royalty@", &format!("{login}:{password}@"), 1);
+    assert_ne!(console_url, queue.url);
+    add_user(&queue.url, "otto", "operator").await;
+
+    let role = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&console_url)
+        .await
+        .expect("connect as the console role");
+    for statement in [
+        "UPDATE royalty_ledger SET royalty_amount = 0",
+        "DELETE FROM quarantine",
+        "UPDATE quarantine SET reason = 'x'",
+        "INSERT INTO console_users (user_name, role, password_hash) VALUES ('eve', 'operator', 'x')",
+        "UPDATE console_audit SET note = 'x'",
+        "CREATE TABLE sneaky (i int)",
+    ] {
+        let refused = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&role)
+            .await
+            .err()
+            .and_then(|e| {
+                e.as_database_error()
+                    .and_then(|d| d.code().map(|c| c.to_string()))
+            });
+        assert_eq!(
+            refused.as_deref(),
+            Some("42501"),
+            "{statement} must be refused"
+        );
+    }
+    role.close().await;
+
+    let console =
+        ConsoleServer::start(&console_url, &["--dlq-topic", &queue.dlq, "--group", GROUP]).await;
+    let session = session_of(&console, "otto").await;
+    for path in [
+        "/".to_string(),
+        "/dead-letters?status=open".to_string(),
+        format!("/dead-letters/{}", queue.bad_upc),
+        "/drift".to_string(),
+        format!("/tracks/{}", queue.lines[0].isrc),
+        "/reports".to_string(),
+    ] {
+        let (status, body) = get_page(&console, &session, &path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (_, page) = get_page(&console, &session, "/dead-letters").await;
+    let csrf = csrf_of(&page).expect("token");
+    let (status, body) = post_form(
+        &console,
+        &session,
+        "/dead-letters/resolve",
+        &[
+            ("id", &queue.bad_upc),
+            ("note", "withdrawn"),
+            ("csrf", &csrf),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303, "{body}");
+    assert!(!queue.is_open(&queue.bad_upc).await);
+    let (status, body) = post_form(
+        &console,
+        &session,
+        "/dead-letters/replay/send",
+        &[("id", &queue.unknown[0]), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("replayed 1"), "{body}");
+    assert_eq!(
+        count(&queue.pool, "SELECT count(*) FROM dlq_replay_items").await,
+        1
+    );
+    assert_eq!(
+        count(&queue.pool, "SELECT count(*) FROM console_audit").await,
+        2
+    );
+}
