@@ -21,6 +21,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, NaiveDate, Utc};
+use tokio::time::Instant;
+
 use anyhow::Context;
 use axum::Router;
 use axum::http::HeaderMap;
@@ -33,6 +36,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::avro::LineDecoder;
+use crate::commands::reconcile::{self, ReconcileArgs, Reconciliation};
 use crate::config::{DatabaseArgs, KafkaArgs, SchemaArgs};
 use crate::db;
 use auth::{Role, Session, SignInLimiter};
@@ -71,6 +75,16 @@ pub struct ServeArgs {
     /// console, so browsers never send the cookie over plain HTTP.
     #[arg(long, env = "ROYALTY_CONSOLE_SECURE_COOKIES", value_parser = BoolishValueParser::new())]
     pub secure_cookies: bool,
+
+    /// How long the overview and the reports page reuse a reconciliation of every report,
+    /// in seconds (0: never). Reconciling a whole ledger reads all of it (seconds at a
+    /// million lines); a filtered reports page is always computed fresh.
+    #[arg(
+        long,
+        env = "ROYALTY_CONSOLE_RECONCILE_CACHE_SECS",
+        default_value_t = 60
+    )]
+    pub reconcile_cache_secs: u64,
 
     /// How long a sign-in lasts, in hours.
     #[arg(long, env = "ROYALTY_CONSOLE_SESSION_HOURS", default_value_t = 12)]
@@ -116,6 +130,17 @@ pub struct Console {
     pub limiter: SignInLimiter,
     /// A hash checked when the user name is unknown (same cost as a known one).
     pub decoy_hash: String,
+    /// The last reconciliation of every report and when it was made; the lock also makes
+    /// concurrent pages wait for one computation instead of starting their own.
+    pub reconciliation: tokio::sync::Mutex<Option<(Instant, Arc<Reconciled>)>>,
+}
+
+/// A reconciliation of every report and when it was computed.
+pub struct Reconciled {
+    /// The result (`reconcile --json`'s data).
+    pub result: Reconciliation,
+    /// When it was computed.
+    pub at: DateTime<Utc>,
 }
 
 /// The shared state as handlers receive it.
@@ -153,6 +178,46 @@ impl Console {
         Ok(session)
     }
 
+    /// The reconciliation of every report: the cached one while it is younger than
+    /// `--reconcile-cache-secs` and `fresh` is not asked for, else computed now.
+    pub async fn reconciliation(&self, fresh: bool) -> anyhow::Result<Arc<Reconciled>> {
+        let mut cached = self.reconciliation.lock().await;
+        let max_age = Duration::from_secs(self.args.reconcile_cache_secs);
+        if !fresh
+            && let Some((made, result)) = cached.as_ref()
+            && made.elapsed() < max_age
+        {
+            return Ok(result.clone());
+        }
+        let result = Arc::new(Reconciled {
+            result: reconcile::compute(&self.pool, &self.reconcile_args(None, None, None)).await?,
+            at: Utc::now(),
+        });
+        *cached = Some((Instant::now(), result.clone()));
+        Ok(result)
+    }
+
+    /// `reconcile`'s settings for this console's database, broker and group.
+    pub fn reconcile_args(
+        &self,
+        report_id: Option<String>,
+        dsp: Option<String>,
+        period: Option<NaiveDate>,
+    ) -> ReconcileArgs {
+        ReconcileArgs {
+            database: self.args.database.clone(),
+            kafka: self.args.kafka.clone(),
+            schemas: self.args.schemas.clone(),
+            group: self.args.group.clone(),
+            summaries_topic: self.args.summaries_topic.clone(),
+            report_id,
+            dsp,
+            period,
+            json: false,
+            csv: false,
+        }
+    }
+
     /// How long a session lasts.
     pub fn session_lifetime(&self) -> Duration {
         Duration::from_secs(u64::from(self.args.session_hours.max(1)) * 3600)
@@ -187,6 +252,7 @@ pub async fn serve(args: ServeArgs, stop: CancellationToken) -> anyhow::Result<(
         args,
         limiter: SignInLimiter::default(),
         decoy_hash,
+        reconciliation: tokio::sync::Mutex::new(None),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

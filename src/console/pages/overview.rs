@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use maud::html;
 
 use crate::commands::dlq::store;
-use crate::commands::reconcile::{ReconcileArgs, compute, partition_lag};
+use crate::commands::reconcile::partition_lag;
 use crate::console::Shared;
 use crate::console::audit;
 use crate::console::form::query_string;
@@ -37,19 +37,8 @@ pub async fn page(State(console): State<Shared>, headers: HeaderMap) -> PageResu
     .context("cannot read the outbox backlog")?;
     let letters = store::open_by_class_and_dsp(pool).await?;
     let drifts = review::open_by_kind(pool).await?;
-    let reconcile_args = ReconcileArgs {
-        database: args.database.clone(),
-        kafka: args.kafka.clone(),
-        schemas: args.schemas.clone(),
-        group: args.group.clone(),
-        summaries_topic: args.summaries_topic.clone(),
-        report_id: None,
-        dsp: None,
-        period: None,
-        json: false,
-        csv: false,
-    };
-    let reconciliation = compute(pool, &reconcile_args).await?;
+    let reconciled = console.reconciliation(false).await?;
+    let reconciliation = &reconciled.result;
     let differing: Vec<_> = reconciliation
         .reports
         .iter()
@@ -136,6 +125,7 @@ pub async fn page(State(console): State<Shared>, headers: HeaderMap) -> PageResu
                     ul { @for r in &differing { li { a.mono href=(report_href(&r.report_id)) { (r.report_id) } " " (r.dsp_name) " " (r.report_period) " " (r.currency) } } }
                 }
                 @for finding in &reconciliation.findings { p.muted { (finding) } }
+                p.muted { "Reconciled at " (when(&reconciled.at)) "." }
             }
         }
         @if !actions.is_empty() {

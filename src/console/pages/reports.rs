@@ -7,10 +7,14 @@ use axum::http::{HeaderMap, StatusCode};
 use maud::{Markup, html};
 use rust_decimal::Decimal;
 
-use crate::commands::reconcile::{ReconcileArgs, compute, parse_period};
-use crate::console::Shared;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::commands::reconcile::{compute, parse_period};
 use crate::console::form::{Fields, query_string};
-use crate::console::html::{ConsoleError, PageResult, Section, layout, page_response};
+use crate::console::html::{ConsoleError, PageResult, Section, layout, page_response, when};
+use crate::console::{Reconciled, Shared};
 
 /// The link to one report's reconciliation.
 pub fn report_href(report_id: &str) -> String {
@@ -46,19 +50,22 @@ pub async fn page(
         .map(parse_period)
         .transpose()
         .map_err(ConsoleError::BadRequest)?;
-    let args = ReconcileArgs {
-        database: console.args.database.clone(),
-        kafka: console.args.kafka.clone(),
-        schemas: console.args.schemas.clone(),
-        group: console.args.group.clone(),
-        summaries_topic: console.args.summaries_topic.clone(),
-        report_id: fields.get("report").map(str::to_string),
-        dsp: fields.get("dsp").map(str::to_string),
-        period,
-        json: false,
-        csv: false,
+    let report_id = fields.get("report").map(str::to_string);
+    let dsp = fields.get("dsp").map(str::to_string);
+    // Every report: the console's cached reconciliation unless a fresh one is asked for;
+    // a filtered page reads only its reports, always now.
+    let reconciled = if report_id.is_none() && dsp.is_none() && period.is_none() {
+        console
+            .reconciliation(fields.get("fresh").is_some())
+            .await?
+    } else {
+        let args = console.reconcile_args(report_id, dsp, period);
+        Arc::new(Reconciled {
+            result: compute(&console.pool, &args).await?,
+            at: Utc::now(),
+        })
     };
-    let result = compute(&console.pool, &args).await?;
+    let result = &reconciled.result;
     let differing = result.reports.iter().filter(|r| !r.matches).count();
     let body = html! {
         form.filters method="get" action="/reports" {
@@ -67,6 +74,10 @@ pub async fn page(
             label { "Period" input type="text" name="period" value=[fields.get("period")] placeholder="2026-11" size="10"; }
             button type="submit" { "Filter" }
             a href="/reports" { "clear" }
+        }
+        p.muted {
+            "Reconciled at " (when(&reconciled.at)) ". "
+            a href=(format!("/reports?{}", query_string([("fresh", "1".to_string()), ("report", fields.get("report").unwrap_or_default().to_string()), ("dsp", fields.get("dsp").unwrap_or_default().to_string()), ("period", fields.get("period").unwrap_or_default().to_string())]))) { "Reconcile now" }
         }
         p #verdict class=(if result.matched { "notice good" } else { "notice bad" }) {
             @if result.matched { "Every report matches the ledger." }
