@@ -166,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
         },
         schemas: SchemaArgs::default(),
         dlq_topic: "royalty.events.dlq".into(),
+        run_metrics_url: None,
         group: "royalty-ingest".into(),
         // A topic of its own that does not exist: a fresh database has no stored offsets,
         // so the shared summaries topic would be read whole, as `run` never leaves it.

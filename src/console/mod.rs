@@ -14,6 +14,7 @@ pub mod audit;
 pub mod auth;
 pub mod form;
 pub mod html;
+pub mod latency;
 pub mod pages;
 pub mod users;
 
@@ -108,6 +109,11 @@ pub struct ServeArgs {
     /// Consumer group of the `run` whose health and lag the overview shows.
     #[arg(long, env = "ROYALTY_GROUP", default_value = "royalty-ingest")]
     pub group: String,
+
+    /// `run`'s Prometheus endpoint (its --metrics-addr), e.g. http://127.0.0.1:9464/metrics:
+    /// the overview shows the latency p99 from it (default: not shown).
+    #[arg(long, env = "ROYALTY_CONSOLE_RUN_METRICS_URL")]
+    pub run_metrics_url: Option<String>,
 
     /// Topic of report control totals (as `run --summaries-topic`), for reconciliation.
     #[arg(

@@ -13,10 +13,10 @@ use maud::html;
 use crate::commands::dlq::store;
 use crate::commands::reconcile::partition_lag;
 use crate::console::Shared;
-use crate::console::audit;
 use crate::console::form::query_string;
 use crate::console::html::{PageResult, Section, layout, or_dash, page_response, when};
 use crate::console::pages::reports::report_href;
+use crate::console::{audit, latency};
 use crate::drift::review;
 
 /// How long the broker may take to say where a partition ends.
@@ -35,6 +35,15 @@ pub async fn page(State(console): State<Shared>, headers: HeaderMap) -> PageResu
     .fetch_all(pool)
     .await
     .context("cannot read the outbox backlog")?;
+    // Run's own measurement; a run that does not answer only leaves the figure out.
+    let p99 = match &args.run_metrics_url {
+        Some(url) => Some(
+            latency::p99_from(url, WATERMARK_TIMEOUT)
+                .await
+                .map_err(|err| format!("{err:#}")),
+        ),
+        None => None,
+    };
     let letters = store::open_by_class_and_dsp(pool).await?;
     let drifts = review::open_by_kind(pool).await?;
     let reconciled = console.reconciliation(false).await?;
@@ -75,7 +84,16 @@ pub async fn page(State(console): State<Shared>, headers: HeaderMap) -> PageResu
                         }
                     }
                 }
-                p.muted { "Latency p99: " code { "royalty_ingest_latency_seconds" } " on run's --metrics-addr." }
+                p #latency {
+                    "Latency p99 (record timestamp to commit, since run started): "
+                    @match &p99 {
+                        None => span.muted { "start the console with --run-metrics-url to see it" },
+                        Some(Ok(None)) => span.muted { "no line booked yet" },
+                        Some(Ok(Some(bound))) if bound.is_infinite() => strong.bad { "over 1 hour" },
+                        Some(Ok(Some(bound))) => strong { "≤ " (bound) " s" },
+                        Some(Err(why)) => span.bad { "unknown (" (why) ")" },
+                    }
+                }
                 h2 { "Outbox backlog" }
                 @if backlog.is_empty() {
                     p.good { "Every dead letter and alert is published." }
