@@ -154,6 +154,8 @@ async fn main() -> anyhow::Result<()> {
     let args = ServeArgs {
         listen: format!("127.0.0.1:{port}").parse()?,
         secure_cookies: false,
+        tls_cert: None,
+        tls_key: None,
         reconcile_cache_secs: 60,
         session_hours: 1,
         database: DatabaseArgs {

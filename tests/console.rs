@@ -747,3 +747,92 @@ async fn the_console_works_as_its_least_privileged_role_and_that_role_cannot_tou
         2
     );
 }
+
+#[tokio::test]
+async fn the_console_serves_https_from_a_configured_certificate_with_a_secure_cookie() {
+    let (url, _pool) = common::fresh_database().await;
+    add_user(&url, "ana", "operator").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl (scripts/services install installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let console = ConsoleServer::start(
+        &url,
+        &[
+            "--tls-cert",
+            &cert.to_string_lossy(),
+            "--tls-key",
+            &key.to_string_lossy(),
+        ],
+    )
+    .await;
+    assert!(console.base.starts_with("https://"));
+    let trusted =
+        reqwest::Certificate::from_pem(&std::fs::read(&cert).expect("cert")).expect("certificate");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(trusted)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = client
+        .get(console.url("/sign-in"))
+        .send()
+        .await
+        .expect("the certificate is the configured one, and verifies");
+    let form_cookie = common::console::cookie_from(&page, "ri_console_sign_in").expect("cookie");
+    let html = page.text().await.expect("html");
+    let csrf = csrf_of(&html).expect("form token");
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf", &csrf)
+        .append_pair("user", "ana")
+        .append_pair("password", PASSWORD)
+        .finish();
+    let signed = client
+        .post(console.url("/sign-in"))
+        .header("cookie", form_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("sign-in");
+    assert_eq!(signed.status().as_u16(), 303);
+    let session = signed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("ri_console_session="))
+        .expect("session cookie")
+        .to_string();
+    assert!(
+        session.ends_with("; Secure"),
+        "under TLS the cookie is Secure: {session}"
+    );
+    let plain = reqwest::Client::new()
+        .get(console.url("/sign-in").replacen("https://", "http://", 1))
+        .send()
+        .await;
+    assert!(
+        plain.map_or(true, |r| !r.status().is_success()),
+        "no plain HTTP on the TLS port"
+    );
+}

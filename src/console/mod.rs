@@ -16,6 +16,7 @@ pub mod form;
 pub mod html;
 pub mod latency;
 pub mod pages;
+pub mod tls;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -72,8 +73,17 @@ pub struct ServeArgs {
     #[arg(long, env = "ROYALTY_CONSOLE_LISTEN", default_value = "127.0.0.1:8430")]
     pub listen: SocketAddr,
 
+    /// Serve HTTPS with this PEM certificate (chain), with --tls-key (default: plain HTTP,
+    /// for loopback or a TLS reverse proxy). The session cookie is then Secure.
+    #[arg(long, env = "ROYALTY_CONSOLE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The certificate's private key, PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+    #[arg(long, env = "ROYALTY_CONSOLE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Mark the session cookie Secure: set it when a TLS reverse proxy serves the
-    /// console, so browsers never send the cookie over plain HTTP.
+    /// console, so browsers never send the cookie over plain HTTP (implied by --tls-cert).
     #[arg(long, env = "ROYALTY_CONSOLE_SECURE_COOKIES", value_parser = BoolishValueParser::new())]
     pub secure_cookies: bool,
 
@@ -224,6 +234,11 @@ impl Console {
         }
     }
 
+    /// Whether cookies are marked Secure: served over TLS here or behind a proxy.
+    pub fn secure_cookies(&self) -> bool {
+        self.args.secure_cookies || self.args.tls_cert.is_some()
+    }
+
     /// How long a session lasts.
     pub fn session_lifetime(&self) -> Duration {
         Duration::from_secs(u64::from(self.args.session_hours.max(1)) * 3600)
@@ -260,22 +275,36 @@ pub async fn serve(args: ServeArgs, stop: CancellationToken) -> anyhow::Result<(
         decoy_hash,
         reconciliation: tokio::sync::Mutex::new(None),
     });
+    let acceptor = match (&console.args.tls_cert, &console.args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr().context("no local address")?;
-    tracing::info!(address = %bound, "console listening on http://{bound}/");
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    tracing::info!(address = %bound, "console listening on {scheme}://{bound}/");
     if users == 0 {
         tracing::warn!(
             "no console users yet: add one with `royalty-ingest console user add NAME --role operator`"
         );
     }
-    axum::serve(
-        listener,
-        router(console).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.cancelled_owned())
-    .await
+    let app = router(console).into_make_service_with_connect_info::<tls::ClientAddr>();
+    match acceptor {
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor, stop.clone())
+                .context("cannot set up the TLS listener")?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }
+    }
     .context("the console server failed")
 }
 

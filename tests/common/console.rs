@@ -39,8 +39,13 @@ impl ConsoleServer {
             .spawn()
             .expect("start royalty-ingest console");
         let guard = ChildGuard(child);
-        let base = format!("http://{listen}");
-        let client = reqwest::Client::new();
+        let tls = extra.contains(&"--tls-cert");
+        let base = format!("{}://{listen}", if tls { "https" } else { "http" });
+        // The readiness probe only: the TLS test checks the certificate itself.
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(tls)
+            .build()
+            .expect("http client");
         let sign_in = format!("{base}/sign-in");
         super::wait_until(
             Duration::from_secs(60),

@@ -2,7 +2,6 @@
 //! one-time cookie (there is no session to hold a CSRF token yet); failed attempts are
 //! limited per user name and per client address.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, State};
@@ -15,6 +14,7 @@ use crate::console::Shared;
 use crate::console::auth::{self, SESSION_COOKIE, SIGN_IN_COOKIE};
 use crate::console::form::Fields;
 use crate::console::html::{ConsoleError, PageResult, bare, page_response, see_other};
+use crate::console::tls::ClientAddr;
 
 /// GET /sign-in.
 pub async fn form(State(console): State<Shared>, headers: HeaderMap) -> PageResult {
@@ -44,7 +44,7 @@ fn render(console: &Shared, status: StatusCode, problem: Option<&str>) -> PageRe
         SIGN_IN_COOKIE,
         &token,
         Duration::from_secs(3600),
-        console.args.secure_cookies,
+        console.secure_cookies(),
     );
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(SET_COOKIE, value);
@@ -55,7 +55,7 @@ fn render(console: &Shared, status: StatusCode, problem: Option<&str>) -> PageRe
 /// POST /sign-in.
 pub async fn submit(
     State(console): State<Shared>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
     body: String,
 ) -> PageResult {
@@ -95,7 +95,7 @@ pub async fn submit(
     let token = auth::open_session(&console.pool, &user, lifetime).await?;
     tracing::info!(user, client = %client.ip(), "signed in");
     let mut response = see_other("/");
-    let secure = console.args.secure_cookies;
+    let secure = console.secure_cookies();
     for cookie in [
         auth::set_cookie(SESSION_COOKIE, &token, lifetime, secure),
         auth::set_cookie(SIGN_IN_COOKIE, "", Duration::ZERO, secure),
@@ -117,12 +117,7 @@ pub async fn sign_out(
     console.post_session(&headers, &fields, false).await?;
     auth::close_session(&console.pool, &headers).await?;
     let mut response = see_other("/sign-in");
-    let cookie = auth::set_cookie(
-        SESSION_COOKIE,
-        "",
-        Duration::ZERO,
-        console.args.secure_cookies,
-    );
+    let cookie = auth::set_cookie(SESSION_COOKIE, "", Duration::ZERO, console.secure_cookies());
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(SET_COOKIE, value);
     }
