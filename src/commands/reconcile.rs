@@ -644,7 +644,8 @@ impl PartitionLag {
 }
 
 /// The group's stored offsets with each partition's end as the broker says within
-/// `timeout` (per partition; `end` is `None` where it did not answer).
+/// `timeout` (`end` is `None` where it did not answer, and for every partition after the
+/// first it did not answer for).
 pub async fn partition_lag(
     pool: &PgPool,
     kafka: &KafkaArgs,
@@ -665,19 +666,30 @@ pub async fn partition_lag(
     tokio::task::spawn_blocking(move || {
         stored
             .into_iter()
-            .map(|(topic, partition, next_offset, committed_at)| {
-                let end = consumer
-                    .fetch_watermarks(&topic, partition, timeout)
-                    .ok()
-                    .map(|(_, high)| high);
-                PartitionLag {
-                    topic,
-                    partition,
-                    next_offset,
-                    committed_at,
-                    end,
-                }
-            })
+            .scan(
+                true,
+                |broker_answers, (topic, partition, next_offset, committed_at)| {
+                    // A broker that did not answer for one partition is not asked for the
+                    // rest: a page waits one timeout, not one per partition.
+                    let end = if *broker_answers {
+                        let end = consumer
+                            .fetch_watermarks(&topic, partition, timeout)
+                            .ok()
+                            .map(|(_, high)| high);
+                        *broker_answers = end.is_some();
+                        end
+                    } else {
+                        None
+                    };
+                    Some(PartitionLag {
+                        topic,
+                        partition,
+                        next_offset,
+                        committed_at,
+                        end,
+                    })
+                },
+            )
             .collect()
     })
     .await

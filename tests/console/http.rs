@@ -68,7 +68,8 @@ async fn a_viewer_post_is_refused_and_a_post_without_its_csrf_token_too() {
         !page.contains("id=\"resolve\""),
         "no action forms for a viewer"
     );
-    let csrf = csrf_of(&page).expect("the viewer's token (sign-out form)");
+    let viewer_csrf = csrf_of(&page).expect("the viewer's token (sign-out form)");
+    let csrf = viewer_csrf.clone();
     for (path, fields) in [
         (
             "/dead-letters/resolve",
@@ -99,7 +100,7 @@ async fn a_viewer_post_is_refused_and_a_post_without_its_csrf_token_too() {
         vec![
             ("id", id),
             ("note", "a token of another session"),
-            ("csrf", &viewer[..]),
+            ("csrf", &viewer_csrf),
         ],
     ] {
         let (status, body) = post_form(&console, &operator, "/dead-letters/resolve", &pairs).await;
