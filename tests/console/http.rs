@@ -232,3 +232,108 @@ async fn wrong_passwords_are_rate_limited_and_the_session_cookie_is_strict() {
         .expect("session cookie");
     assert!(cookie.ends_with("; Secure"), "{cookie}");
 }
+
+/// The `id="older"` link of a queue page, decoded.
+fn older_link(body: &str) -> Option<String> {
+    let at = body.find("id=\"older\" href=\"")? + "id=\"older\" href=\"".len();
+    body[at..]
+        .split('"')
+        .next()
+        .map(|href| href.replace("&amp;", "&"))
+}
+
+/// The dead-letter ids a queue page lists (its rows' `data-id`).
+fn listed_ids(body: &str) -> Vec<String> {
+    body.split("data-id=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_queue_pages_by_position_and_filters_by_dsp_period_status_and_text() {
+    let (url, pool) = common::fresh_database().await;
+    // 130 refused lines, written as `run` writes them (the columns the queue reads): two
+    // DSPs, two periods, every fifth resolved by hand.
+    sqlx::query(
+        "INSERT INTO quarantine (source_topic, source_partition, source_offset, consumer_group,
+                error_stage, error_class, reason, dead_letter_id, dsp_name, report_period,
+                report_id, resolved_at, resolved_note, resolved_by_user)
+         SELECT 'raw', 0, n, 'g', 'validate', 'gs1_check_digit',
+                'upc: gs1_check_digit (line ' || n || ')', 'dl-' || lpad(n::text, 4, '0'),
+                CASE WHEN n % 2 = 0 THEN 'Spotify' ELSE 'Deezer' END,
+                CASE WHEN n % 3 = 0 THEN date '2026-09-01' ELSE date '2026-10-01' END,
+                'R-' || n,
+                CASE WHEN n % 5 = 0 THEN now() END, CASE WHEN n % 5 = 0 THEN 'fixed' END,
+                CASE WHEN n % 5 = 0 THEN 'ana' END
+           FROM generate_series(1, 130) AS n",
+    )
+    .execute(&pool)
+    .await
+    .expect("quarantine rows");
+    add_user(&url, "ana", "viewer").await;
+    let console = ConsoleServer::start(&url, &[]).await;
+    let session = session_of(&console, "ana").await;
+
+    // Every letter once, newest first, 50 to a page, following "Older".
+    let mut seen: Vec<String> = Vec::new();
+    let mut next = Some("/dead-letters".to_string());
+    let mut pages = 0;
+    while let Some(path) = next {
+        let (status, body) = get_page(&console, &session, &path).await;
+        assert_eq!(status, 200, "{path}");
+        let ids = listed_ids(&body);
+        assert!(ids.len() <= 50, "{path}: {} rows", ids.len());
+        seen.extend(ids);
+        next = older_link(&body);
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (1..=130).rev().map(|n| format!("dl-{n:04}")).collect();
+    assert_eq!(seen, expected, "each letter once, newest first");
+
+    // Filters, and the next page keeps them.
+    let (_, body) = get_page(
+        &console,
+        &session,
+        "/dead-letters?dsp=spotify&period=2026-09&status=open",
+    )
+    .await;
+    let ids = listed_ids(&body);
+    let wanted: Vec<String> = (1..=130)
+        .rev()
+        .filter(|n| n % 2 == 0 && n % 3 == 0 && n % 5 != 0)
+        .map(|n| format!("dl-{n:04}"))
+        .collect();
+    assert_eq!(ids, wanted, "DSP (any case), period (a month) and open");
+    let (_, body) = get_page(
+        &console,
+        &session,
+        "/dead-letters?status=resolved&dsp=Deezer",
+    )
+    .await;
+    let first = listed_ids(&body);
+    assert_eq!(
+        first.len(),
+        13,
+        "odd multiples of five: 13 resolved Deezer letters"
+    );
+    let (_, body) = get_page(&console, &session, "/dead-letters?q=line+77%29").await;
+    assert_eq!(listed_ids(&body), vec!["dl-0077"], "text in the reason");
+    let (_, body) = get_page(&console, &session, "/dead-letters?q=R-42").await;
+    assert_eq!(listed_ids(&body), vec!["dl-0042"], "a report id");
+    let (_, body) = get_page(&console, &session, "/dead-letters?q=100%25").await;
+    assert!(
+        listed_ids(&body).is_empty(),
+        "% is a character, not a wildcard"
+    );
+    let (_, body) = get_page(&console, &session, "/dead-letters?status=open").await;
+    let link = older_link(&body).expect("a second page of open letters");
+    assert!(
+        link.contains("status=open") && link.contains("before="),
+        "{link}"
+    );
+    let (status, body) = get_page(&console, &session, "/dead-letters?class=no_such_class").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("is not an error class"), "{body}");
+}
