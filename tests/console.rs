@@ -6,10 +6,15 @@
 //! acknowledged, a report that does not reconcile). The browser tests also take the
 //! README's screenshots (docs/console/).
 
-#[path = "../common/mod.rs"]
 mod common;
 
+// The test's modules live in tests/console/ (a directory without main.rs, so cargo keeps
+// this one file as the test target and scripts/test finds it as tests/console.rs).
+#[path = "console/browser.rs"]
 mod browser;
+#[path = "console/deploy.rs"]
 mod deploy;
+#[path = "console/fixture.rs"]
 mod fixture;
+#[path = "console/http.rs"]
 mod http;
