@@ -31,7 +31,11 @@ pub struct AddArgs {
     pub name: String,
 
     /// viewer (reads every page) or operator (also replays, resolves, acknowledges).
-    #[arg(long, value_parser = PossibleValuesParser::new(["viewer", "operator"]))]
+    #[arg(
+        long,
+        env = "ROYALTY_CONSOLE_USER_ROLE",
+        value_parser = PossibleValuesParser::new(["viewer", "operator"])
+    )]
     pub role: String,
 
     #[command(flatten)]

@@ -261,6 +261,19 @@ async fn a_drift_is_acknowledged_and_a_report_that_does_not_reconcile_shows_its_
         )
     );
 
+    // The drifted track's catalog history, and the version in effect for the line's period
+    // as known now (what `catalog as-of` answers).
+    let isrc = browser.find(&format!("{row} td.mono a")).await;
+    browser.click(&isrc).await;
+    let history = browser.wait_for_text("#history", "5012345678900").await;
+    assert!(history.contains("Mira Kade"), "{history}");
+    let period = browser.find("input[name=period]").await;
+    browser.type_into(&period, "2026-09-01").await;
+    let show = browser.find("form.filters button").await;
+    browser.click(&show).await;
+    let as_of = browser.wait_for_text("#as-of", "5012345678900").await;
+    assert!(as_of.contains("2026-01-01"), "valid from: {as_of}");
+
     // The report that does not reconcile, with its difference.
     browser.goto(&console.url("/reports")).await;
     browser.wait_for_text("#verdict", "differ").await;
