@@ -17,6 +17,7 @@ use royalty_ingest::commands::produce::{ProduceArgs, produce};
 use royalty_ingest::commands::reconcile::{ReconcileArgs, reconcile};
 use royalty_ingest::commands::sample::{SampleArgs, publish_sample};
 use royalty_ingest::config::{self, DatabaseArgs, RunArgs};
+use royalty_ingest::console::{ConsoleCli, console};
 use royalty_ingest::db;
 use royalty_ingest::observe::LogFormat;
 use royalty_ingest::{kafka, observe, output, pipeline, shutdown};
@@ -98,6 +99,13 @@ enum Command {
     /// comes from (flags > environment > --config FILE > defaults), secrets redacted.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Serve the operator console: the dead-letter work queue, drift, reconciliation and
+    /// ingest health in a browser, for royalty managers (`console user add` makes users).
+    ///
+    /// Server-rendered pages on --listen (default 127.0.0.1:8430; put a TLS reverse proxy
+    /// in front for others, with --secure-cookies). Sign-in required; viewers read,
+    /// operators also replay, resolve and acknowledge; every action is recorded.
+    Console(Box<ConsoleCli>),
     /// Apply the ledger's database migrations (run does this too).
     Migrate(DatabaseArgs),
 }
@@ -275,6 +283,7 @@ async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Alerts(AlertsCommand::UnknownTracks(args)) => done(unknown_tracks(&args).await),
         // Printed by main, which holds the parsed arguments and their sources.
         Command::Config(ConfigCommand::Show(_)) => Ok(ExitCode::SUCCESS),
+        Command::Console(cli) => done(console(&cli).await),
         Command::Migrate(args) => {
             let database_url = args.url()?;
             let pool = db::connect(&database_url, 1).await?;

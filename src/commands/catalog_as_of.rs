@@ -8,7 +8,7 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Args;
 use clap::builder::BoolishValueParser;
-use sqlx::Row;
+use sqlx::{PgPool, Row};
 
 use crate::config::DatabaseArgs;
 use crate::db;
@@ -43,6 +43,30 @@ pub async fn as_of(args: &AsOfArgs) -> anyhow::Result<()> {
     let known_at = args.known_at.unwrap_or_else(Utc::now);
     let pool = db::connect(&args.database.url()?, 1).await?;
     db::migrate(&pool).await?;
+    let Some(out) = version_as_of(&pool, &isrc, args.period, known_at).await? else {
+        anyhow::bail!(
+            "no catalog version of {isrc} was in effect for {} as known at {}",
+            args.period,
+            known_at.to_rfc3339()
+        );
+    };
+    if args.json {
+        println!("{out}");
+    } else {
+        print!("{}", table(&out));
+    }
+    Ok(())
+}
+
+/// The catalog version of `isrc` (normalised) in effect for `period` as known at
+/// `known_at`, as the JSON object `--json` prints; `None` when none was. The console's
+/// track page asks the same.
+pub async fn version_as_of(
+    pool: &PgPool,
+    isrc: &str,
+    period: NaiveDate,
+    known_at: DateTime<Utc>,
+) -> anyhow::Result<Option<serde_json::Value>> {
     // valid_to as known then: after the last closure up to then, else before the first
     // closure, else the current one.
     let row = sqlx::query(
@@ -63,16 +87,16 @@ pub async fn as_of(args: &AsOfArgs) -> anyhow::Result<()> {
                  ORDER BY c.closed_at, c.closure_id LIMIT 1) c_first ON true
           WHERE v.isrc = $1 AND v.loaded_at <= $3 AND v.valid_from <= $2",
     )
-    .bind(&isrc)
-    .bind(args.period)
+    .bind(isrc)
+    .bind(period)
     .bind(known_at)
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await
     .context("cannot read catalog_versions")?;
     let mut best: Option<&sqlx::postgres::PgRow> = None;
     for candidate in &row {
         let valid_to: Option<NaiveDate> = candidate.try_get("valid_to_then")?;
-        if valid_to.is_some_and(|to| to <= args.period) {
+        if valid_to.is_some_and(|to| to <= period) {
             continue;
         }
         let from: NaiveDate = candidate.try_get("valid_from")?;
@@ -89,16 +113,10 @@ pub async fn as_of(args: &AsOfArgs) -> anyhow::Result<()> {
             best = Some(candidate);
         }
     }
-    let Some(v) = best else {
-        anyhow::bail!(
-            "no catalog version of {isrc} was in effect for {} as known at {}",
-            args.period,
-            known_at.to_rfc3339()
-        );
-    };
+    let Some(v) = best else { return Ok(None) };
     let out = serde_json::json!({
         "isrc": isrc,
-        "period": args.period,
+        "period": period,
         "known_at": known_at,
         "version_id": v.try_get::<i64, _>("version_id")?,
         "upcs": v.try_get::<Vec<String>, _>("upcs")?,
@@ -114,12 +132,7 @@ pub async fn as_of(args: &AsOfArgs) -> anyhow::Result<()> {
         "superseded_by": v.try_get::<Option<i64>, _>("superseded_by")?,
         "source": v.try_get::<String, _>("source")?,
     });
-    if args.json {
-        println!("{out}");
-    } else {
-        print!("{}", table(&out));
-    }
-    Ok(())
+    Ok(Some(out))
 }
 
 /// The version as `name  value` lines for a reader; absent values as `-`. Built from the

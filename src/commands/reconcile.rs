@@ -76,67 +76,159 @@ pub struct ReconcileArgs {
     pub csv: bool,
 }
 
-fn parse_period(raw: &str) -> Result<NaiveDate, String> {
+/// A report period, YYYY-MM-DD or YYYY-MM (its first day).
+pub fn parse_period(raw: &str) -> Result<NaiveDate, String> {
     crate::produce::text::parse_period(raw, None)
         .and_then(|p| NaiveDate::parse_from_str(&p, "%Y-%m-%d").map_err(|e| e.to_string()))
 }
 
 /// One report in one currency: what it declared, what the ledger holds.
 #[derive(Debug, Clone, Serialize)]
-struct ReportRow {
-    report_id: String,
-    dsp_name: String,
-    report_period: NaiveDate,
-    currency: String,
-    source: String,
-    created_at: DateTime<Utc>,
-    expected_lines: i64,
-    expected_quantity: i64,
-    expected_amount: Decimal,
-    declared_amount: Option<Decimal>,
-    ledger_lines: i64,
-    ledger_quantity: i64,
-    ledger_amount: Decimal,
+pub struct ReportRow {
+    /// The report.
+    pub report_id: String,
+    /// Its DSP.
+    pub dsp_name: String,
+    /// Its period.
+    pub report_period: NaiveDate,
+    /// The currency of this row.
+    pub currency: String,
+    /// Where its totals came from (the file `produce` read).
+    pub source: String,
+    /// The version's time.
+    pub created_at: DateTime<Utc>,
+    /// Lines the report has.
+    pub expected_lines: i64,
+    /// Its total quantity.
+    pub expected_quantity: i64,
+    /// Its total amount (exact).
+    pub expected_amount: Decimal,
+    /// The amount its summary records declare, when it has them.
+    pub declared_amount: Option<Decimal>,
+    /// Lines the ledger holds for this version.
+    pub ledger_lines: i64,
+    /// Their quantity.
+    pub ledger_quantity: i64,
+    /// Their amount.
+    pub ledger_amount: Decimal,
     /// Lines of older versions of the report still booked with a non-zero amount or count.
-    replaced_still_booked: i64,
+    pub replaced_still_booked: i64,
     /// Lines of older versions reversed to zero because this version no longer has them.
-    reversed: i64,
+    pub reversed: i64,
     /// Whether `run` still waits for this version's lines before reversing older ones.
-    replacement_pending: bool,
-    matches: bool,
-    explanation: Vec<String>,
+    pub replacement_pending: bool,
+    /// Lines, quantity and amount agree and nothing is pending.
+    pub matches: bool,
+    /// What explains the difference, as far as it can tell.
+    pub explanation: Vec<String>,
 }
 
 /// Sums per DSP, period and currency.
 #[derive(Debug, Clone, Default, Serialize)]
-struct GroupTotals {
-    reports: u64,
-    expected_lines: i64,
-    ledger_lines: i64,
-    expected_quantity: i64,
-    ledger_quantity: i64,
-    expected_amount: Decimal,
-    ledger_amount: Decimal,
+pub struct GroupTotals {
+    /// Reports in the group.
+    pub reports: u64,
+    /// Lines the reports have.
+    pub expected_lines: i64,
+    /// Lines the ledger holds.
+    pub ledger_lines: i64,
+    /// Quantity the reports have.
+    pub expected_quantity: i64,
+    /// Quantity the ledger holds.
+    pub ledger_quantity: i64,
+    /// Amount the reports have.
+    pub expected_amount: Decimal,
+    /// Amount the ledger holds.
+    pub ledger_amount: Decimal,
+}
+
+impl GroupTotals {
+    /// Lines, quantity and amount agree.
+    pub fn matches(&self) -> bool {
+        self.expected_lines == self.ledger_lines
+            && self.expected_quantity == self.ledger_quantity
+            && self.expected_amount == self.ledger_amount
+    }
+}
+
+/// The comparison: what `reconcile` prints and `--json` serialises, and what the console's
+/// reports page shows.
+#[derive(Debug, Clone, Default)]
+pub struct Reconciliation {
+    /// Every report row matches and nothing else was found.
+    pub matched: bool,
+    /// One row per report and currency.
+    pub reports: Vec<ReportRow>,
+    /// Sums per DSP, period and currency.
+    pub totals: BTreeMap<(String, NaiveDate, String), GroupTotals>,
+    /// What a per-report comparison cannot see (unread summaries, double bookings, nothing
+    /// to compare).
+    pub findings: Vec<String>,
+}
+
+impl Reconciliation {
+    /// The `--json` object.
+    pub fn to_json(&self) -> serde_json::Value {
+        let totals: Vec<serde_json::Value> = self
+            .totals
+            .iter()
+            .map(|((dsp, period, currency), g)| {
+                let mut value = serde_json::to_value(g).unwrap_or_default();
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("dsp_name".into(), dsp.clone().into());
+                    object.insert("report_period".into(), period.to_string().into());
+                    object.insert("currency".into(), currency.clone().into());
+                }
+                value
+            })
+            .collect();
+        serde_json::json!({
+            "matched": self.matched,
+            "reports": self.reports,
+            "totals": totals,
+            "findings": self.findings,
+        })
+    }
 }
 
 /// Runs the comparison and prints it; `Ok(true)` when everything matches.
 pub async fn reconcile(args: &ReconcileArgs) -> anyhow::Result<bool> {
     let pool = db::connect(&args.database.url()?, 2).await?;
     db::migrate(&pool).await?;
+    let result = compute(&pool, args).await?;
+    if args.json {
+        println!("{}", result.to_json());
+    } else if args.csv {
+        print_csv(&result.reports)?;
+        for finding in &result.findings {
+            eprintln!("{finding}");
+        }
+    } else {
+        print_table(&result.reports, &result.totals);
+        for finding in &result.findings {
+            println!("{finding}");
+        }
+    }
+    Ok(result.matched)
+}
+
+/// Compares the reports `args` selects with the ledger (the broker is asked for unread
+/// summaries and consumer lag). `args.json` and `args.csv` are not looked at.
+pub async fn compute(pool: &PgPool, args: &ReconcileArgs) -> anyhow::Result<Reconciliation> {
     // The broker is asked first: a reconcile that cannot see what is still on the way
     // cannot say "all match" (exit 2 through the error).
     let summaries_topic = checked_topic_name("--summaries-topic", args.summaries_topic.trim())?;
     let missing = missing_topics(&args.kafka, &[summaries_topic.as_str()]).await?;
     let unread = if missing.is_empty() {
-        unread_summaries(&pool, args, &summaries_topic).await?
+        unread_summaries(pool, args, &summaries_topic).await?
     } else {
         Vec::new()
     };
-    let mut rows = compare(&pool, args).await?;
+    let mut rows = compare(pool, args).await?;
     if rows.iter().any(|r| !r.matches) {
-        explain(&pool, args, &mut rows).await?;
+        explain(pool, args, &mut rows).await?;
     }
-    let overlaps = double_bookings(&pool, args).await?;
+    let overlaps = double_bookings(pool, args).await?;
     let mut findings: Vec<String> = Vec::new();
     for s in &unread {
         findings.push(format!(
@@ -164,9 +256,9 @@ pub async fn reconcile(args: &ReconcileArgs) -> anyhow::Result<bool> {
         });
     }
     let matched = rows.iter().all(|r| r.matches) && findings.is_empty();
-    let mut groups: BTreeMap<(String, NaiveDate, String), GroupTotals> = BTreeMap::new();
+    let mut totals: BTreeMap<(String, NaiveDate, String), GroupTotals> = BTreeMap::new();
     for row in &rows {
-        let g = groups
+        let g = totals
             .entry((
                 row.dsp_name.clone(),
                 row.report_period,
@@ -181,38 +273,12 @@ pub async fn reconcile(args: &ReconcileArgs) -> anyhow::Result<bool> {
         g.expected_amount += row.expected_amount;
         g.ledger_amount += row.ledger_amount;
     }
-    if args.json {
-        let totals: Vec<serde_json::Value> = groups
-            .iter()
-            .map(|((dsp, period, currency), g)| {
-                let mut value = serde_json::to_value(g).unwrap_or_default();
-                if let Some(object) = value.as_object_mut() {
-                    object.insert("dsp_name".into(), dsp.clone().into());
-                    object.insert("report_period".into(), period.to_string().into());
-                    object.insert("currency".into(), currency.clone().into());
-                }
-                value
-            })
-            .collect();
-        let out = serde_json::json!({
-            "matched": matched,
-            "reports": rows,
-            "totals": totals,
-            "findings": findings,
-        });
-        println!("{out}");
-    } else if args.csv {
-        print_csv(&rows)?;
-        for finding in &findings {
-            eprintln!("{finding}");
-        }
-    } else {
-        print_table(&rows, &groups);
-        for finding in &findings {
-            println!("{finding}");
-        }
-    }
-    Ok(matched)
+    Ok(Reconciliation {
+        matched,
+        reports: rows,
+        totals,
+        findings,
+    })
 }
 
 async fn compare(pool: &PgPool, args: &ReconcileArgs) -> anyhow::Result<Vec<ReportRow>> {
@@ -544,28 +610,90 @@ async fn refused_by_report(
 
 /// Records on the group's partitions past its stored offsets.
 async fn consumer_lag(pool: &PgPool, args: &ReconcileArgs) -> anyhow::Result<i64> {
-    let stored: Vec<(String, i32, i64)> = sqlx::query_as(
-        "SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer_group = $1",
+    let partitions = partition_lag(pool, &args.kafka, &args.group, Duration::from_secs(10)).await?;
+    let mut lag = 0;
+    for p in partitions {
+        let end = p
+            .end
+            .with_context(|| format!("cannot read the end of {}[{}]", p.topic, p.partition))?;
+        lag += (end - p.next_offset).max(0);
+    }
+    Ok(lag)
+}
+
+/// One partition a consumer group stored offsets for.
+#[derive(Debug, Clone)]
+pub struct PartitionLag {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Where the group resumes (`consumer_offsets`).
+    pub next_offset: i64,
+    /// When that offset was last committed.
+    pub committed_at: DateTime<Utc>,
+    /// The partition's end (high watermark), when the broker answered in time.
+    pub end: Option<i64>,
+}
+
+impl PartitionLag {
+    /// Records not yet ingested, when the end is known.
+    pub fn lag(&self) -> Option<i64> {
+        self.end.map(|end| (end - self.next_offset).max(0))
+    }
+}
+
+/// The group's stored offsets with each partition's end as the broker says within
+/// `timeout` (`end` is `None` where it did not answer, and for every partition after the
+/// first it did not answer for).
+pub async fn partition_lag(
+    pool: &PgPool,
+    kafka: &KafkaArgs,
+    group: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<PartitionLag>> {
+    let stored: Vec<(String, i32, i64, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT topic, partition, next_offset, updated_at FROM consumer_offsets
+          WHERE consumer_group = $1 ORDER BY topic, partition",
     )
-    .bind(&args.group)
+    .bind(group)
     .fetch_all(pool)
     .await
     .context("cannot read consumer_offsets")?;
-    let consumer: BaseConsumer = client_config(&args.kafka)
+    let consumer: BaseConsumer = client_config(kafka)
         .create()
         .context("failed to create a Kafka client")?;
     tokio::task::spawn_blocking(move || {
-        let mut lag = 0;
-        for (topic, partition, next) in stored {
-            let (_, high) = consumer
-                .fetch_watermarks(&topic, partition, Duration::from_secs(10))
-                .with_context(|| format!("cannot read the end of {topic}[{partition}]"))?;
-            lag += (high - next).max(0);
-        }
-        Ok(lag)
+        stored
+            .into_iter()
+            .scan(
+                true,
+                |broker_answers, (topic, partition, next_offset, committed_at)| {
+                    // A broker that did not answer for one partition is not asked for the
+                    // rest: a page waits one timeout, not one per partition.
+                    let end = if *broker_answers {
+                        let end = consumer
+                            .fetch_watermarks(&topic, partition, timeout)
+                            .ok()
+                            .map(|(_, high)| high);
+                        *broker_answers = end.is_some();
+                        end
+                    } else {
+                        None
+                    };
+                    Some(PartitionLag {
+                        topic,
+                        partition,
+                        next_offset,
+                        committed_at,
+                        end,
+                    })
+                },
+            )
+            .collect()
     })
     .await
-    .context("the lag check was interrupted")?
+    .context("the lag check was interrupted")
 }
 
 fn print_table(rows: &[ReportRow], groups: &BTreeMap<(String, NaiveDate, String), GroupTotals>) {
@@ -630,14 +758,7 @@ fn print_table(rows: &[ReportRow], groups: &BTreeMap<(String, NaiveDate, String)
     println!();
     println!("per DSP, period and currency:");
     for ((dsp, period, currency), g) in groups {
-        let status = if g.expected_lines == g.ledger_lines
-            && g.expected_quantity == g.ledger_quantity
-            && g.expected_amount == g.ledger_amount
-        {
-            "ok"
-        } else {
-            "DIFFERS"
-        };
+        let status = if g.matches() { "ok" } else { "DIFFERS" };
         println!(
             "  {dsp} {period} {currency}: {} report(s), {}/{} lines, quantity {}/{}, amount {}/{} (report/ledger) {status}",
             g.reports,

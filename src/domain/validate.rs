@@ -107,7 +107,7 @@ pub fn validate(line: &DecodedLine) -> Result<RoyaltyLine, Rejection> {
 /// is made of (DSP, report period, transaction id) pass their own rules, whatever else is
 /// wrong with it, and the report it names when that is storable text. A dead letter keeps
 /// it, so that a newer version of the line, once booked, can close it.
-pub fn identity(line: &DecodedLine) -> Option<(LineKey, Option<String>)> {
+pub fn identity(line: &DecodedLine) -> Option<LineIdentity> {
     let mut c = Checker::default();
     let dsp_name = c.required_text("dsp_name", &line.dsp_name)?;
     let report_period = parse_period(&line.report_period)?;
@@ -117,10 +117,25 @@ pub fn identity(line: &DecodedLine) -> Option<(LineKey, Option<String>)> {
         c.text("report_id", report, MAX_TEXT_CHARS, false);
         c.violations.is_empty()
     });
-    Some((
-        LineKey::for_line(&dsp_name, report_period, &transaction_id),
+    Some(LineIdentity {
+        key: LineKey::for_line(&dsp_name, report_period, &transaction_id),
         report_id,
-    ))
+        dsp_name,
+        report_period,
+    })
+}
+
+/// Which line a refused line is ([`identity`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineIdentity {
+    /// Its key, as the ledger would book it.
+    pub key: LineKey,
+    /// The report it names, when that is storable text.
+    pub report_id: Option<String>,
+    /// Its DSP (kept with the dead letter so the review queue can filter by it).
+    pub dsp_name: String,
+    /// Its report period (likewise).
+    pub report_period: chrono::NaiveDate,
 }
 
 #[cfg(test)]
@@ -165,11 +180,11 @@ mod tests {
         bad_upc.upc = Some("731453000000".into());
         assert!(validate(&bad_upc).is_err());
         let valid = validate(&good()).expect("valid");
-        assert_eq!(
-            identity(&bad_upc),
-            Some((valid.key, Some("R-7".to_string()))),
-            "the same key as the line would have"
-        );
+        let known = identity(&bad_upc).expect("identity");
+        assert_eq!(known.key, valid.key, "the same key as the line would have");
+        assert_eq!(known.report_id.as_deref(), Some("R-7"));
+        assert_eq!(known.dsp_name, valid.dsp_name);
+        assert_eq!(known.report_period, valid.report_period);
         let mut bad_period = good();
         bad_period.report_period = "2026-13-01".into();
         assert_eq!(identity(&bad_period), None);
@@ -178,7 +193,8 @@ mod tests {
         assert_eq!(identity(&no_transaction), None);
         let mut nul_report = bad_upc.clone();
         nul_report.report_id = Some("R\0".into());
-        assert_eq!(identity(&nul_report), Some((valid.key, None)));
+        let known = identity(&nul_report).expect("identity");
+        assert_eq!((known.key, known.report_id), (valid.key, None));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 pub mod alert;
 pub mod catalog;
 pub mod detect;
+pub mod review;
 pub mod store;
 
 use sqlx::PgConnection;

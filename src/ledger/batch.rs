@@ -139,6 +139,8 @@ pub async fn commit_batch(
                 Some(RefusedLine {
                     key: line.line.key,
                     report_id: line.line.report_id.clone(),
+                    dsp_name: line.line.dsp_name.clone(),
+                    report_period: line.line.report_period,
                 }),
             ));
         }

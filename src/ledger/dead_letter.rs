@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
@@ -136,6 +136,10 @@ pub struct RefusedLine {
     pub key: LineKey,
     /// The report it came in, as the record named it.
     pub report_id: Option<String>,
+    /// Its DSP and report period: the console's work queue filters and counts by them.
+    pub dsp_name: String,
+    /// See `dsp_name`.
+    pub report_period: NaiveDate,
 }
 
 impl DeadLetter {
@@ -223,6 +227,14 @@ pub async fn record(
         .iter()
         .map(|d| d.line.as_ref().and_then(|l| l.report_id.as_deref()))
         .collect();
+    let dsp_names: Vec<Option<&str>> = letters
+        .iter()
+        .map(|d| d.line.as_ref().map(|l| l.dsp_name.as_str()))
+        .collect();
+    let report_periods: Vec<Option<NaiveDate>> = letters
+        .iter()
+        .map(|d| d.line.as_ref().map(|l| l.report_period))
+        .collect();
     // Headers travel as JSON (name + hex value) per row: PostgreSQL has no ragged arrays.
     let original_headers: Vec<serde_json::Value> = letters
         .iter()
@@ -233,16 +245,19 @@ pub async fn record(
         "INSERT INTO quarantine (source_topic, source_partition, source_offset, source_timestamp,
                                  consumer_group, record_key, record_value, header_names,
                                  header_values, error_stage, error_class, reason, schema_ref,
-                                 dead_letter_id, replay_of, line_key, report_id)
+                                 dead_letter_id, replay_of, line_key, report_id, dsp_name,
+                                 report_period)
          SELECT i.topic, i.partition, i.off, i.ts, $1, i.k, i.v,
                 ARRAY(SELECT h->>0 FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
                 ARRAY(SELECT decode(h->>1, 'hex') FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
-                i.stage, i.class, i.reason, i.schema, i.id, i.replay_of, i.line_key, i.report_id
+                i.stage, i.class, i.reason, i.schema, i.id, i.replay_of, i.line_key, i.report_id,
+                i.dsp_name, i.report_period
            FROM unnest($2::text[], $3::int[], $4::bigint[], $5::timestamptz[], $6::bytea[],
                        $7::bytea[], $8::jsonb[], $9::text[], $10::text[], $11::text[],
-                       $12::text[], $13::text[], $14::text[], $15::bytea[], $16::text[])
+                       $12::text[], $13::text[], $14::text[], $15::bytea[], $16::text[],
+                       $17::text[], $18::date[])
                 AS i(topic, partition, off, ts, k, v, headers, stage, class, reason, schema, id,
-                     replay_of, line_key, report_id)
+                     replay_of, line_key, report_id, dsp_name, report_period)
          ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING",
     )
     .bind(group)
@@ -261,6 +276,8 @@ pub async fn record(
     .bind(&replays)
     .bind(&line_keys)
     .bind(&report_ids)
+    .bind(&dsp_names)
+    .bind(&report_periods)
     .execute(&mut *conn)
     .await?;
 

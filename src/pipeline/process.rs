@@ -120,8 +120,12 @@ pub async fn build_batch(
                 record: message.record.clone(),
             }),
             Err(rejection) => batch.dead_letters.push(DeadLetter {
-                line: identity(&decoded.line)
-                    .map(|(key, report_id)| RefusedLine { key, report_id }),
+                line: identity(&decoded.line).map(|known| RefusedLine {
+                    key: known.key,
+                    report_id: known.report_id,
+                    dsp_name: known.dsp_name,
+                    report_period: known.report_period,
+                }),
                 ..refuse(
                     "validate",
                     rejection.first_rule().to_string(),

@@ -2,8 +2,10 @@
 //! the real PostgreSQL server and Kafka broker that `scripts/services up` starts.
 #![allow(dead_code)]
 
+pub mod console;
 pub mod pipeline;
 pub mod produce;
+pub mod webdriver;
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;

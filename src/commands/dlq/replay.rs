@@ -15,11 +15,13 @@ use futures::future::join_all;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+use sqlx::PgPool;
+
 use super::letter::Letter;
-use super::store::{self, SentItem};
+use super::store::{self, SentItem, Status};
 use super::{DlqSource, Filters, select};
 use crate::commands::progress::Progress;
-use crate::config::checked_topic_name;
+use crate::config::{KafkaArgs, checked_topic_name};
 use crate::kafka::{Client, idempotent_producer_config, missing_topics, refuse_unsafe_properties};
 use crate::record::NotRead;
 
@@ -68,19 +70,23 @@ pub struct ReplayArgs {
 }
 
 /// One dead letter to send and where.
-struct Send<'a> {
-    letter: &'a Letter,
-    topic: String,
+pub struct Send<'a> {
+    /// The dead letter.
+    pub letter: &'a Letter,
+    /// Where it goes.
+    pub topic: String,
     /// The source partition when replaying to the source topic (keeps per-partition order
     /// as the producer chose it); the partitioner decides for `--to`.
-    partition: Option<i32>,
+    pub partition: Option<i32>,
 }
 
 /// Counts for the summary.
 #[derive(Debug, Default)]
-struct Summary {
-    selected: usize,
-    to_send: usize,
+pub struct Summary {
+    /// Dead letters selected.
+    pub selected: usize,
+    /// Of them, to be sent.
+    pub to_send: usize,
     already_booked: usize,
     superseded: usize,
     no_source: usize,
@@ -90,11 +96,13 @@ struct Summary {
 }
 
 impl Summary {
-    fn skipped(&self) -> usize {
+    /// Dead letters selected but not sent.
+    pub fn skipped(&self) -> usize {
         self.already_booked + self.superseded + self.no_source + self.not_stored
     }
 
-    fn line(&self, verb: &str, replayed: usize) -> String {
+    /// One sentence: selected, `verb` `replayed`, skipped and why.
+    pub fn line(&self, verb: &str, replayed: usize) -> String {
         format!(
             "selected {}, {verb} {replayed}, skipped {} ({} already booked, {} superseded by a newer \
              dead letter or a newer version of the line, {} without a source topic, {} too large \
@@ -108,6 +116,140 @@ impl Summary {
             self.replayed_before
         )
     }
+}
+
+/// What a replay would send, decided by the rules every replay follows (the command's and
+/// the console's): resolved and superseded letters are skipped unless `include_resolved`,
+/// letters too large to have been stored and letters without a source topic always.
+pub struct Plan<'a> {
+    /// Counts.
+    pub summary: Summary,
+    /// The sends, in selection order.
+    pub sends: Vec<Send<'a>>,
+}
+
+impl Plan<'_> {
+    /// The topics the sends go to, each once, sorted.
+    pub fn targets(&self) -> Vec<&str> {
+        let targets: BTreeSet<&str> = self.sends.iter().map(|s| s.topic.as_str()).collect();
+        targets.into_iter().collect()
+    }
+}
+
+/// Plans a replay of `letters` (see [`Plan`]); `to` replaces each source topic.
+pub fn plan<'a>(
+    letters: &'a [Letter],
+    status: impl Fn(&str) -> Status,
+    to: Option<&str>,
+    dlq_topic: &str,
+    include_resolved: bool,
+) -> Plan<'a> {
+    let mut summary = Summary {
+        selected: letters.len(),
+        ..Summary::default()
+    };
+    let mut sends: Vec<Send<'_>> = Vec::new();
+    for letter in letters {
+        let status = status(&letter.id);
+        if status.is_resolved() && !include_resolved {
+            summary.already_booked += 1;
+            continue;
+        }
+        // Its replay was refused again: the newer dead letter is the one to replay (sending
+        // both would only make the ledger absorb a copy). Or a newer version of its line
+        // is booked: replayed, it would only be journaled as stale.
+        if status.superseded_by.is_some() && !include_resolved {
+            summary.superseded += 1;
+            continue;
+        }
+        // Its bytes were never read: resending would send an empty record.
+        if letter.class == NotRead::TOO_LARGE_CLASS {
+            summary.not_stored += 1;
+            continue;
+        }
+        let (topic, partition) = match (to, &letter.source_topic) {
+            (Some(to), _) => (to.to_string(), None),
+            (None, Some(source)) if source != dlq_topic => {
+                (source.clone(), letter.source_partition)
+            }
+            _ => {
+                summary.no_source += 1;
+                continue;
+            }
+        };
+        summary.replayed_before += usize::from(status.replays > 0);
+        sends.push(Send {
+            letter,
+            topic,
+            partition,
+        });
+    }
+    summary.to_send = sends.len();
+    Plan { summary, sends }
+}
+
+/// What sending a plan did.
+pub struct Sent {
+    /// The `dlq_replays` row.
+    pub replay_id: i64,
+    /// Dead letters the broker took.
+    pub replayed: usize,
+    /// `id: error` of each the broker did not take (sending them again is safe).
+    pub failures: Vec<String>,
+}
+
+/// Sends a plan and records it in `dlq_replays` / `dlq_replay_items` (`selection` and
+/// `note` describe it for the audit trail). The target topics must exist.
+pub async fn send_plan(
+    kafka: &KafkaArgs,
+    pool: &PgPool,
+    plan: &Plan<'_>,
+    to: Option<&str>,
+    note: Option<&str>,
+    selection: &str,
+    max_per_sec: Option<u32>,
+) -> anyhow::Result<Sent> {
+    let replay_id = store::begin_replay(pool, note, to, selection, plan.summary.selected).await?;
+    let producer: FutureProducer = idempotent_producer_config(kafka)
+        .create()
+        .context("failed to create the replay producer")?;
+    let window = max_per_sec.map_or(WINDOW, |rate| (rate as usize).clamp(1, WINDOW));
+    let mut progress = Progress::new("replaying", plan.sends.len() as u64);
+    let mut replayed = 0;
+    let mut failures: Vec<String> = Vec::new();
+    let started = Instant::now();
+    for chunk in plan.sends.chunks(window) {
+        let results = join_all(chunk.iter().map(|send| send_one(&producer, send))).await;
+        let mut items = Vec::with_capacity(chunk.len());
+        for (send, result) in chunk.iter().zip(results) {
+            match result {
+                Ok((partition, offset)) => items.push(SentItem {
+                    dead_letter_id: send.letter.id.clone(),
+                    topic: send.topic.clone(),
+                    partition,
+                    offset,
+                }),
+                Err(err) => failures.push(format!("{}: {err:#}", send.letter.id)),
+            }
+        }
+        store::record_items(pool, replay_id, &items).await?;
+        replayed += items.len();
+        progress.advance(chunk.len() as u64);
+        if let Some(rate) = max_per_sec {
+            // Pace by the total so far: the average rate never exceeds the limit.
+            let due = Duration::from_secs_f64((replayed + failures.len()) as f64 / f64::from(rate));
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    progress.finish();
+    store::finish_replay(pool, replay_id, replayed, plan.summary.skipped()).await?;
+    Ok(Sent {
+        replay_id,
+        replayed,
+        failures,
+    })
 }
 
 /// Replays the selection (see the module docs).
@@ -128,52 +270,17 @@ pub async fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     }
     let ids: Vec<String> = args.ids.iter().map(|i| i.trim().to_string()).collect();
     let selected = select(&args.source, &args.filters, &ids, true).await?;
-
-    let mut summary = Summary {
-        selected: selected.letters.len(),
-        ..Summary::default()
-    };
-    let mut sends: Vec<Send<'_>> = Vec::new();
-    for letter in &selected.letters {
-        let status = selected.status(&letter.id);
-        if status.is_resolved() && !args.include_resolved {
-            summary.already_booked += 1;
-            continue;
-        }
-        // Its replay was refused again: the newer dead letter is the one to replay (sending
-        // both would only make the ledger absorb a copy). Or a newer version of its line
-        // is booked: replayed, it would only be journaled as stale.
-        if status.superseded_by.is_some() && !args.include_resolved {
-            summary.superseded += 1;
-            continue;
-        }
-        // Its bytes were never read: resending would send an empty record.
-        if letter.class == NotRead::TOO_LARGE_CLASS {
-            summary.not_stored += 1;
-            continue;
-        }
-        let (topic, partition) = match (&to, &letter.source_topic) {
-            (Some(to), _) => (to.clone(), None),
-            (None, Some(source)) if *source != dlq_topic => {
-                (source.clone(), letter.source_partition)
-            }
-            _ => {
-                summary.no_source += 1;
-                continue;
-            }
-        };
-        summary.replayed_before += usize::from(status.replays > 0);
-        sends.push(Send {
-            letter,
-            topic,
-            partition,
-        });
-    }
-    summary.to_send = sends.len();
-    let targets: BTreeSet<&str> = sends.iter().map(|s| s.topic.as_str()).collect();
+    let plan = plan(
+        &selected.letters,
+        |id| selected.status(id),
+        to.as_deref(),
+        &dlq_topic,
+        args.include_resolved,
+    );
+    let (summary, sends) = (&plan.summary, &plan.sends);
 
     if args.dry_run {
-        for send in &sends {
+        for send in sends {
             println!(
                 "would replay {} ({}, {}) to {}{} with timestamp {}",
                 send.letter.id,
@@ -197,7 +304,7 @@ pub async fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         println!("nothing to replay: {}", summary.line("replayed", 0));
         return Ok(());
     }
-    let target_list: Vec<&str> = targets.iter().copied().collect();
+    let target_list = plan.targets();
     let missing = missing_topics(&args.source.kafka, &target_list).await?;
     anyhow::ensure!(
         missing.is_empty(),
@@ -210,60 +317,26 @@ pub async fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     }
 
     let selection = args.filters.describe(&ids);
-    let replay_id = store::begin_replay(
+    let sent = send_plan(
+        &args.source.kafka,
         &selected.pool,
-        args.note.as_deref(),
+        &plan,
         to.as_deref(),
+        args.note.as_deref(),
         &selection,
-        summary.selected,
+        args.max_per_sec,
     )
     .await?;
-    let producer: FutureProducer = idempotent_producer_config(&args.source.kafka)
-        .create()
-        .context("failed to create the replay producer")?;
-    let window = args
-        .max_per_sec
-        .map_or(WINDOW, |rate| (rate as usize).clamp(1, WINDOW));
-    let mut progress = Progress::new("replaying", sends.len() as u64);
-    let mut replayed = 0;
-    let mut failures: Vec<String> = Vec::new();
-    let started = Instant::now();
-    for chunk in sends.chunks(window) {
-        let results = join_all(chunk.iter().map(|send| send_one(&producer, send))).await;
-        let mut items = Vec::with_capacity(chunk.len());
-        for (send, result) in chunk.iter().zip(results) {
-            match result {
-                Ok((partition, offset)) => items.push(SentItem {
-                    dead_letter_id: send.letter.id.clone(),
-                    topic: send.topic.clone(),
-                    partition,
-                    offset,
-                }),
-                Err(err) => failures.push(format!("{}: {err:#}", send.letter.id)),
-            }
-        }
-        store::record_items(&selected.pool, replay_id, &items).await?;
-        replayed += items.len();
-        progress.advance(chunk.len() as u64);
-        if let Some(rate) = args.max_per_sec {
-            // Pace by the total so far: the average rate never exceeds the limit.
-            let due = Duration::from_secs_f64((replayed + failures.len()) as f64 / f64::from(rate));
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                tokio::time::sleep(wait).await;
-            }
-        }
-    }
-    progress.finish();
-    store::finish_replay(&selected.pool, replay_id, replayed, summary.skipped()).await?;
     println!(
-        "replay #{replay_id} to {}: {}",
+        "replay #{} to {}: {}",
+        sent.replay_id,
         target_list.join(", "),
-        summary.line("replayed", replayed)
+        summary.line("replayed", sent.replayed)
     );
-    if let Some(first) = failures.first() {
+    if let Some(first) = sent.failures.first() {
         anyhow::bail!(
             "{} dead letter(s) could not be sent (first: {first}); run the same command again to retry them",
-            failures.len()
+            sent.failures.len()
         );
     }
     println!(

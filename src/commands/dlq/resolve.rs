@@ -6,6 +6,7 @@
 use anyhow::Context;
 use clap::Args;
 
+use super::store;
 use crate::config::DatabaseArgs;
 use crate::db;
 
@@ -45,39 +46,10 @@ pub async fn resolve(args: &ResolveArgs) -> anyhow::Result<()> {
     let ids: Vec<String> = args.ids.iter().map(|id| id.trim().to_string()).collect();
     let pool = db::connect(&args.database.url()?, 1).await?;
     db::migrate(&pool).await?;
-    let rows: Vec<(String, bool)> = sqlx::query_as(
-        "WITH wanted AS (SELECT DISTINCT unnest($1::text[]) AS id),
-              closed AS (
-                UPDATE quarantine q
-                   SET resolved_at = now(), resolved_note = $2, resolved_by_user = $3
-                  FROM wanted w
-                 WHERE q.dead_letter_id = w.id AND q.resolved_at IS NULL
-                RETURNING q.dead_letter_id)
-         SELECT w.id, EXISTS (SELECT 1 FROM closed c WHERE c.dead_letter_id = w.id)
-           FROM wanted w
-          WHERE EXISTS (SELECT 1 FROM quarantine q WHERE q.dead_letter_id = w.id)",
-    )
-    .bind(&ids)
-    .bind(note)
-    .bind(&by)
-    .fetch_all(&pool)
-    .await
-    .context("cannot close the dead letters in quarantine")?;
-    let closed: Vec<&str> = rows
-        .iter()
-        .filter(|(_, closed)| *closed)
-        .map(|(id, _)| id.as_str())
-        .collect();
-    let already: Vec<&str> = rows
-        .iter()
-        .filter(|(_, closed)| !*closed)
-        .map(|(id, _)| id.as_str())
-        .collect();
-    let unknown: Vec<&str> = ids
-        .iter()
-        .map(String::as_str)
-        .filter(|id| !rows.iter().any(|(known, _)| known == id))
-        .collect();
+    let outcome = store::close_by_hand(&pool, &ids, note, &by).await?;
+    let closed: Vec<&str> = outcome.closed.iter().map(String::as_str).collect();
+    let already: Vec<&str> = outcome.already.iter().map(String::as_str).collect();
+    let unknown: Vec<&str> = outcome.unknown.iter().map(String::as_str).collect();
     println!("closed {} dead letter(s) by {by}: {note}", closed.len());
     if !already.is_empty() {
         println!(

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::{PgPool, Row};
 
@@ -123,37 +123,59 @@ pub async fn letters_off_topic(
     .fetch_all(pool)
     .await
     .context("cannot read quarantine")?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let published_at: Option<DateTime<Utc>> = row.try_get("published_at")?;
-        let place = match published_at {
-            Some(_) => Place::Expired,
-            None => Place::Unpublished {
-                error: row.try_get("last_error")?,
-            },
-        };
-        let names: Vec<String> = row.try_get("header_names")?;
-        let values: Vec<Option<Vec<u8>>> = row.try_get("header_values")?;
-        out.push(Letter {
-            id: row.try_get("dead_letter_id")?,
-            stage: row.try_get("error_stage")?,
-            class: row.try_get("error_class")?,
-            reason: row.try_get("reason")?,
-            source_topic: Some(row.try_get("source_topic")?),
-            source_partition: Some(row.try_get("source_partition")?),
-            source_offset: Some(row.try_get("source_offset")?),
-            original_timestamp: row.try_get("source_timestamp")?,
-            refused_at: Some(row.try_get("quarantined_at")?),
-            schema: row.try_get("schema_ref")?,
-            group: Some(row.try_get("consumer_group")?),
-            replay_of: row.try_get("replay_of")?,
-            place,
-            key: row.try_get("record_key")?,
-            value: row.try_get("record_value")?,
-            original_headers: names.into_iter().zip(values).collect(),
-        });
-    }
-    Ok(out)
+    rows.iter().map(letter_from_row).collect()
+}
+
+/// The dead letters with these ids, from quarantine (where their original record is kept),
+/// in the order of `ids`; ids without a quarantine row are left out.
+pub async fn letters_by_ids(pool: &PgPool, ids: &[String]) -> anyhow::Result<Vec<Letter>> {
+    let rows = sqlx::query(
+        "SELECT q.dead_letter_id, q.error_stage, q.error_class, q.reason, q.source_topic,
+                q.source_partition, q.source_offset, q.source_timestamp, q.quarantined_at,
+                q.schema_ref, q.consumer_group, q.replay_of, q.record_key, q.record_value,
+                q.header_names, q.header_values, o.published_at, o.last_error
+           FROM unnest($1::text[]) WITH ORDINALITY AS i(id, n)
+           JOIN quarantine q ON q.dead_letter_id = i.id
+           LEFT JOIN outbox o ON o.message_id = q.dead_letter_id
+          ORDER BY i.n",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+    .context("cannot read quarantine")?;
+    rows.iter().map(letter_from_row).collect()
+}
+
+/// A dead letter from its quarantine row (joined with its outbox row's `published_at` and
+/// `last_error`).
+fn letter_from_row(row: &sqlx::postgres::PgRow) -> anyhow::Result<Letter> {
+    let published_at: Option<DateTime<Utc>> = row.try_get("published_at")?;
+    let place = match published_at {
+        Some(_) => Place::Expired,
+        None => Place::Unpublished {
+            error: row.try_get("last_error")?,
+        },
+    };
+    let names: Vec<String> = row.try_get("header_names")?;
+    let values: Vec<Option<Vec<u8>>> = row.try_get("header_values")?;
+    Ok(Letter {
+        id: row.try_get("dead_letter_id")?,
+        stage: row.try_get("error_stage")?,
+        class: row.try_get("error_class")?,
+        reason: row.try_get("reason")?,
+        source_topic: Some(row.try_get("source_topic")?),
+        source_partition: Some(row.try_get("source_partition")?),
+        source_offset: Some(row.try_get("source_offset")?),
+        original_timestamp: row.try_get("source_timestamp")?,
+        refused_at: Some(row.try_get("quarantined_at")?),
+        schema: row.try_get("schema_ref")?,
+        group: Some(row.try_get("consumer_group")?),
+        replay_of: row.try_get("replay_of")?,
+        place,
+        key: row.try_get("record_key")?,
+        value: row.try_get("record_value")?,
+        original_headers: names.into_iter().zip(values).collect(),
+    })
 }
 
 /// The quarantine row of one dead letter, as JSON (bytes left out), if there is one.
@@ -297,4 +319,262 @@ pub async fn finish_replay(
     .await
     .context("cannot close the replay record in dlq_replays")?;
     Ok(())
+}
+
+/// What closing dead letters by hand did.
+#[derive(Debug, Default)]
+pub struct Closed {
+    /// Closed now.
+    pub closed: Vec<String>,
+    /// Already closed, left as they were.
+    pub already: Vec<String>,
+    /// No quarantine row has these ids.
+    pub unknown: Vec<String>,
+}
+
+/// Closes the open ones among `ids` by hand (`dlq resolve`, the console's resolve): who
+/// and why are kept in the quarantine row; nothing is deleted.
+pub async fn close_by_hand(
+    pool: &PgPool,
+    ids: &[String],
+    note: &str,
+    by: &str,
+) -> anyhow::Result<Closed> {
+    let rows: Vec<(String, bool)> = sqlx::query_as(
+        "WITH wanted AS (SELECT DISTINCT unnest($1::text[]) AS id),
+              closed AS (
+                UPDATE quarantine q
+                   SET resolved_at = now(), resolved_note = $2, resolved_by_user = $3
+                  FROM wanted w
+                 WHERE q.dead_letter_id = w.id AND q.resolved_at IS NULL
+                RETURNING q.dead_letter_id)
+         SELECT w.id, EXISTS (SELECT 1 FROM closed c WHERE c.dead_letter_id = w.id)
+           FROM wanted w
+          WHERE EXISTS (SELECT 1 FROM quarantine q WHERE q.dead_letter_id = w.id)",
+    )
+    .bind(ids)
+    .bind(note)
+    .bind(by)
+    .fetch_all(pool)
+    .await
+    .context("cannot close the dead letters in quarantine")?;
+    let mut out = Closed::default();
+    for (id, closed) in &rows {
+        if *closed {
+            out.closed.push(id.clone());
+        } else {
+            out.already.push(id.clone());
+        }
+    }
+    out.unknown = ids
+        .iter()
+        .filter(|id| !rows.iter().any(|(known, _)| known == *id))
+        .cloned()
+        .collect();
+    Ok(out)
+}
+
+/// A dead letter's state as the work queue filters it (the words of [`Status::word`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueStatus {
+    /// Waiting for a fix.
+    Open,
+    /// A replay of it booked, or closed by hand.
+    Resolved,
+    /// Carried on by a newer dead letter of its replay, or closed by a newer version of its
+    /// line.
+    Superseded,
+}
+
+impl QueueStatus {
+    /// Parses `open`, `resolved` or `superseded`.
+    pub fn parse(word: &str) -> Option<QueueStatus> {
+        match word {
+            "open" => Some(QueueStatus::Open),
+            "resolved" => Some(QueueStatus::Resolved),
+            "superseded" => Some(QueueStatus::Superseded),
+            _ => None,
+        }
+    }
+
+    /// The word it parses from.
+    pub fn word(self) -> &'static str {
+        match self {
+            QueueStatus::Open => "open",
+            QueueStatus::Resolved => "resolved",
+            QueueStatus::Superseded => "superseded",
+        }
+    }
+
+    /// The SQL condition on `quarantine q`, the same partition of states as
+    /// [`Status::is_open`], [`Status::is_resolved`] and `superseded_by`.
+    fn condition(self) -> &'static str {
+        match self {
+            QueueStatus::Open => {
+                "q.resolved_at IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM quarantine n WHERE n.replay_of = q.dead_letter_id)"
+            }
+            QueueStatus::Resolved => "q.resolved_at IS NOT NULL AND q.superseded_version IS NULL",
+            QueueStatus::Superseded => {
+                "(q.superseded_version IS NOT NULL
+                  OR (q.resolved_at IS NULL
+                      AND EXISTS (SELECT 1 FROM quarantine n WHERE n.replay_of = q.dead_letter_id)))"
+            }
+        }
+    }
+}
+
+/// Which dead letters a page of the work queue shows (every field optional).
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    /// Error classes (any of them).
+    pub classes: Vec<String>,
+    /// Stage.
+    pub stage: Option<String>,
+    /// DSP (exact, case-insensitive).
+    pub dsp: Option<String>,
+    /// Report period.
+    pub period: Option<NaiveDate>,
+    /// State.
+    pub status: Option<QueueStatus>,
+    /// Words in the reason, or a dead-letter or report id.
+    pub text: Option<String>,
+}
+
+/// One row of the work queue.
+#[derive(Debug, Clone)]
+pub struct QueueRow {
+    /// The keyset position (newest first).
+    pub quarantine_id: i64,
+    /// The dead letter's id.
+    pub id: String,
+    /// `decode`, `validate` or `ledger`.
+    pub stage: String,
+    /// Error class.
+    pub class: String,
+    /// Why it was refused.
+    pub reason: String,
+    /// `topic[partition]@offset` of the refused record.
+    pub source: String,
+    /// When it was refused.
+    pub refused_at: DateTime<Utc>,
+    /// DSP, when the line decoded far enough.
+    pub dsp_name: Option<String>,
+    /// Report period, likewise.
+    pub report_period: Option<NaiveDate>,
+    /// Report id, likewise.
+    pub report_id: Option<String>,
+}
+
+/// One page of the work queue, newest first, from quarantine: the rows after `before`
+/// (a `quarantine_id`, exclusive) that the filter selects, at most `limit`. Keyset
+/// pagination: every page is an index range scan, however deep.
+pub async fn queue_page(
+    pool: &PgPool,
+    filter: &QueueFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> anyhow::Result<Vec<QueueRow>> {
+    let status = filter
+        .status
+        .map_or("true", QueueStatus::condition)
+        .to_string();
+    // The only text spliced in is one of QueueStatus's constant conditions.
+    let sql = format!(
+        "SELECT q.quarantine_id, q.dead_letter_id, q.error_stage, q.error_class, q.reason,
+                q.source_topic || '[' || q.source_partition || ']@' || q.source_offset AS source,
+                q.quarantined_at, q.dsp_name, q.report_period, q.report_id
+           FROM quarantine q
+          WHERE ($1::bigint IS NULL OR q.quarantine_id < $1)
+            AND (cardinality($2::text[]) = 0 OR q.error_class = ANY($2))
+            AND ($3::text IS NULL OR q.error_stage = $3)
+            AND ($4::text IS NULL OR lower(q.dsp_name) = lower($4))
+            AND ($5::date IS NULL OR q.report_period = $5)
+            AND ($6::text IS NULL OR q.dead_letter_id = $6 OR q.report_id = $6
+                 OR q.reason ILIKE '%' || replace(replace(replace($6, '\\', '\\\\'), '%', '\\%'),
+                                              '_', '\\_') || '%')
+            AND {status}
+          ORDER BY q.quarantine_id DESC
+          LIMIT $7"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(before)
+        .bind(&filter.classes)
+        .bind(filter.stage.as_deref())
+        .bind(filter.dsp.as_deref())
+        .bind(filter.period)
+        .bind(filter.text.as_deref())
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .context("cannot read the dead-letter queue from quarantine")?;
+    rows.iter()
+        .map(|row| {
+            Ok(QueueRow {
+                quarantine_id: row.try_get("quarantine_id")?,
+                id: row.try_get("dead_letter_id")?,
+                stage: row.try_get("error_stage")?,
+                class: row.try_get("error_class")?,
+                reason: row.try_get("reason")?,
+                source: row.try_get("source")?,
+                refused_at: row.try_get("quarantined_at")?,
+                dsp_name: row.try_get("dsp_name")?,
+                report_period: row.try_get("report_period")?,
+                report_id: row.try_get("report_id")?,
+            })
+        })
+        .collect()
+}
+
+/// Open dead letters counted by class and DSP (`None`: the line did not decode far enough
+/// to name its DSP), most first.
+pub async fn open_by_class_and_dsp(
+    pool: &PgPool,
+) -> anyhow::Result<Vec<(String, Option<String>, i64)>> {
+    let sql = format!(
+        "SELECT q.error_class, q.dsp_name, count(*) FROM quarantine q
+          WHERE {} GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2",
+        QueueStatus::Open.condition()
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await
+        .context("cannot count open dead letters")
+}
+
+/// The DSP and report period a dead letter's line was for, when known.
+pub async fn line_of(
+    pool: &PgPool,
+    id: &str,
+) -> anyhow::Result<Option<(Option<String>, Option<NaiveDate>)>> {
+    sqlx::query_as("SELECT dsp_name, report_period FROM quarantine WHERE dead_letter_id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .context("cannot read quarantine")
+}
+
+/// The chain of replays a dead letter belongs to: the letters it replays (older first),
+/// itself, and the letters replaying it (newer), each with its id and class.
+pub async fn replay_chain(pool: &PgPool, id: &str) -> anyhow::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        "WITH RECURSIVE up (id, depth) AS (
+             SELECT $1::text, 0
+             UNION ALL
+             SELECT q.replay_of, up.depth - 1 FROM up JOIN quarantine q ON q.dead_letter_id = up.id
+              WHERE q.replay_of IS NOT NULL AND up.depth > -100),
+         down (id, depth) AS (
+             SELECT $1::text, 0
+             UNION ALL
+             SELECT q.dead_letter_id, down.depth + 1 FROM down JOIN quarantine q ON q.replay_of = down.id
+              WHERE down.depth < 100),
+         chain AS (SELECT id, depth FROM up UNION SELECT id, depth FROM down)
+         SELECT c.id, coalesce(q.error_class, '') FROM chain c
+           LEFT JOIN quarantine q ON q.dead_letter_id = c.id
+          ORDER BY c.depth",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .context("cannot follow the chain of replays in quarantine")
 }
