@@ -10,9 +10,16 @@ use crate::common::produce::{Setup, stderr, stdout};
 use crate::common::webdriver::{Browser, Chromedriver};
 use crate::fixture::{GROUP, queue_fixture};
 
-/// The repository's screenshot directory.
+/// Where the screenshots go: the README's directory (`docs/console`) when
+/// `ROYALTY_SCREENSHOTS=docs` asks for them to be refreshed, else `target/console-screenshots`,
+/// so that an ordinary test run leaves the working tree as it was.
 fn screenshots() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if std::env::var("ROYALTY_SCREENSHOTS").is_ok_and(|v| v == "docs") {
+        root.join("docs/console")
+    } else {
+        root.join("target/console-screenshots")
+    }
 }
 
 /// Signs in through the browser's sign-in form.
