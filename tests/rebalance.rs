@@ -1,14 +1,16 @@
 //! Two instances in one consumer group over a 4-partition topic; one is SIGKILLed mid-stream
 //! and restarted. Partitions move twice; the ledger stays exact. Once with the eager
-//! assignor, once with cooperative-sticky. Both instances then stop on SIGTERM with exit 0.
+//! assignor, once with cooperative-sticky. Both instances then stop on SIGTERM with exit 0,
+//! and no instance's thread panicked on the way (a panic in a rebalance callback kills the
+//! poll thread, not the process, and the other instance would hide it).
 
 mod common;
 
 use std::time::Duration;
 
 use common::pipeline::{
-    expected_totals, kill_hard, ledger_totals, mixed_stream, publish_in_background, spawn_run,
-    terminate, wait_for_rows,
+    expected_totals, kill_hard, ledger_totals, mixed_stream, publish_in_background,
+    spawn_run_logged, terminate, wait_for_rows,
 };
 
 async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
@@ -38,8 +40,10 @@ async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
         "--assignor",
         assignor,
     ];
-    let mut first = spawn_run(&args, &url);
-    let mut second = spawn_run(&args, &url);
+    let logs = tempfile::tempdir().expect("log directory");
+    let log = |name: &str| logs.path().join(format!("{name}.log"));
+    let mut first = spawn_run_logged(&args, &url, &log("first"));
+    let mut second = spawn_run_logged(&args, &url, &log("second"));
 
     let streaming = publish_in_background(common::producer(), &topic, records);
     wait_for_rows(
@@ -57,7 +61,7 @@ async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
         "progress without the killed instance",
     )
     .await;
-    let mut restarted = spawn_run(&args, &url);
+    let mut restarted = spawn_run_logged(&args, &url, &log("restarted"));
     streaming.await.expect("producer task");
 
     let expected = expected_totals(&lines);
@@ -86,6 +90,13 @@ async fn two_instances_survive_a_kill_and_restart(assignor: &str) {
     .await
     .expect("offsets");
     assert_eq!(stored, 8_300, "stored offsets cover every record exactly");
+    for name in ["first", "second", "restarted"] {
+        let said = std::fs::read_to_string(log(name)).expect("instance log");
+        assert!(
+            !said.contains("panicked"),
+            "{name} instance panicked:\n{said}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -416,7 +416,9 @@ fn send_before(
     event: SourceEvent,
     deadline: std::time::Instant,
 ) -> Result<bool, Box<SourceEvent>> {
-    let room = runtime.block_on(tokio::time::timeout_at(deadline.into(), events.reserve()));
+    // The timer is made inside block_on: it needs the runtime's context.
+    let room = runtime
+        .block_on(async { tokio::time::timeout_at(deadline.into(), events.reserve()).await });
     match room {
         Ok(Ok(permit)) => {
             permit.send(event);
