@@ -156,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
         secure_cookies: false,
         tls_cert: None,
         tls_key: None,
-        reconcile_cache_secs: 60,
+        reconcile_interval_secs: 60,
         session_hours: 1,
         database: DatabaseArgs {
             database_url: url.clone(),

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use tokio::time::Instant;
+use tokio::sync::{Notify, watch};
 
 use anyhow::Context;
 use axum::Router;
@@ -87,15 +87,18 @@ pub struct ServeArgs {
     #[arg(long, env = "ROYALTY_CONSOLE_SECURE_COOKIES", value_parser = BoolishValueParser::new())]
     pub secure_cookies: bool,
 
-    /// How long the overview and the reports page reuse a reconciliation of every report,
-    /// in seconds (0: never). Reconciling a whole ledger reads all of it (seconds at a
-    /// million lines); a filtered reports page is always computed fresh.
+    /// How often the console reconciles every report in the background, in seconds. The
+    /// overview and the reports page show the latest result and when it was made: a whole
+    /// ledger is read each time (seconds at a million lines), which no page waits for but
+    /// the first after a start and *Reconcile now*. A filtered reports page is always
+    /// computed when asked.
     #[arg(
         long,
-        env = "ROYALTY_CONSOLE_RECONCILE_CACHE_SECS",
-        default_value_t = 60
+        env = "ROYALTY_CONSOLE_RECONCILE_INTERVAL_SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
     )]
-    pub reconcile_cache_secs: u64,
+    pub reconcile_interval_secs: u64,
 
     /// How long a sign-in lasts, in hours.
     #[arg(long, env = "ROYALTY_CONSOLE_SESSION_HOURS", default_value_t = 12)]
@@ -146,9 +149,19 @@ pub struct Console {
     pub limiter: SignInLimiter,
     /// A hash checked when the user name is unknown (same cost as a known one).
     pub decoy_hash: String,
-    /// The last reconciliation of every report and when it was made; the lock also makes
-    /// concurrent pages wait for one computation instead of starting their own.
-    pub reconciliation: tokio::sync::Mutex<Option<(Instant, Arc<Reconciled>)>>,
+    /// The latest reconciliation of every report, kept by [`keep_reconciled`].
+    pub reconciliation: watch::Sender<ReconcileState>,
+    /// Asks [`keep_reconciled`] for a new reconciliation now (*Reconcile now*).
+    pub reconcile_now: Notify,
+}
+
+/// What the background reconciliation has made so far.
+#[derive(Default, Clone)]
+pub struct ReconcileState {
+    /// The latest result, once there is one.
+    pub latest: Option<Arc<Reconciled>>,
+    /// The latest attempt's failure, when it failed (the result before it stays shown).
+    pub failure: Option<(DateTime<Utc>, String)>,
 }
 
 /// A reconciliation of every report and when it was computed.
@@ -157,6 +170,42 @@ pub struct Reconciled {
     pub result: Reconciliation,
     /// When it was computed.
     pub at: DateTime<Utc>,
+    /// When its computation began (what *Reconcile now* waits for).
+    pub started: DateTime<Utc>,
+}
+
+/// Reconciles every report now, then every `--reconcile-interval-secs` or when asked, until
+/// `stop`: pages read the latest result instead of reading the whole ledger themselves.
+pub async fn keep_reconciled(console: Shared, stop: CancellationToken) {
+    let interval = Duration::from_secs(console.args.reconcile_interval_secs);
+    loop {
+        let started = Utc::now();
+        let args = console.reconcile_args(None, None, None);
+        let outcome = tokio::select! {
+            outcome = reconcile::compute(&console.pool, &args) => outcome,
+            () = stop.cancelled() => return,
+        };
+        console.reconciliation.send_modify(|state| match outcome {
+            Ok(result) => {
+                state.latest = Some(Arc::new(Reconciled {
+                    result,
+                    at: Utc::now(),
+                    started,
+                }));
+                state.failure = None;
+            }
+            Err(err) => {
+                let reason = format!("cannot reconcile every report: {err:#}");
+                tracing::warn!(error = %reason, "background reconciliation failed; the pages keep the last result");
+                state.failure = Some((started, reason));
+            }
+        });
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = console.reconcile_now.notified() => {}
+            () = stop.cancelled() => return,
+        }
+    }
 }
 
 /// The shared state as handlers receive it.
@@ -194,23 +243,29 @@ impl Console {
         Ok(session)
     }
 
-    /// The reconciliation of every report: the cached one while it is younger than
-    /// `--reconcile-cache-secs` and `fresh` is not asked for, else computed now.
+    /// The latest reconciliation of every report. Waits only for the first one after a
+    /// start, or, when `fresh`, for one begun after the request (*Reconcile now*); fails
+    /// when the attempt it waited for failed.
     pub async fn reconciliation(&self, fresh: bool) -> anyhow::Result<Arc<Reconciled>> {
-        let mut cached = self.reconciliation.lock().await;
-        let max_age = Duration::from_secs(self.args.reconcile_cache_secs);
-        if !fresh
-            && let Some((made, result)) = cached.as_ref()
-            && made.elapsed() < max_age
-        {
-            return Ok(result.clone());
+        let asked = Utc::now();
+        if fresh {
+            self.reconcile_now.notify_one();
         }
-        let result = Arc::new(Reconciled {
-            result: reconcile::compute(&self.pool, &self.reconcile_args(None, None, None)).await?,
-            at: Utc::now(),
-        });
-        *cached = Some((Instant::now(), result.clone()));
-        Ok(result)
+        let mut state = self.reconciliation.subscribe();
+        let ready = state
+            .wait_for(|s| {
+                let newer = |at: &DateTime<Utc>| !fresh || *at >= asked;
+                s.latest.as_ref().is_some_and(|r| newer(&r.started))
+                    || s.failure.as_ref().is_some_and(|(at, _)| newer(at))
+            })
+            .await
+            .context("the console is stopping")?;
+        match (&ready.latest, &ready.failure) {
+            (Some(latest), _) if !fresh || latest.started >= asked => Ok(latest.clone()),
+            (_, Some((_, failure))) => Err(anyhow::anyhow!("{failure}")),
+            (Some(latest), None) => Ok(latest.clone()),
+            (None, None) => Err(anyhow::anyhow!("no reconciliation yet")),
+        }
     }
 
     /// `reconcile`'s settings for this console's database, broker and group.
@@ -273,8 +328,10 @@ pub async fn serve(args: ServeArgs, stop: CancellationToken) -> anyhow::Result<(
         args,
         limiter: SignInLimiter::default(),
         decoy_hash,
-        reconciliation: tokio::sync::Mutex::new(None),
+        reconciliation: watch::Sender::new(ReconcileState::default()),
+        reconcile_now: Notify::new(),
     });
+    tokio::spawn(keep_reconciled(console.clone(), stop.clone()));
     let acceptor = match (&console.args.tls_cert, &console.args.tls_key) {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
         _ => None,

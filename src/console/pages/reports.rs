@@ -60,9 +60,11 @@ pub async fn page(
             .await?
     } else {
         let args = console.reconcile_args(report_id, dsp, period);
+        let started = Utc::now();
         Arc::new(Reconciled {
             result: compute(&console.pool, &args).await?,
             at: Utc::now(),
+            started,
         })
     };
     let result = &reconciled.result;
