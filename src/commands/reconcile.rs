@@ -526,10 +526,16 @@ async fn double_bookings(
          ), sizes AS (
             SELECT dsp_name, report_period, report_id, count(*) AS n FROM booked
              GROUP BY 1, 2, 3
+         ), shared_periods AS (
+            -- Only a DSP and period with two reports or more can hold a pair: the self-join
+            -- below then reads their lines alone, not every line in scope.
+            SELECT dsp_name, report_period FROM sizes GROUP BY 1, 2 HAVING count(*) > 1
+         ), candidates AS (
+            SELECT b.* FROM booked b JOIN shared_periods USING (dsp_name, report_period)
          ), pairs AS (
             SELECT a.dsp_name, a.report_period, a.report_id AS first, b.report_id AS second,
                    count(*) AS shared
-              FROM booked a JOIN booked b
+              FROM candidates a JOIN candidates b
                 ON a.dsp_name = b.dsp_name AND a.report_period = b.report_period
                AND a.report_id < b.report_id AND a.isrc = b.isrc
                AND a.territory IS NOT DISTINCT FROM b.territory
