@@ -400,11 +400,11 @@ static REVERSE_SQL: LazyLock<String> = LazyLock::new(|| {
                AND (royalty_amount <> 0 OR stream_count <> 0)
                FOR UPDATE
          ), journal AS (
-            INSERT INTO ledger_revisions (line_key, applied, changed_fields, old_values,
-                   new_values, old_royalty_amount, new_royalty_amount, old_stream_count,
-                   new_stream_count, source_topic, source_partition, source_offset,
-                   source_timestamp, reason)
-            SELECT g.line_key, true, ARRAY['stream_count', 'royalty_amount'],
+            INSERT INTO ledger_revisions (line_key, report_period, applied, changed_fields,
+                   old_values, new_values, old_royalty_amount, new_royalty_amount,
+                   old_stream_count, new_stream_count, source_topic, source_partition,
+                   source_offset, source_timestamp, reason)
+            SELECT g.line_key, g.report_period, true, ARRAY['stream_count', 'royalty_amount'],
                    v.old_values, v.old_values || jsonb_build_object(
                        'stream_count', 0, 'royalty_amount', '0'),
                    g.royalty_amount, 0, g.stream_count, 0, $6, $7, $8, $5, $9
@@ -415,11 +415,12 @@ static REVERSE_SQL: LazyLock<String> = LazyLock::new(|| {
                SET royalty_amount = 0, stream_count = 0, version = l.version + 1,
                    source_topic = $6, source_partition = $7, source_offset = $8,
                    source_timestamp = $5, updated_at = now()
-              FROM gone g WHERE l.line_key = g.line_key
-            RETURNING l.line_key
+              FROM gone g
+             WHERE l.report_period = g.report_period AND l.line_key = g.line_key
+            RETURNING l.line_key, l.report_period
          )
-         INSERT INTO ledger_reversals (line_key, report_id, version_at)
-         SELECT line_key, $3, $5 FROM zeroed
+         INSERT INTO ledger_reversals (line_key, report_period, report_id, version_at)
+         SELECT line_key, report_period, $3, $5 FROM zeroed
          ON CONFLICT (line_key) DO UPDATE
             SET report_id = excluded.report_id, version_at = excluded.version_at,
                 reversed_at = now()",

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use chrono::NaiveDate;
 use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool};
 
@@ -12,6 +13,7 @@ use super::isolate::{Effects, WriteFn, write_isolating};
 use super::offsets::{self, OffsetAdvance};
 use super::post::{self, KeyPlan, PostStats};
 use crate::db::DbFailure;
+use crate::domain::LineKey;
 use crate::drift::detect::ALL_KINDS;
 use crate::drift::store::ApplyStats;
 use crate::drift::{self, CatalogEntry, Drift, DriftSettings};
@@ -292,15 +294,20 @@ fn write_plans<'c, 'p>(
 
 /// The line keys whose open dead letters this batch may have made obsolete: the lines it
 /// booked and the lines it refused (a refused copy may be older than what is booked).
-fn superseding_keys<'b>(batch: &'b Batch, poisoned: &'b [DeadLetter]) -> Vec<&'b [u8]> {
-    let mut keys: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
-    keys.extend(batch.lines.iter().map(|l| &l.line.key.0[..]));
+fn superseding_keys(batch: &Batch, poisoned: &[DeadLetter]) -> Vec<(NaiveDate, LineKey)> {
+    let mut keys = std::collections::HashSet::new();
+    keys.extend(
+        batch
+            .lines
+            .iter()
+            .map(|l| (l.line.report_period, l.line.key)),
+    );
     keys.extend(
         batch
             .dead_letters
             .iter()
             .chain(poisoned)
-            .filter_map(|d| d.line.as_ref().map(|l| &l.key.0[..])),
+            .filter_map(|d| d.line.as_ref().map(|l| (l.report_period, l.key))),
     );
     keys.into_iter().collect()
 }

@@ -40,8 +40,13 @@ pub const TABLE: &str = "royalty_ledger";
 /// whether the UPDATE writes it and whether the journal records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// The identity key: the loader and the UPDATE find rows by it; never rewritten.
+    /// The identity key: with the period, the primary key, by which the loader and the
+    /// UPDATE find rows; never rewritten.
     Key,
+    /// The report period: part of the identity, and the primary key's first column (the
+    /// ledger's index is ordered by period, so today's lines touch only today's periods'
+    /// pages of it); never rewritten.
+    Period,
     /// Part of the identity (the key is derived from it): written once, by the COPY. The
     /// fold keeps the stored value (for `dsp_name`, the spelling first stored).
     Identity,
@@ -58,15 +63,15 @@ pub enum Role {
 }
 
 impl Role {
-    /// Whether the UPDATE unnests the column: the key (to match rows) and every column it
-    /// sets.
+    /// Whether the UPDATE unnests the column: the primary key's two (to match rows) and
+    /// every column it sets.
     pub const fn unnested(self) -> bool {
         !matches!(self, Role::Identity)
     }
 
     /// Whether the UPDATE sets the column.
     pub const fn updated(self) -> bool {
-        !matches!(self, Role::Key | Role::Identity)
+        !matches!(self, Role::Key | Role::Period | Role::Identity)
     }
 
     /// Whether the revision journal records the column (`old_values`, `new_values`).
@@ -81,7 +86,7 @@ impl Role {
 
     /// Whether the fold keeps the stored value whatever the incoming version says.
     pub const fn keeps_stored(self) -> bool {
-        matches!(self, Role::Key | Role::Identity)
+        matches!(self, Role::Key | Role::Period | Role::Identity)
     }
 
     /// Whether an unknown value is taken from the stored row, and a learned one enriches it.
@@ -475,7 +480,7 @@ ledger_columns! {
         // column      = field of RoyaltyLine => role
         line_key       = key            => Key,
         dsp_name       = dsp_name       => Identity,
-        report_period  = report_period  => Identity,
+        report_period  = report_period  => Period,
         transaction_id = transaction_id => Identity,
         isrc           = isrc           => Value,
         upc            = upc            => Value,
@@ -518,18 +523,27 @@ fn merge<T: ColumnValue>(role: Role, incoming: &T, stored: &T) -> T {
     }
 }
 
-/// The key column (the declaration must have exactly one: checked at compile time that it
-/// has one, and by a unit test that it has no other).
-const KEY: &Column = {
+/// The column of `role` (the declaration must have exactly one of the key's roles:
+/// checked at compile time that it has one, and by a unit test that it has no other).
+const fn the(role: Role) -> &'static Column {
     let mut i = 0;
     loop {
-        assert!(i < COLUMNS.len(), "the ledger declares no Role::Key column");
-        if matches!(COLUMNS[i].role, Role::Key) {
+        assert!(
+            i < COLUMNS.len(),
+            "the ledger lacks a column of the primary key"
+        );
+        if COLUMNS[i].role as u8 == role as u8 {
             break &COLUMNS[i];
         }
         i += 1;
     }
-};
+}
+
+/// The key column.
+const KEY: &Column = the(Role::Key);
+
+/// The period column, the primary key's first.
+const PERIOD: &Column = the(Role::Period);
 
 /// The number of columns, as a binary COPY row's field count.
 pub const COLUMN_COUNT: i16 = {
@@ -549,13 +563,17 @@ pub static COPY_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Reads and locks the stored rows of the keys bound as `$1` (an array of the key column).
+/// Reads and locks the stored rows of the primary keys bound as `$1` (an array of periods)
+/// and `$2` (of keys, pairwise).
 pub static LOAD_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {} FROM {TABLE} WHERE {} = ANY($1::{}[]) FOR UPDATE",
+        "SELECT {} FROM {TABLE} l JOIN unnest($1::{}[], $2::{}[]) AS k({period}, {key}) \
+         USING ({period}, {key}) FOR UPDATE OF l",
         names(COLUMNS.iter()),
-        KEY.name,
-        KEY.sql_type
+        PERIOD.sql_type,
+        KEY.sql_type,
+        period = PERIOD.name,
+        key = KEY.name,
     )
 });
 
@@ -575,10 +593,11 @@ pub static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
         .collect();
     format!(
         "UPDATE {TABLE} l SET {}, updated_at = now() FROM unnest({}) AS i({}) \
-         WHERE l.{key} = i.{key}",
+         WHERE l.{period} = i.{period} AND l.{key} = i.{key}",
         set.join(", "),
         arrays.join(", "),
         names(unnested.into_iter()),
+        period = PERIOD.name,
         key = KEY.name
     )
 });
@@ -604,6 +623,7 @@ mod tests {
     #[test]
     fn one_key_column_and_unique_names() {
         assert_eq!(COLUMNS.iter().filter(|c| c.role == Role::Key).count(), 1);
+        assert_eq!(COLUMNS.iter().filter(|c| c.role == Role::Period).count(), 1);
         let mut names: Vec<&str> = COLUMNS.iter().map(|c| c.name).collect();
         names.sort_unstable();
         names.dedup();
@@ -628,7 +648,10 @@ mod tests {
         let arrays = COLUMNS.iter().filter(|c| c.role.unnested()).count();
         assert!(sql.contains(&format!("${arrays}::")), "{sql}");
         assert!(!sql.contains(&format!("${}::", arrays + 1)), "{sql}");
-        assert!(sql.contains("WHERE l.line_key = i.line_key"), "{sql}");
+        assert!(
+            sql.contains("WHERE l.report_period = i.report_period AND l.line_key = i.line_key"),
+            "{sql}"
+        );
     }
 
     #[test]

@@ -361,30 +361,42 @@ pub async fn resolve(conn: &mut PgConnection, booked: &[BookedReplay]) -> Result
 /// was read, its time (`superseded_version`) and a note saying so; when that version is
 /// the reversal of the line (a newer report version no longer has it), the note says it
 /// was withdrawn. Call it in the batch transaction, after the lines and dead letters are
-/// written, with the keys of both. Returns how many letters it closed.
-pub async fn supersede(conn: &mut PgConnection, keys: &[&[u8]]) -> Result<u64, DbFailure> {
-    if keys.is_empty() {
+/// written, with the lines of both (period and key: the ledger's primary key). Returns
+/// how many letters it closed.
+pub async fn supersede(
+    conn: &mut PgConnection,
+    lines: &[(NaiveDate, LineKey)],
+) -> Result<u64, DbFailure> {
+    if lines.is_empty() {
         return Ok(0);
     }
+    let periods: Vec<NaiveDate> = lines.iter().map(|(period, _)| *period).collect();
+    let keys: Vec<&[u8]> = lines.iter().map(|(_, key)| &key.0[..]).collect();
     // The open letters of these keys, one index probe per key: nearly every batch has
     // none. Written so that the plan cannot be a scan of every open letter filtered by
     // the key array (OFFSET 0 keeps the lookup per key): while a run fills quarantine its
     // statistics lag, the planner took the few open letters it expected for a scan of all
     // of them, and each batch then cost open letters × batch lines comparisons (measured:
     // 85 CPU-s of PostgreSQL instead of 16 for 1M records).
-    let candidates: Vec<i64> = sqlx::query_scalar(
-        "SELECT o.quarantine_id
-           FROM unnest($1::bytea[]) AS k(line_key)
+    // The period comes from the line, not the letter: a letter refused before quarantine
+    // recorded periods has none.
+    let candidates: Vec<(i64, NaiveDate, Vec<u8>)> = sqlx::query_as(
+        "SELECT o.quarantine_id, k.report_period, k.line_key
+           FROM unnest($1::date[], $2::bytea[]) AS k(report_period, line_key)
            CROSS JOIN LATERAL (SELECT quarantine_id FROM quarantine
                                 WHERE line_key = k.line_key AND resolved_at IS NULL
                                OFFSET 0) AS o",
     )
-    .bind(keys)
+    .bind(&periods)
+    .bind(&keys)
     .fetch_all(&mut *conn)
     .await?;
     if candidates.is_empty() {
         return Ok(0);
     }
+    let ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
+    let periods: Vec<NaiveDate> = candidates.iter().map(|c| c.1).collect();
+    let keys: Vec<&[u8]> = candidates.iter().map(|c| &c.2[..]).collect();
     let closed = sqlx::query(
         r#"UPDATE quarantine q
             SET resolved_at = now(), superseded_version = l.source_timestamp,
@@ -399,11 +411,11 @@ pub async fn supersede(conn: &mut PgConnection, keys: &[&[u8]]) -> Result<u64, D
                          THEN ' was booked from ' || l.source_topic || '['
                               || l.source_partition || ']@' || l.source_offset
                          ELSE ' no longer has this line (reversed to zero)' END)
-           FROM royalty_ledger l
+           FROM unnest($1::bigint[], $2::date[], $3::bytea[]) AS c(id, report_period, line_key)
+           JOIN royalty_ledger l USING (report_period, line_key)
            LEFT JOIN ledger_reversals r
              ON r.line_key = l.line_key AND r.version_at = l.source_timestamp
-          WHERE q.quarantine_id = ANY($1) AND q.resolved_at IS NULL
-            AND l.line_key = q.line_key
+          WHERE q.quarantine_id = c.id AND q.resolved_at IS NULL
             AND btrim(l.report_id) IS NOT DISTINCT FROM btrim(q.report_id)
             AND (l.source_timestamp > q.source_timestamp
                  OR (l.source_timestamp = q.source_timestamp
@@ -411,7 +423,9 @@ pub async fn supersede(conn: &mut PgConnection, keys: &[&[u8]]) -> Result<u64, D
                      AND l.source_partition = q.source_partition
                      AND l.source_offset > q.source_offset))"#,
     )
-    .bind(&candidates)
+    .bind(&ids)
+    .bind(&periods)
+    .bind(&keys)
     .execute(&mut *conn)
     .await?;
     Ok(closed.rows_affected())

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
@@ -170,14 +170,14 @@ pub async fn plan<'a>(
     groups: Vec<Vec<&'a LineToPost>>,
     drift: &DriftSettings,
 ) -> Result<Vec<KeyPlan<'a>>, DbFailure> {
-    let keys: Vec<LineKey> = groups
+    let keys: Vec<(NaiveDate, LineKey)> = groups
         .iter()
-        .filter_map(|versions| versions.first().map(|v| v.line.key))
+        .filter_map(|versions| versions.first().map(|v| (v.line.report_period, v.line.key)))
         .collect();
     let mut stored = load_rows(conn, &keys).await?;
     let mut plans = Vec::with_capacity(groups.len());
     let mut previous_lines = Vec::with_capacity(groups.len());
-    for (key, versions) in keys.iter().zip(groups) {
+    for ((_, key), versions) in keys.iter().zip(groups) {
         let previous = stored.remove(key);
         previous_lines.push(previous.as_ref().map(|p| p.line.clone()));
         plans.push(KeyPlan {
@@ -238,13 +238,15 @@ pub async fn write(conn: &mut PgConnection, plans: &[KeyPlan<'_>]) -> Result<(),
     write_revisions(conn, &revisions).await
 }
 
-/// Reads and locks the stored rows of the given keys.
+/// Reads and locks the stored rows of the given lines (period and key: the primary key).
 async fn load_rows(
     conn: &mut PgConnection,
-    keys: &[LineKey],
+    keys: &[(NaiveDate, LineKey)],
 ) -> Result<HashMap<LineKey, LedgerRow>, DbFailure> {
-    let key_bytes: Vec<&[u8]> = keys.iter().map(|k| &k.0[..]).collect();
+    let periods: Vec<NaiveDate> = keys.iter().map(|(period, _)| *period).collect();
+    let key_bytes: Vec<&[u8]> = keys.iter().map(|(_, k)| &k.0[..]).collect();
     let rows = sqlx::query(columns::LOAD_SQL.as_str())
+        .bind(&periods)
         .bind(&key_bytes)
         .fetch_all(&mut *conn)
         .await?;
@@ -290,6 +292,7 @@ async fn write_revisions(
         return Ok(());
     }
     let keys: Vec<&[u8]> = revisions.iter().map(|(k, _)| &k.0[..]).collect();
+    let periods: Vec<NaiveDate> = revisions.iter().map(|(_, r)| r.new.report_period).collect();
     let applied: Vec<bool> = revisions.iter().map(|(_, r)| r.applied).collect();
     let changed: Vec<String> = revisions
         .iter()
@@ -315,13 +318,14 @@ async fn write_revisions(
     sqlx::query(
         "INSERT INTO ledger_revisions (line_key, applied, changed_fields, old_values, new_values,
                 old_royalty_amount, new_royalty_amount, old_stream_count, new_stream_count,
-                source_topic, source_partition, source_offset, source_timestamp)
+                source_topic, source_partition, source_offset, source_timestamp, report_period)
          SELECT i.k, i.applied, string_to_array(i.changed, ','), i.old, i.new, i.oa, i.na,
-                i.oc, i.nc, i.topic, i.partition, i.off, i.ts
+                i.oc, i.nc, i.topic, i.partition, i.off, i.ts, i.period
            FROM unnest($1::bytea[], $2::bool[], $3::text[], $4::jsonb[], $5::jsonb[],
                        $6::numeric[], $7::numeric[], $8::bigint[], $9::bigint[], $10::text[],
-                       $11::int[], $12::bigint[], $13::timestamptz[])
-                AS i(k, applied, changed, old, new, oa, na, oc, nc, topic, partition, off, ts)
+                       $11::int[], $12::bigint[], $13::timestamptz[], $14::date[])
+                AS i(k, applied, changed, old, new, oa, na, oc, nc, topic, partition, off, ts,
+                     period)
          ON CONFLICT (line_key, source_topic, source_partition, source_offset) DO NOTHING",
     )
     .bind(&keys)
@@ -337,6 +341,7 @@ async fn write_revisions(
     .bind(&partitions)
     .bind(&offsets)
     .bind(&timestamps)
+    .bind(&periods)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -75,6 +75,20 @@ pub fn unique_suffix() -> String {
     format!("{:012x}", hasher.finish() & 0xffff_ffff_ffff)
 }
 
+/// Back to the schema as it was before `20261206000001_ledger_by_period`, rows kept.
+pub const UNDO_LEDGER_BY_PERIOD: &str = "
+    ALTER TABLE ledger_revisions DROP CONSTRAINT ledger_revisions_line_fkey;
+    ALTER TABLE ledger_reversals DROP CONSTRAINT ledger_reversals_line_fkey;
+    ALTER TABLE royalty_ledger DROP CONSTRAINT royalty_ledger_pkey;
+    ALTER TABLE royalty_ledger ADD CONSTRAINT royalty_ledger_pkey PRIMARY KEY (line_key);
+    ALTER TABLE ledger_revisions ADD CONSTRAINT ledger_revisions_line_key_fkey
+        FOREIGN KEY (line_key) REFERENCES royalty_ledger (line_key);
+    ALTER TABLE ledger_reversals ADD CONSTRAINT ledger_reversals_line_key_fkey
+        FOREIGN KEY (line_key) REFERENCES royalty_ledger (line_key);
+    ALTER TABLE ledger_revisions DROP COLUMN report_period;
+    ALTER TABLE ledger_reversals DROP COLUMN report_period;
+    DELETE FROM _sqlx_migrations WHERE version = 20261206000001;";
+
 /// A new empty database with the migrations applied; returns its URL and a pool.
 pub async fn fresh_database_on(admin: &str) -> (String, PgPool) {
     // The tests' `run` (--no-create-topics) sends drift alerts to the default topic unless a

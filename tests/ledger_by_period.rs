@@ -1,0 +1,141 @@
+//! The ledger keyed by (report period, line key): the migration of a ledger that already
+//! holds lines, journal entries and reversals under the key alone keeps every row and
+//! amount, gives the journal and the reversals their period, and the pipeline then goes on
+//! booking into the migrated ledger exactly once.
+
+mod common;
+
+use common::pipeline::{
+    distinct_lines, expected_totals, ledger_totals, publish, royalty_ingest, run_args,
+    run_until_idle,
+};
+use rust_decimal::Decimal;
+
+/// Every ledger row's key, period, amount and version, in key order.
+async fn ledger_rows(pool: &sqlx::PgPool) -> Vec<(Vec<u8>, chrono::NaiveDate, Decimal, i32)> {
+    sqlx::query_as(
+        "SELECT line_key, report_period, royalty_amount, version FROM royalty_ledger ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("ledger rows")
+}
+
+#[tokio::test]
+async fn a_ledger_with_rows_migrates_to_the_period_key_and_goes_on_booking_exactly_once() {
+    let topic = common::fresh_topic("it.period", 2).await;
+    let dlq = common::fresh_topic("it.period.dlq", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    let producer = common::producer();
+
+    // Lines of three periods, one of them restated (a journal entry), booked by `run`.
+    let mut lines = distinct_lines(61, 1, 300);
+    for (i, line) in lines.iter_mut().enumerate() {
+        line.report_period = ["2025-11-01", "2025-12-01", "2026-01-01"][i % 3].to_string();
+    }
+    publish(&producer, &topic, 3, &lines).await;
+    let mut restated = lines[7].clone();
+    restated.royalty_amount += Decimal::new(125, 4);
+    publish(&producer, &topic, 3, std::slice::from_ref(&restated)).await;
+    run_until_idle(run_args(&topic, &dlq, &url, "it-period")).await;
+    lines[7] = restated;
+
+    // Back to the key-only schema, the rows kept, and a reversal recorded as it was then.
+    sqlx::raw_sql(common::UNDO_LEDGER_BY_PERIOD)
+        .execute(&pool)
+        .await
+        .expect("undo the migration");
+    sqlx::query(
+        "INSERT INTO ledger_reversals (line_key, report_id, version_at)
+         SELECT line_key, 'R-OLD', source_timestamp FROM royalty_ledger
+          ORDER BY line_key LIMIT 2",
+    )
+    .execute(&pool)
+    .await
+    .expect("reversals under the old schema");
+    let before = ledger_rows(&pool).await;
+    assert_eq!(before.len(), 300);
+    let revisions: i64 =
+        common::pipeline::count(&pool, "SELECT count(*) FROM ledger_revisions").await;
+    assert_eq!(revisions, 1, "the restatement's journal entry");
+
+    let output = royalty_ingest(&["migrate"], &url).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    assert_eq!(
+        ledger_rows(&pool).await,
+        before,
+        "every row and amount kept"
+    );
+    let primary_key: Vec<String> = sqlx::query_scalar(
+        "SELECT a.attname::text
+           FROM pg_index i
+           JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON true
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+          WHERE i.indrelid = 'royalty_ledger'::regclass AND i.indisprimary
+          ORDER BY k.n",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("primary key");
+    assert_eq!(primary_key, ["report_period", "line_key"]);
+    for (table, periods) in [
+        (
+            "ledger_revisions",
+            "SELECT count(*), count(*) FILTER (WHERE l.report_period = t.report_period)
+               FROM ledger_revisions t JOIN royalty_ledger l USING (line_key)",
+        ),
+        (
+            "ledger_reversals",
+            "SELECT count(*), count(*) FILTER (WHERE l.report_period = t.report_period)
+               FROM ledger_reversals t JOIN royalty_ledger l USING (line_key)",
+        ),
+    ] {
+        let (rows, matching): (i64, i64) = sqlx::query_as(periods)
+            .fetch_one(&pool)
+            .await
+            .expect("periods");
+        assert!(rows > 0, "{table} has rows");
+        assert_eq!(rows, matching, "{table}: each row got its line's period");
+        let validated: bool = sqlx::query_scalar(
+            "SELECT convalidated FROM pg_constraint
+              WHERE conrelid = $1::regclass AND contype = 'f'",
+        )
+        .bind(table)
+        .fetch_one(&pool)
+        .await
+        .expect("foreign key");
+        assert!(validated, "{table}'s foreign key holds for its rows");
+    }
+
+    // The pipeline on the migrated ledger: redeliveries absorbed, a restatement of a line
+    // booked before the migration updates that row and journals it, new lines added.
+    let mut again = lines[..50].to_vec();
+    let mut corrected = lines[100].clone();
+    corrected.royalty_amount += Decimal::new(1, 2);
+    again.push(corrected.clone());
+    let new_lines = distinct_lines(62, 10_001, 40);
+    again.extend(new_lines.iter().cloned());
+    publish(&producer, &topic, 3, &again).await;
+    let totals = run_until_idle(run_args(&topic, &dlq, &url, "it-period")).await;
+    assert_eq!(totals.stats.post.restated, 1);
+    assert_eq!(totals.stats.post.inserted, 40);
+    lines[100] = corrected;
+    lines.extend(new_lines);
+    assert_eq!(ledger_totals(&pool).await, expected_totals(&lines));
+    let journaled: i64 = common::pipeline::count(
+        &pool,
+        "SELECT count(*) FROM ledger_revisions r
+           JOIN royalty_ledger l USING (report_period, line_key)
+          WHERE l.version = 2",
+    )
+    .await;
+    assert_eq!(
+        journaled, 2,
+        "both restatements journaled against their rows"
+    );
+}
