@@ -84,10 +84,10 @@ pub fn verdict(error: &sqlx::Error) -> Verdict {
 }
 
 /// Unique constraints whose violation is a race between two of the service's own
-/// transactions, which a retry resolves: the ledger's primary key (period and line key), met when
-/// two lanes or instances book one line sent on two partitions at once; the retry finds
-/// the row the other committed. Any other unique violation is the record's (or the code's)
-/// and would fail every retry alike.
+/// transactions, which a retry resolves: the ledger's primary key (period and line key),
+/// met when two lanes or instances book one line sent on two partitions at once; the retry
+/// finds the row the other committed. Any other unique violation is the record's (or the
+/// code's) and would fail every retry alike.
 const RACED_CONSTRAINTS: &[&str] = &["royalty_ledger_pkey"];
 
 /// SQLSTATEs that say the service's own SQL or use of the protocol is wrong, whatever the

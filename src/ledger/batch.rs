@@ -292,8 +292,9 @@ fn write_plans<'c, 'p>(
     })
 }
 
-/// The line keys whose open dead letters this batch may have made obsolete: the lines it
-/// booked and the lines it refused (a refused copy may be older than what is booked).
+/// The lines (period and key) whose open dead letters this batch may have made obsolete:
+/// the lines it booked and the lines it refused (a refused copy may be older than what is
+/// booked).
 fn superseding_keys(batch: &Batch, poisoned: &[DeadLetter]) -> Vec<(NaiveDate, LineKey)> {
     let mut keys = std::collections::HashSet::new();
     keys.extend(
