@@ -8,9 +8,9 @@
 -- (ARCHITECTURE.md, "Scale-out").
 --
 -- The journal and the reversals reference ledger rows, so they carry the period too. On an
--- existing ledger this rebuilds the primary key and validates both foreign keys: minutes
--- per hundred million rows, with the tables locked. Run `royalty-ingest migrate` in a
--- maintenance window before starting the new version.
+-- existing ledger this reads the whole ledger, rebuilds the primary key and validates both
+-- foreign keys, with the tables locked. Run `royalty-ingest migrate` in a maintenance
+-- window before starting the new version.
 
 ALTER TABLE ledger_revisions ADD COLUMN report_period date;
 UPDATE ledger_revisions r
