@@ -564,14 +564,20 @@ pub static COPY_SQL: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Reads and locks the stored rows of the primary keys bound as `$1` (an array of periods)
-/// and `$2` (of keys, pairwise).
+/// and `$2` (of keys, pairwise): one index probe per key. Written as a LATERAL lookup so
+/// that no plan can join the batch against the whole table instead: with a plain join, and
+/// statistics from when the table was smaller, PostgreSQL chose a merge join over a full
+/// scan of the primary key for every batch (measured: 20 s per batch at 150k rows, steady
+/// 5,000 lines/s).
 pub static LOAD_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {} FROM {TABLE} l JOIN unnest($1::{}[], $2::{}[]) AS k({period}, {key}) \
-         USING ({period}, {key}) FOR UPDATE OF l",
-        names(COLUMNS.iter()),
+        "SELECT l.* FROM unnest($1::{}[], $2::{}[]) AS k({period}, {key}) \
+         CROSS JOIN LATERAL (SELECT {} FROM {TABLE} \
+                              WHERE {period} = k.{period} AND {key} = k.{key} \
+                              FOR UPDATE) AS l",
         PERIOD.sql_type,
         KEY.sql_type,
+        names(COLUMNS.iter()),
         period = PERIOD.name,
         key = KEY.name,
     )

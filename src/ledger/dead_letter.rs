@@ -394,6 +394,8 @@ pub async fn supersede(
     if candidates.is_empty() {
         return Ok(0);
     }
+    // The ledger rows, too, one probe per letter (OFFSET 0 keeps the subquery a lookup,
+    // never a join against the whole ledger).
     let ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
     let periods: Vec<NaiveDate> = candidates.iter().map(|c| c.1).collect();
     let keys: Vec<&[u8]> = candidates.iter().map(|c| &c.2[..]).collect();
@@ -412,7 +414,10 @@ pub async fn supersede(
                               || l.source_partition || ']@' || l.source_offset
                          ELSE ' no longer has this line (reversed to zero)' END)
            FROM unnest($1::bigint[], $2::date[], $3::bytea[]) AS c(id, report_period, line_key)
-           JOIN royalty_ledger l USING (report_period, line_key)
+           CROSS JOIN LATERAL (SELECT * FROM royalty_ledger
+                                WHERE report_period = c.report_period
+                                  AND line_key = c.line_key
+                               OFFSET 0) AS l
            LEFT JOIN ledger_reversals r
              ON r.line_key = l.line_key AND r.version_at = l.source_timestamp
           WHERE q.quarantine_id = c.id AND q.resolved_at IS NULL
