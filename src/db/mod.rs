@@ -1,6 +1,7 @@
 //! PostgreSQL plumbing below the ledger and the drift tables: connecting, migrations, what
 //! a database error means ([`DbFailure`]), and the outbox both write their messages to.
 
+pub mod copy;
 pub mod error;
 pub mod outbox;
 

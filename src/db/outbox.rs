@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
+use super::copy::{CopyRows, copy_unless_taken};
 use super::error::DbFailure;
 
 /// A message to publish after commit.
@@ -27,8 +28,8 @@ pub struct OutboxMessage {
     pub timestamp: Option<DateTime<Utc>>,
 }
 
-/// Enqueues messages (one statement for all of them). Returns the ids of those it added:
-/// a message already in the outbox (enqueued by an earlier batch, or by a concurrent lane
+/// Enqueues messages (one `COPY` for all of them). Returns the ids of those it added: a
+/// message already in the outbox (enqueued by an earlier batch, or by a concurrent lane
 /// whose transaction committed first) is left as it is and not returned, so callers count
 /// what they raised, not what they tried to.
 pub async fn enqueue(
@@ -38,6 +39,33 @@ pub async fn enqueue(
     if messages.is_empty() {
         return Ok(HashSet::new());
     }
+    let mut rows = CopyRows::new(7);
+    for m in messages {
+        rows.row()
+            .text(&m.message_id)
+            .text(&m.topic)
+            .opt_bytes(m.key.as_deref())
+            .opt_bytes(m.payload.as_deref())
+            .text_array(m.headers.iter().map(|(name, _)| name.as_str()))
+            .bytea_array(m.headers.iter().map(|(_, value)| value.as_deref()))
+            .opt_timestamptz(m.timestamp);
+    }
+    if copy_unless_taken(conn, COPY_SQL, rows).await? {
+        return Ok(messages.iter().map(|m| m.message_id.clone()).collect());
+    }
+    insert_new(conn, messages).await
+}
+
+const COPY_SQL: &str = "COPY outbox (message_id, topic, message_key, payload, header_names,
+                                      header_values, message_timestamp)
+                        FROM STDIN (FORMAT binary)";
+
+/// The same messages as one `INSERT … ON CONFLICT DO NOTHING`, for when some are in the
+/// outbox already.
+async fn insert_new(
+    conn: &mut PgConnection,
+    messages: &[OutboxMessage],
+) -> Result<HashSet<String>, DbFailure> {
     let ids: Vec<&str> = messages.iter().map(|m| m.message_id.as_str()).collect();
     let topics: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
     let keys: Vec<Option<&[u8]>> = messages.iter().map(|m| m.key.as_deref()).collect();

@@ -12,6 +12,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::avro::WriterSchema;
 use crate::db::DbFailure;
+use crate::db::copy::{CopyRows, copy_unless_taken};
 use crate::db::outbox::{self, OutboxMessage};
 
 use super::alert::DriftAlert;
@@ -362,45 +363,37 @@ pub async fn record_drifts(
             .and_then(|i| alerts.get(i))
             .map(|a| a.alert_id.as_str())
     };
-    let dsps: Vec<&str> = events.iter().map(|e| e.dsp.as_str()).collect();
-    let isrcs: Vec<&str> = events.iter().map(|e| e.drift.isrc.as_str()).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e.drift.kind.as_str()).collect();
-    let expected: Vec<Option<&str>> = events.iter().map(|e| e.drift.expected.as_deref()).collect();
-    let received: Vec<Option<&str>> = events.iter().map(|e| e.drift.received.as_deref()).collect();
-    let versions: Vec<Option<i64>> = events.iter().map(|e| e.drift.catalog_version_id).collect();
-    let counts: Vec<i64> = events.iter().map(|e| e.occurrences).collect();
-    let reports: Vec<Option<&str>> = events
-        .iter()
-        .map(|e| e.drift.report_id.as_deref())
-        .collect();
-    let sources: Vec<&str> = events.iter().map(|e| e.drift.source.as_str()).collect();
-    let periods: Vec<Option<NaiveDate>> = events.iter().map(|e| e.drift.period).collect();
-    let alert_ids: Vec<Option<&str>> = events.iter().map(alert_of).collect();
-    sqlx::query(
-        "INSERT INTO drift_events (drift_id, dsp_name, isrc, kind, expected, received,
-                                   catalog_version_id, occurrences, first_report_id, first_source,
-                                   first_period, alert_id)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                              $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[],
-                              $11::date[], $12::text[])
-         ON CONFLICT (drift_id, dsp_name) DO UPDATE
-            SET occurrences = drift_events.occurrences + EXCLUDED.occurrences,
-                last_seen_at = now()",
-    )
-    .bind(&ids)
-    .bind(&dsps)
-    .bind(&isrcs)
-    .bind(&kinds)
-    .bind(&expected)
-    .bind(&received)
-    .bind(&versions)
-    .bind(&counts)
-    .bind(&reports)
-    .bind(&sources)
-    .bind(&periods)
-    .bind(&alert_ids)
-    .execute(&mut *conn)
-    .await?;
+    // Drift never seen before (nearly all of it, when a catalog misses many tracks) is
+    // copied in; what has rows already has its occurrences added.
+    let (fresh, seen): (Vec<&Event<'_>>, Vec<&Event<'_>>) =
+        events.iter().partition(|e| !known.contains(e.drift.id()));
+    let alert_ids = |events: &[&Event<'_>]| -> Vec<Option<&str>> {
+        events.iter().map(|e| alert_of(e)).collect()
+    };
+    let mut rows = CopyRows::new(12);
+    for e in &fresh {
+        let d = e.drift;
+        rows.row()
+            .text(d.id())
+            .text(&e.dsp)
+            .text(&d.isrc)
+            .text(d.kind.as_str())
+            .opt_text(d.expected.as_deref())
+            .opt_text(d.received.as_deref())
+            .opt_int8(d.catalog_version_id)
+            .int8(e.occurrences)
+            .opt_text(d.report_id.as_deref())
+            .text(&d.source)
+            .opt_date(d.period)
+            .opt_text(alert_of(e));
+    }
+    if copy_unless_taken(conn, EVENTS_COPY_SQL, rows).await? {
+        upsert_events(conn, &seen, &alert_ids(&seen)).await?;
+    } else {
+        // A concurrent lane recorded some of them first: count everything by upsert.
+        let all: Vec<&Event<'_>> = events.iter().collect();
+        upsert_events(conn, &all, &alert_ids(&all)).await?;
+    }
 
     let mut messages: Vec<OutboxMessage> = Vec::with_capacity(alerts.len());
     for alert in &alerts {
@@ -437,6 +430,63 @@ pub async fn record_drifts(
         );
     }
     Ok(raised)
+}
+
+const EVENTS_COPY_SQL: &str =
+    "COPY drift_events (drift_id, dsp_name, isrc, kind, expected, received,
+                                   catalog_version_id, occurrences, first_report_id, first_source,
+                                   first_period, alert_id)
+                 FROM STDIN (FORMAT binary)";
+
+/// Adds the events' occurrences to their rows, creating those that do not exist yet.
+async fn upsert_events(
+    conn: &mut PgConnection,
+    events: &[&Event<'_>],
+    alert_ids: &[Option<&str>],
+) -> Result<(), DbFailure> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = events.iter().map(|e| e.drift.id()).collect();
+    let dsps: Vec<&str> = events.iter().map(|e| e.dsp.as_str()).collect();
+    let isrcs: Vec<&str> = events.iter().map(|e| e.drift.isrc.as_str()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.drift.kind.as_str()).collect();
+    let expected: Vec<Option<&str>> = events.iter().map(|e| e.drift.expected.as_deref()).collect();
+    let received: Vec<Option<&str>> = events.iter().map(|e| e.drift.received.as_deref()).collect();
+    let versions: Vec<Option<i64>> = events.iter().map(|e| e.drift.catalog_version_id).collect();
+    let counts: Vec<i64> = events.iter().map(|e| e.occurrences).collect();
+    let reports: Vec<Option<&str>> = events
+        .iter()
+        .map(|e| e.drift.report_id.as_deref())
+        .collect();
+    let sources: Vec<&str> = events.iter().map(|e| e.drift.source.as_str()).collect();
+    let periods: Vec<Option<NaiveDate>> = events.iter().map(|e| e.drift.period).collect();
+    sqlx::query(
+        "INSERT INTO drift_events (drift_id, dsp_name, isrc, kind, expected, received,
+                                   catalog_version_id, occurrences, first_report_id, first_source,
+                                   first_period, alert_id)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                              $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[],
+                              $11::date[], $12::text[])
+         ON CONFLICT (drift_id, dsp_name) DO UPDATE
+            SET occurrences = drift_events.occurrences + EXCLUDED.occurrences,
+                last_seen_at = now()",
+    )
+    .bind(&ids)
+    .bind(&dsps)
+    .bind(&isrcs)
+    .bind(&kinds)
+    .bind(&expected)
+    .bind(&received)
+    .bind(&versions)
+    .bind(&counts)
+    .bind(&reports)
+    .bind(&sources)
+    .bind(&periods)
+    .bind(&alert_ids)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

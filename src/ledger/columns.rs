@@ -28,8 +28,8 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::{Postgres, Row};
 
-use super::copy::CopyRows;
 use super::post::LedgerRow;
+use crate::db::copy::CopyRows;
 use crate::domain::{LineKey, LineType, RoyaltyLine};
 use crate::record::SourceRecord;
 

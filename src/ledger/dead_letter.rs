@@ -11,6 +11,7 @@ use sqlx::PgConnection;
 
 use super::{RecordBytes, SourceRecord};
 use crate::db::DbFailure;
+use crate::db::copy::{CopyRows, copy_unless_taken};
 use crate::db::outbox::{self, OutboxMessage, headers_json};
 use crate::domain::LineKey;
 
@@ -203,6 +204,64 @@ pub async fn record(
         return Ok(());
     }
     let now = Utc::now();
+    let mut rows = CopyRows::new(19);
+    for d in letters {
+        let line = d.line.as_ref();
+        rows.row()
+            .text(&d.source.topic)
+            .int4(d.source.partition)
+            .int8(d.source.offset)
+            .timestamptz(d.source.timestamp)
+            .text(group)
+            .opt_bytes(d.record.key.as_deref())
+            .opt_bytes(d.record.value.as_deref())
+            .text_array(d.record.headers.iter().map(|(name, _)| name.as_str()))
+            .bytea_array(d.record.headers.iter().map(|(_, value)| value.as_deref()))
+            .text(d.stage)
+            .text(&d.class)
+            // Reasons may quote outside text: make them storable whatever they quote.
+            .text(&crate::db::storable_text(&d.reason))
+            .opt_text(d.schema_ref.as_deref())
+            .text(&d.id())
+            .opt_text(d.replay_of().as_deref())
+            .opt_bytes(line.map(|l| &l.key.0[..]))
+            .opt_text(line.and_then(|l| l.report_id.as_deref()))
+            .opt_text(line.map(|l| l.dsp_name.as_str()))
+            .opt_date(line.map(|l| l.report_period));
+    }
+    if !copy_unless_taken(conn, QUARANTINE_COPY_SQL, rows).await? {
+        insert_new(conn, group, letters).await?;
+    }
+
+    let messages: Vec<OutboxMessage> = letters
+        .iter()
+        .map(|d| OutboxMessage {
+            message_id: d.id(),
+            topic: dlq_topic.to_string(),
+            key: d.record.key.clone(),
+            payload: d.record.value.clone(),
+            headers: d.outgoing_headers(group, now),
+            timestamp: Some(now),
+        })
+        .collect();
+    outbox::enqueue(conn, &messages).await?;
+    Ok(())
+}
+
+const QUARANTINE_COPY_SQL: &str = "COPY quarantine (source_topic, source_partition, source_offset,
+                                 source_timestamp, consumer_group, record_key, record_value,
+                                 header_names, header_values, error_stage, error_class, reason,
+                                 schema_ref, dead_letter_id, replay_of, line_key, report_id,
+                                 dsp_name, report_period)
+                   FROM STDIN (FORMAT binary)";
+
+/// The same letters as one `INSERT … ON CONFLICT DO NOTHING`, for when some record is
+/// quarantined already (by another consumer group, or a re-read).
+async fn insert_new(
+    conn: &mut PgConnection,
+    group: &str,
+    letters: &[DeadLetter],
+) -> Result<(), DbFailure> {
     let ids: Vec<String> = letters.iter().map(DeadLetter::id).collect();
     let topics: Vec<&str> = letters.iter().map(|d| &*d.source.topic).collect();
     let partitions: Vec<i32> = letters.iter().map(|d| d.source.partition).collect();
@@ -212,7 +271,6 @@ pub async fn record(
     let values: Vec<Option<&[u8]>> = letters.iter().map(|d| d.record.value.as_deref()).collect();
     let stages: Vec<&str> = letters.iter().map(|d| d.stage).collect();
     let classes: Vec<&str> = letters.iter().map(|d| d.class.as_str()).collect();
-    // Reasons may quote outside text: make them storable whatever they quote.
     let reasons: Vec<String> = letters
         .iter()
         .map(|d| crate::db::storable_text(&d.reason).into_owned())
@@ -240,7 +298,6 @@ pub async fn record(
         .iter()
         .map(|d| headers_json(&d.record.headers))
         .collect();
-
     sqlx::query(
         "INSERT INTO quarantine (source_topic, source_partition, source_offset, source_timestamp,
                                  consumer_group, record_key, record_value, header_names,
@@ -280,19 +337,6 @@ pub async fn record(
     .bind(&report_periods)
     .execute(&mut *conn)
     .await?;
-
-    let messages: Vec<OutboxMessage> = letters
-        .iter()
-        .map(|d| OutboxMessage {
-            message_id: d.id(),
-            topic: dlq_topic.to_string(),
-            key: d.record.key.clone(),
-            payload: d.record.value.clone(),
-            headers: d.outgoing_headers(group, now),
-            timestamp: Some(now),
-        })
-        .collect();
-    outbox::enqueue(conn, &messages).await?;
     Ok(())
 }
 

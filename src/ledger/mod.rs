@@ -12,7 +12,6 @@
 
 pub mod batch;
 pub mod columns;
-pub mod copy;
 pub mod dead_letter;
 pub mod isolate;
 pub mod offsets;

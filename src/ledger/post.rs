@@ -12,9 +12,9 @@ use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
 use super::columns::{self, changed_fields, learns_unknown, merge_unknown, values_json};
-use super::copy::{CopyRows, copy_in};
 use super::{LineToPost, SourceRecord};
 use crate::db::DbFailure;
+use crate::db::copy::{CopyRows, copy_in, copy_unless_taken};
 use crate::domain::{LineKey, RoyaltyLine};
 use crate::drift::{Drift, DriftSettings, LineToCheck, check_lines};
 
@@ -283,7 +283,8 @@ async fn update_rows(conn: &mut PgConnection, rows: &[&LedgerRow]) -> Result<(),
     Ok(())
 }
 
-/// Appends journal entries (a re-read of the same source record is absorbed).
+/// Appends journal entries with one `COPY` (a re-read of the same source record, already
+/// journaled, sends them through [`insert_revisions`], which absorbs it).
 async fn write_revisions(
     conn: &mut PgConnection,
     revisions: &[(LineKey, &Revision)],
@@ -291,6 +292,41 @@ async fn write_revisions(
     if revisions.is_empty() {
         return Ok(());
     }
+    let mut rows = CopyRows::new(14);
+    for (key, r) in revisions {
+        rows.row()
+            .bytes(&key.0)
+            .bool(r.applied)
+            .text_array(r.changed_fields.iter().copied())
+            .jsonb(&values_json(&r.old))
+            .jsonb(&values_json(&r.new))
+            .numeric(r.old.royalty_amount)
+            .numeric(r.new.royalty_amount)
+            .int8(r.old.stream_count)
+            .int8(r.new.stream_count)
+            .text(&r.source.topic)
+            .int4(r.source.partition)
+            .int8(r.source.offset)
+            .timestamptz(r.source.timestamp)
+            .date(r.new.report_period);
+    }
+    if !copy_unless_taken(conn, REVISIONS_COPY_SQL, rows).await? {
+        insert_revisions(conn, revisions).await?;
+    }
+    Ok(())
+}
+
+const REVISIONS_COPY_SQL: &str = "COPY ledger_revisions (line_key, applied, changed_fields,
+                old_values, new_values, old_royalty_amount, new_royalty_amount, old_stream_count,
+                new_stream_count, source_topic, source_partition, source_offset,
+                source_timestamp, report_period)
+         FROM STDIN (FORMAT binary)";
+
+/// The same entries as one `INSERT … ON CONFLICT DO NOTHING`.
+async fn insert_revisions(
+    conn: &mut PgConnection,
+    revisions: &[(LineKey, &Revision)],
+) -> Result<(), DbFailure> {
     let keys: Vec<&[u8]> = revisions.iter().map(|(k, _)| &k.0[..]).collect();
     let periods: Vec<NaiveDate> = revisions.iter().map(|(_, r)| r.new.report_period).collect();
     let applied: Vec<bool> = revisions.iter().map(|(_, r)| r.applied).collect();

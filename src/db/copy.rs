@@ -1,7 +1,10 @@
 //! Rows in PostgreSQL's binary `COPY` format, for the bulk writes of a batch: `COPY ...
 //! FROM STDIN (FORMAT binary)` takes new ledger rows about three times faster than an
 //! `INSERT ... SELECT unnest(...)` of the same rows (BENCHMARKS.md), and binary keeps
-//! amounts exact without a text round trip.
+//! amounts exact without a text round trip. The other append-mostly tables of a batch
+//! (journal, drift events, quarantine, outbox) go the same way through
+//! [`copy_unless_taken`], which falls back to their `INSERT … ON CONFLICT` when a row's
+//! unique key is already taken.
 //!
 //! Format (PostgreSQL docs, "COPY", Binary Format): a signature and two 32-bit header
 //! fields, then per row a 16-bit field count and per field a 32-bit length (-1: NULL)
@@ -9,9 +12,13 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
-use crate::db::DbFailure;
+use super::DbFailure;
+
+/// Element type OIDs of the arrays we write (`pg_type`).
+const TEXT_OID: u32 = 25;
+const BYTEA_OID: u32 = 17;
 
 /// The 11-byte signature, then flags (0) and header-extension length (0).
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -68,6 +75,14 @@ impl CopyRows {
         self.field(value)
     }
 
+    /// A nullable `bytea` field.
+    pub fn opt_bytes(&mut self, value: Option<&[u8]>) -> &mut Self {
+        match value {
+            Some(value) => self.bytes(value),
+            None => self.null(),
+        }
+    }
+
     /// A `text` field.
     pub fn text(&mut self, value: &str) -> &mut Self {
         self.field(value.as_bytes())
@@ -79,6 +94,72 @@ impl CopyRows {
             Some(value) => self.text(value),
             None => self.null(),
         }
+    }
+
+    /// A `bool` field.
+    pub fn bool(&mut self, value: bool) -> &mut Self {
+        self.field(&[u8::from(value)])
+    }
+
+    /// A `jsonb` field (format version 1, then the JSON text).
+    pub fn jsonb(&mut self, value: &serde_json::Value) -> &mut Self {
+        let mut encoded = vec![1_u8];
+        // Writing a Value into a Vec cannot fail (no I/O, keys are strings).
+        let _ = serde_json::to_writer(&mut encoded, value);
+        self.field(&encoded)
+    }
+
+    /// A `text[]` field (one dimension, no NULL elements).
+    pub fn text_array<'s>(&mut self, values: impl ExactSizeIterator<Item = &'s str>) -> &mut Self {
+        self.array(TEXT_OID, values.map(|v| Some(v.as_bytes())))
+    }
+
+    /// A `bytea[]` field (one dimension, elements may be NULL).
+    pub fn bytea_array<'b>(
+        &mut self,
+        values: impl ExactSizeIterator<Item = Option<&'b [u8]>>,
+    ) -> &mut Self {
+        self.array(BYTEA_OID, values)
+    }
+
+    /// A one-dimensional array in the binary send format: dimensions, a has-NULLs flag,
+    /// the element type, then each element as a field. Empty arrays have no dimension.
+    fn array<'e>(
+        &mut self,
+        element_oid: u32,
+        values: impl ExactSizeIterator<Item = Option<&'e [u8]>>,
+    ) -> &mut Self {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&0_i32.to_be_bytes()); // field length, set below
+        let count = values.len();
+        let ndim: i32 = if count == 0 { 0 } else { 1 };
+        self.buf.extend_from_slice(&ndim.to_be_bytes());
+        let flags_at = self.buf.len();
+        self.buf.extend_from_slice(&0_i32.to_be_bytes());
+        self.buf.extend_from_slice(&element_oid.to_be_bytes());
+        if count > 0 {
+            let len = i32::try_from(count).unwrap_or(i32::MAX);
+            self.buf.extend_from_slice(&len.to_be_bytes());
+            self.buf.extend_from_slice(&1_i32.to_be_bytes()); // lower bound
+        }
+        let mut has_null = false;
+        for value in values {
+            match value {
+                Some(value) => {
+                    self.field(value);
+                }
+                None => {
+                    has_null = true;
+                    self.null();
+                }
+            }
+        }
+        if has_null {
+            self.buf[flags_at..flags_at + 4].copy_from_slice(&1_i32.to_be_bytes());
+        }
+        let len = i32::try_from(self.buf.len() - start - 4).unwrap_or(i32::MAX);
+        self.buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        self
     }
 
     /// An `int4` field.
@@ -107,6 +188,22 @@ impl CopyRows {
     /// A `timestamptz` field (microseconds since 2000-01-01 UTC).
     pub fn timestamptz(&mut self, value: DateTime<Utc>) -> &mut Self {
         self.int8(value.timestamp_micros() - PG_EPOCH_MICROS)
+    }
+
+    /// A nullable `timestamptz` field.
+    pub fn opt_timestamptz(&mut self, value: Option<DateTime<Utc>>) -> &mut Self {
+        match value {
+            Some(value) => self.timestamptz(value),
+            None => self.null(),
+        }
+    }
+
+    /// A nullable `date` field.
+    pub fn opt_date(&mut self, value: Option<NaiveDate>) -> &mut Self {
+        match value {
+            Some(value) => self.date(value),
+            None => self.null(),
+        }
     }
 
     /// A `numeric` field, exact.
@@ -151,6 +248,43 @@ pub async fn copy_in(
         return Err(err.into());
     }
     Ok(copy.finish().await?)
+}
+
+/// Writes `rows` with `statement` (a `COPY … FROM STDIN (FORMAT binary)`) under a
+/// savepoint, and says whether it did: when a row's unique key is already taken (a
+/// concurrent lane met the same drift, another consumer group quarantined the same record,
+/// a re-read), the savepoint is rolled back and `false` returned, and the caller writes the
+/// same rows with its `INSERT … ON CONFLICT` statement. COPY cannot skip a conflict, and is
+/// several times cheaper per row than that statement when there is none, which is nearly
+/// always. Any other failure is returned as it is, for the caller's savepoint to handle.
+pub async fn copy_unless_taken(
+    conn: &mut PgConnection,
+    statement: &str,
+    rows: CopyRows,
+) -> Result<bool, DbFailure> {
+    if rows.is_empty() {
+        return Ok(true);
+    }
+    // A savepoint inside the caller's transaction (a transaction of its own outside one).
+    let mut attempt = conn.begin().await?;
+    match copy_in(&mut attempt, statement, rows).await {
+        Ok(_) => {
+            attempt.commit().await?;
+            Ok(true)
+        }
+        Err(failure) if is_unique_violation(failure.error()) => {
+            attempt.rollback().await?;
+            Ok(false)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "23505")
 }
 
 /// `numeric` in PostgreSQL's binary send format: digit count, weight (of the first base-10000

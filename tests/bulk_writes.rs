@@ -1,0 +1,207 @@
+//! The batch's append-mostly tables (journal, quarantine, outbox, drift events) are written
+//! by binary `COPY`, which cannot skip a row whose unique key is taken. When one is (the
+//! same records committed again, as another consumer group or a re-read would), the COPY is
+//! rolled back to its savepoint and the same rows go through `INSERT … ON CONFLICT`: every
+//! row stays written once, and what was already there is left as it was. (The race of two
+//! lanes on one new drift is `tests/drift.rs::two_lanes_meeting_the_same_new_drift_at_once_count_one_alert`.)
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use royalty_ingest::avro::SchemaStore;
+use royalty_ingest::db::outbox::{OutboxMessage, enqueue};
+use royalty_ingest::domain::validate;
+use royalty_ingest::drift::DriftSettings;
+use royalty_ingest::drift::alert::DRIFT_ALERT;
+use royalty_ingest::ledger::dead_letter::DeadLetter;
+use royalty_ingest::ledger::{
+    Batch, BatchStats, BatchTarget, CommitOutcome, LineToPost, commit_batch,
+};
+use royalty_ingest::record::{RecordBytes, SourceRecord};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+
+fn source(offset: i64, second: i64) -> SourceRecord {
+    SourceRecord {
+        topic: Arc::from("raw"),
+        partition: 0,
+        offset,
+        timestamp: Utc
+            .timestamp_opt(1_790_000_000 + second, 0)
+            .single()
+            .expect("timestamp"),
+    }
+}
+
+/// A line, its restatement, and a refused record, with no offsets to move: committing it
+/// again is what a second reader of the same records does.
+fn batch() -> Batch {
+    let decoded = common::pipeline::distinct_lines(61, 1, 1).remove(0);
+    let original = validate::validate(&decoded).expect("valid line");
+    let mut restated = original.clone();
+    restated.royalty_amount += Decimal::new(125, 4);
+    let letter = DeadLetter {
+        source: source(2, 2),
+        record: Arc::new(RecordBytes {
+            key: Some(b"k".to_vec()),
+            value: Some(b"\x00not avro".to_vec()),
+            headers: vec![
+                ("origin".into(), Some(b"dsp-a".to_vec())),
+                ("empty".into(), None),
+            ],
+            not_read: None,
+        }),
+        stage: "decode",
+        class: "unknown_fingerprint".into(),
+        reason: "no writer schema".into(),
+        schema_ref: None,
+        line: None,
+    };
+    Batch {
+        lines: vec![
+            LineToPost {
+                line: original,
+                source: source(0, 0),
+                record: Default::default(),
+            },
+            LineToPost {
+                line: restated,
+                source: source(1, 1),
+                record: Default::default(),
+            },
+        ],
+        dead_letters: vec![letter],
+        ..Batch::default()
+    }
+}
+
+async fn commit(pool: &PgPool, batch: &Batch) -> BatchStats {
+    let store = SchemaStore::builtin().expect("schemas");
+    let drift = DriftSettings {
+        alerts_topic: "alerts".into(),
+        alert_unknown_isrc: true,
+        alert_schema: store.latest(DRIFT_ALERT).expect("alert schema"),
+    };
+    let target = BatchTarget {
+        group: "g",
+        dlq_topic: "dlq",
+        drift: &drift,
+    };
+    match commit_batch(pool, target, batch).await.expect("commit") {
+        CommitOutcome::Committed(stats) => stats,
+        fenced => panic!("not committed: {fenced:?}"),
+    }
+}
+
+async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
+}
+
+#[tokio::test]
+async fn the_same_records_committed_again_leave_every_table_written_once() {
+    let (_, pool) = common::fresh_database().await;
+    let batch = batch();
+
+    let first = commit(&pool, &batch).await;
+    assert_eq!((first.post.inserted, first.post.restated), (1, 1));
+    // Again: the older version is now stale and journaled as such (a new journal row), the
+    // refused record's quarantine and outbox rows exist (COPY refused, the upsert skips).
+    let second = commit(&pool, &batch).await;
+    assert_eq!((second.post.stale, second.post.duplicates), (1, 1));
+    // A third time: now the stale entry's journal row exists too.
+    let third = commit(&pool, &batch).await;
+    assert_eq!((third.post.stale, third.post.duplicates), (1, 1));
+
+    assert_eq!(count(&pool, "SELECT count(*) FROM royalty_ledger").await, 1);
+    let journal: Vec<(i64, bool)> = sqlx::query_as(
+        "SELECT source_offset, applied FROM ledger_revisions ORDER BY source_offset",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("journal");
+    assert_eq!(journal, vec![(0, false), (1, true)]);
+    let changed: Vec<String> =
+        sqlx::query_scalar("SELECT unnest(changed_fields) FROM ledger_revisions WHERE applied")
+            .fetch_all(&pool)
+            .await
+            .expect("changed fields");
+    assert_eq!(changed, vec!["royalty_amount".to_string()]);
+    let amounts: (Decimal, Decimal, String) = sqlx::query_as(
+        "SELECT new_royalty_amount - old_royalty_amount, new_royalty_amount,
+                new_values->>'royalty_amount'
+           FROM ledger_revisions WHERE applied",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("amounts");
+    assert_eq!(amounts.0, Decimal::new(125, 4));
+    assert_eq!(
+        amounts.1.to_string(),
+        amounts.2,
+        "the journal's JSON holds the amount as written"
+    );
+
+    let quarantined: (i64, Vec<String>, Vec<Option<Vec<u8>>>) =
+        sqlx::query_as("SELECT count(*) OVER (), header_names, header_values FROM quarantine")
+            .fetch_one(&pool)
+            .await
+            .expect("quarantine");
+    assert_eq!(
+        quarantined.0, 1,
+        "one quarantine row for the refused record"
+    );
+    assert_eq!(
+        quarantined.1,
+        vec!["origin".to_string(), "empty".to_string()]
+    );
+    assert_eq!(quarantined.2, vec![Some(b"dsp-a".to_vec()), None]);
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM outbox WHERE topic = 'dlq'").await,
+        1
+    );
+}
+
+fn message(id: &str) -> OutboxMessage {
+    OutboxMessage {
+        message_id: id.into(),
+        topic: "t".into(),
+        key: None,
+        payload: Some(id.as_bytes().to_vec()),
+        headers: Vec::new(),
+        timestamp: None,
+    }
+}
+
+#[tokio::test]
+async fn enqueue_reports_only_the_messages_it_added_in_a_transaction_or_not() {
+    let (_, pool) = common::fresh_database().await;
+    let mut conn = pool.acquire().await.expect("connection");
+    let added = enqueue(&mut conn, &[message("a"), message("b")])
+        .await
+        .expect("enqueue outside a transaction");
+    assert_eq!(added.len(), 2);
+
+    let mut tx = pool.begin().await.expect("begin");
+    let added = enqueue(&mut tx, &[message("b"), message("c")])
+        .await
+        .expect("enqueue in a transaction");
+    assert_eq!(added.into_iter().collect::<Vec<_>>(), vec!["c".to_string()]);
+    // The transaction is still usable after the refused COPY.
+    let added = enqueue(&mut tx, &[message("d")]).await.expect("enqueue");
+    assert_eq!(added.len(), 1);
+    tx.commit().await.expect("commit");
+
+    let rows: Vec<(String, Vec<String>)> =
+        sqlx::query_as("SELECT message_id, header_names FROM outbox ORDER BY message_id")
+            .fetch_all(&pool)
+            .await
+            .expect("outbox");
+    let ids: Vec<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, vec!["a", "b", "c", "d"]);
+    assert!(
+        rows.iter().all(|(_, names)| names.is_empty()),
+        "empty header arrays"
+    );
+}
