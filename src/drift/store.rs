@@ -483,7 +483,7 @@ async fn upsert_events(
     .bind(&reports)
     .bind(&sources)
     .bind(&periods)
-    .bind(&alert_ids)
+    .bind(alert_ids)
     .execute(&mut *conn)
     .await?;
     Ok(())
