@@ -1017,3 +1017,99 @@ async fn two_lanes_meeting_the_same_new_drift_at_once_count_one_alert() {
         .expect("occurrences");
     assert_eq!(occurrences, 2, "both lanes' lines counted");
 }
+
+/// Migration `20261207000001_lean_appends` on drift tables with rows: every event, count and
+/// acknowledgement kept, the tracks still listed by alert and by report, and the next batch
+/// counts onto the same rows.
+#[tokio::test]
+async fn drift_rows_recorded_before_the_lean_appends_migration_are_kept_and_counted_on() {
+    let (url, pool) = common::fresh_database().await;
+    sqlx::raw_sql(common::UNDO_LEAN_APPENDS)
+        .execute(&pool)
+        .await
+        .expect("back to the schema before the migration");
+    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    let mut lines = unknown_report(41, 1, 40, "Spotify");
+    lines.extend(lines_for(42, 5_000, 3, ISRC, &upc_for(9)));
+    let stats = commit(&pool, &one_batch(&lines, 0, None)).await;
+    assert_eq!((stats.drift_alerts, stats.unknown_tracks), (2, 40));
+    let upc_drift: String =
+        sqlx::query_scalar("SELECT min(drift_id) FROM drift_events WHERE kind = 'upc_mismatch'")
+            .fetch_one(&pool)
+            .await
+            .expect("the UPC drift");
+    assert!(
+        royalty_ingest::drift::review::acknowledge(&pool, &upc_drift, "ops", "label informed")
+            .await
+            .expect("acknowledge")
+    );
+    let events = "SELECT drift_id, dsp_name, isrc, kind, occurrences, alert_id
+                    FROM drift_events ORDER BY drift_id, dsp_name";
+    let before: Vec<(String, String, String, String, i64, Option<String>)> = sqlx::query_as(events)
+        .fetch_all(&pool)
+        .await
+        .expect("events");
+    let unknown_rows = before.iter().filter(|e| e.3 == "unknown_isrc").count();
+    assert_eq!(unknown_rows, 40, "a row per unknown track");
+    let lines_counted: i64 = before.iter().map(|e| e.4).sum();
+    assert_eq!(lines_counted, 43);
+
+    royalty_ingest::db::migrate(&pool).await.expect("migrate");
+
+    let after: Vec<(String, String, String, String, i64, Option<String>)> = sqlx::query_as(events)
+        .fetch_all(&pool)
+        .await
+        .expect("events");
+    assert_eq!(after, before, "every event as it was");
+    let (indexes, fk): (Vec<String>, i64) = sqlx::query_as(
+        "SELECT (SELECT array_agg(indexname::text ORDER BY indexname) FROM pg_indexes
+                  WHERE tablename = 'drift_events'),
+                (SELECT count(*) FROM pg_constraint
+                  WHERE conname = 'ledger_revisions_line_fkey')",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("schema");
+    assert_eq!(indexes, vec!["drift_events_alert", "drift_events_pkey"]);
+    assert_eq!(fk, 0, "the journal's foreign key is gone");
+    let drifts = royalty_ingest::drift::review::drifts(&pool, None, Some(true), 10)
+        .await
+        .expect("acknowledged drift");
+    assert_eq!(
+        drifts
+            .iter()
+            .map(|d| d.drift_id.as_str())
+            .collect::<Vec<_>>(),
+        vec![upc_drift.as_str()],
+        "the acknowledgement still joins its drift"
+    );
+    let alert_id = before
+        .iter()
+        .find_map(|e| e.5.clone().filter(|_| e.3 == "unknown_isrc"))
+        .expect("the report's alert");
+    assert_eq!(
+        unknown_tracks(&url, &["--alert", &alert_id]).await.len(),
+        40
+    );
+    assert_eq!(
+        unknown_tracks(&url, &["--report", "spotify-202609"])
+            .await
+            .len(),
+        40
+    );
+
+    // More lines of the same tracks: counted onto the same rows, nothing announced.
+    let mut more = lines.clone();
+    for line in &mut more {
+        line.transaction_id = format!("{}-B", line.transaction_id);
+    }
+    let next = lines.len() as i64;
+    let again = commit(&pool, &one_batch(&more, next, Some(next))).await;
+    assert_eq!(again.drift_alerts, 0);
+    let counts: (i64, i64) =
+        sqlx::query_as("SELECT count(*), sum(occurrences)::bigint FROM drift_events")
+            .fetch_one(&pool)
+            .await
+            .expect("counts");
+    assert_eq!(counts, (before.len() as i64, 2 * lines_counted));
+}

@@ -75,7 +75,20 @@ pub fn unique_suffix() -> String {
     format!("{:012x}", hasher.finish() & 0xffff_ffff_ffff)
 }
 
-/// Back to the schema as it was before `20261206000001_ledger_by_period`, rows kept.
+/// Back to the schema as it was before `20261207000001_lean_appends`, rows kept.
+pub const UNDO_LEAN_APPENDS: &str = "
+    ALTER TABLE drift_events
+        ALTER COLUMN drift_id TYPE text COLLATE \"default\",
+        ALTER COLUMN dsp_name TYPE text COLLATE \"default\",
+        ALTER COLUMN alert_id TYPE text COLLATE \"default\";
+    ALTER TABLE drift_acknowledgements ALTER COLUMN drift_id TYPE text COLLATE \"default\";
+    CREATE INDEX drift_events_isrc ON drift_events (isrc);
+    ALTER TABLE ledger_revisions ADD CONSTRAINT ledger_revisions_line_fkey
+        FOREIGN KEY (report_period, line_key) REFERENCES royalty_ledger (report_period, line_key);
+    DELETE FROM _sqlx_migrations WHERE version = 20261207000001;";
+
+/// Back to the schema as it was before `20261206000001_ledger_by_period`, rows kept (and
+/// so before every later migration: [`UNDO_LEAN_APPENDS`] first).
 pub const UNDO_LEDGER_BY_PERIOD: &str = "
     ALTER TABLE ledger_revisions DROP CONSTRAINT ledger_revisions_line_fkey;
     ALTER TABLE ledger_reversals DROP CONSTRAINT ledger_reversals_line_fkey;
