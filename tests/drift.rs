@@ -1113,3 +1113,34 @@ async fn drift_rows_recorded_before_the_lean_appends_migration_are_kept_and_coun
             .expect("counts");
     assert_eq!(counts, (before.len() as i64, 2 * lines_counted));
 }
+
+/// A track the catalog knows only from a later date is not unknown in an earlier period
+/// (the catalog does not cover that period); a track it does not know at all is, in the
+/// same batch, from the same lookup.
+#[tokio::test]
+async fn a_track_catalogued_only_from_a_later_date_is_not_an_unknown_isrc() {
+    let (_url, pool) = common::fresh_database().await;
+    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-10-01")]).await;
+    let mut lines = lines_for(51, 1, 2, ISRC, &upc_for(1));
+    lines.extend(unknown_report(52, 100, 1, "Spotify"));
+    let stats = commit(&pool, &one_batch(&lines, 0, None)).await;
+    assert_eq!(stats.post.inserted, 3);
+    assert_eq!((stats.drift_alerts, stats.unknown_tracks), (1, 1));
+    let isrcs: Vec<String> = sqlx::query_scalar("SELECT isrc FROM drift_events")
+        .fetch_all(&pool)
+        .await
+        .expect("drift rows");
+    assert_eq!(
+        isrcs,
+        vec![unknown_report(52, 100, 1, "Spotify")[0].isrc.clone()]
+    );
+    let versions: Vec<Option<i64>> =
+        sqlx::query_scalar("SELECT catalog_version_id FROM royalty_ledger")
+            .fetch_all(&pool)
+            .await
+            .expect("ledger");
+    assert!(
+        versions.iter().all(Option::is_none),
+        "no version at September"
+    );
+}

@@ -59,24 +59,18 @@ pub async fn check_lines(
     if lines.is_empty() {
         return Ok(Vec::new());
     }
+    // Before any catalog is loaded, "unknown ISRC" means nothing and nothing can drift.
+    if !store::catalog_loaded(conn).await? {
+        return Ok(vec![LineCheck::default(); lines.len()]);
+    }
     let wanted: Vec<(String, chrono::NaiveDate)> = lines
         .iter()
         .map(|l| (l.line.isrc.clone(), l.line.report_period))
         .collect();
-    let versions = store::versions_at(conn, &wanted).await?;
-    let loaded = !versions.is_empty() || store::catalog_loaded(conn).await?;
     // ISRCs without a version at the line's date but with versions at other dates are not
     // unknown: the catalog just does not cover that period.
-    let uncovered: Vec<String> = lines
-        .iter()
-        .filter(|l| !versions.contains_key(&(l.line.isrc.clone(), l.line.report_period)))
-        .map(|l| l.line.isrc.clone())
-        .collect();
-    let known = if loaded && settings.alert_unknown_isrc {
-        store::known_isrcs(conn, &uncovered).await?
-    } else {
-        Default::default()
-    };
+    let store::CatalogAt { versions, known } = store::catalog_at(conn, &wanted).await?;
+    let loaded = true; // see above
     Ok(lines
         .iter()
         .map(|l| {

@@ -59,20 +59,14 @@ pub async fn catalog_loaded(conn: &mut PgConnection) -> Result<bool, DbFailure> 
     )
 }
 
-/// Which of these ISRCs have any catalog version at all.
-pub async fn known_isrcs(
-    conn: &mut PgConnection,
-    isrcs: &[String],
-) -> Result<std::collections::HashSet<String>, DbFailure> {
-    if isrcs.is_empty() {
-        return Ok(Default::default());
-    }
-    let found: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT isrc FROM catalog_versions WHERE isrc = ANY($1)")
-            .bind(isrcs)
-            .fetch_all(&mut *conn)
-            .await?;
-    Ok(found.into_iter().collect())
+/// What the catalog says of some lines' tracks, from one lookup.
+#[derive(Debug, Default)]
+pub struct CatalogAt {
+    /// The version effective at each (ISRC, date) that has one.
+    pub versions: HashMap<(String, NaiveDate), CatalogVersion>,
+    /// ISRCs asked for that have versions, though not at every date asked for (the catalog
+    /// knows the track but does not cover that period: not an unknown ISRC).
+    pub known: HashSet<String>,
 }
 
 /// The version effective at each (ISRC, date) asked for.
@@ -80,28 +74,48 @@ pub async fn versions_at(
     conn: &mut PgConnection,
     wanted: &[(String, NaiveDate)],
 ) -> Result<HashMap<(String, NaiveDate), CatalogVersion>, DbFailure> {
+    Ok(catalog_at(conn, wanted).await?.versions)
+}
+
+/// The version effective at each (ISRC, date) asked for, and which of the ISRCs without
+/// one at some date have versions at other dates: one probe per pair, and a second only
+/// for a pair with no effective version. Tracks the catalog does not know at all return
+/// no row.
+pub async fn catalog_at(
+    conn: &mut PgConnection,
+    wanted: &[(String, NaiveDate)],
+) -> Result<CatalogAt, DbFailure> {
     if wanted.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(CatalogAt::default());
     }
     let isrcs: Vec<&str> = wanted.iter().map(|(i, _)| i.as_str()).collect();
     let dates: Vec<NaiveDate> = wanted.iter().map(|(_, d)| *d).collect();
     let rows = sqlx::query(
-        "SELECT DISTINCT ON (i.isrc, i.day) i.day, v.version_id, v.isrc, v.upcs, v.title,
+        "SELECT i.isrc AS wanted_isrc, i.day, v.version_id, v.isrc, v.upcs, v.title,
                 v.display_artist, v.label, v.iswc, v.valid_from, v.valid_to
-           FROM unnest($1::text[], $2::date[]) AS i(isrc, day)
-           JOIN catalog_versions v
-             ON v.isrc = i.isrc AND v.valid_from <= i.day
-            AND (v.valid_to IS NULL OR v.valid_to > i.day)
-          ORDER BY i.isrc, i.day, v.valid_from DESC, v.version_id DESC",
+           FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::date[])) AS i(isrc, day)
+           LEFT JOIN LATERAL (
+                SELECT * FROM catalog_versions v
+                 WHERE v.isrc = i.isrc AND v.valid_from <= i.day
+                   AND (v.valid_to IS NULL OR v.valid_to > i.day)
+                 ORDER BY v.valid_from DESC, v.version_id DESC LIMIT 1) v ON true
+          WHERE v.version_id IS NOT NULL
+             OR EXISTS (SELECT 1 FROM catalog_versions k WHERE k.isrc = i.isrc)",
     )
     .bind(&isrcs)
     .bind(&dates)
     .fetch_all(&mut *conn)
     .await?;
-    let mut out = HashMap::with_capacity(rows.len());
+    let mut out = CatalogAt::default();
     for row in rows {
-        let version = version_from_row(&row)?;
-        out.insert((version.entry.isrc.clone(), row.try_get("day")?), version);
+        let version_id: Option<i64> = row.try_get("version_id")?;
+        if version_id.is_some() {
+            let version = version_from_row(&row)?;
+            out.versions
+                .insert((version.entry.isrc.clone(), row.try_get("day")?), version);
+        } else {
+            out.known.insert(row.try_get("wanted_isrc")?);
+        }
     }
     Ok(out)
 }
