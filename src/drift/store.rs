@@ -59,13 +59,13 @@ pub async fn catalog_loaded(conn: &mut PgConnection) -> Result<bool, DbFailure> 
     )
 }
 
-/// What the catalog says of some lines' tracks, from one lookup.
+/// What the catalog says of some lines' tracks ([`catalog_at`]).
 #[derive(Debug, Default)]
 pub struct CatalogAt {
     /// The version effective at each (ISRC, date) that has one.
     pub versions: HashMap<(String, NaiveDate), CatalogVersion>,
-    /// ISRCs asked for that have versions, though not at every date asked for (the catalog
-    /// knows the track but does not cover that period: not an unknown ISRC).
+    /// Of the ISRCs without a version at some date asked for, those with versions at other
+    /// dates (the catalog knows the track but does not cover that period: not unknown).
     pub known: HashSet<String>,
 }
 
@@ -78,9 +78,8 @@ pub async fn versions_at(
 }
 
 /// The version effective at each (ISRC, date) asked for, and which of the ISRCs without
-/// one at some date have versions at other dates: one probe per pair, and a second only
-/// for a pair with no effective version. Tracks the catalog does not know at all return
-/// no row.
+/// one at some date have versions at other dates. Two index lookups by ISRC for the batch,
+/// the second only for the ISRCs the first found no version for.
 pub async fn catalog_at(
     conn: &mut PgConnection,
     wanted: &[(String, NaiveDate)],
@@ -91,16 +90,13 @@ pub async fn catalog_at(
     let isrcs: Vec<&str> = wanted.iter().map(|(i, _)| i.as_str()).collect();
     let dates: Vec<NaiveDate> = wanted.iter().map(|(_, d)| *d).collect();
     let rows = sqlx::query(
-        "SELECT i.isrc AS wanted_isrc, i.day, v.version_id, v.isrc, v.upcs, v.title,
+        "SELECT DISTINCT ON (i.isrc, i.day) i.day, v.version_id, v.isrc, v.upcs, v.title,
                 v.display_artist, v.label, v.iswc, v.valid_from, v.valid_to
-           FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::date[])) AS i(isrc, day)
-           LEFT JOIN LATERAL (
-                SELECT * FROM catalog_versions v
-                 WHERE v.isrc = i.isrc AND v.valid_from <= i.day
-                   AND (v.valid_to IS NULL OR v.valid_to > i.day)
-                 ORDER BY v.valid_from DESC, v.version_id DESC LIMIT 1) v ON true
-          WHERE v.version_id IS NOT NULL
-             OR EXISTS (SELECT 1 FROM catalog_versions k WHERE k.isrc = i.isrc)",
+           FROM unnest($1::text[], $2::date[]) AS i(isrc, day)
+           JOIN catalog_versions v
+             ON v.isrc = i.isrc AND v.valid_from <= i.day
+            AND (v.valid_to IS NULL OR v.valid_to > i.day)
+          ORDER BY i.isrc, i.day, v.valid_from DESC, v.version_id DESC",
     )
     .bind(&isrcs)
     .bind(&dates)
@@ -108,14 +104,22 @@ pub async fn catalog_at(
     .await?;
     let mut out = CatalogAt::default();
     for row in rows {
-        let version_id: Option<i64> = row.try_get("version_id")?;
-        if version_id.is_some() {
-            let version = version_from_row(&row)?;
-            out.versions
-                .insert((version.entry.isrc.clone(), row.try_get("day")?), version);
-        } else {
-            out.known.insert(row.try_get("wanted_isrc")?);
-        }
+        let version = version_from_row(&row)?;
+        out.versions
+            .insert((version.entry.isrc.clone(), row.try_get("day")?), version);
+    }
+    let uncovered: Vec<&str> = wanted
+        .iter()
+        .filter(|(isrc, day)| !out.versions.contains_key(&(isrc.clone(), *day)))
+        .map(|(isrc, _)| isrc.as_str())
+        .collect();
+    if !uncovered.is_empty() {
+        let known: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT isrc FROM catalog_versions WHERE isrc = ANY($1)")
+                .bind(&uncovered)
+                .fetch_all(&mut *conn)
+                .await?;
+        out.known.extend(known);
     }
     Ok(out)
 }
