@@ -47,10 +47,10 @@ pub struct LineCheck {
     pub drifts: Vec<Drift>,
 }
 
-/// Checks lines against the catalog version effective at their report periods, with one
-/// lookup for all of them. A line counts once per distinct drift, however often it is
-/// resent, enriched or restated without touching what the catalog checks. The result is
-/// in the order of `lines`.
+/// Checks lines against the catalog version effective at their report periods, with a few
+/// lookups for all of them (never one per line). A line counts once per distinct drift,
+/// however often it is resent, enriched or restated without touching what the catalog
+/// checks. The result is in the order of `lines`.
 pub async fn check_lines(
     conn: &mut PgConnection,
     lines: &[LineToCheck<'_>],
