@@ -10,18 +10,13 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use royalty_ingest::avro::SchemaStore;
+use common::pipeline::{commit, count};
 use royalty_ingest::db::outbox::{OutboxMessage, enqueue};
 use royalty_ingest::domain::validate;
-use royalty_ingest::drift::DriftSettings;
-use royalty_ingest::drift::alert::DRIFT_ALERT;
 use royalty_ingest::ledger::dead_letter::DeadLetter;
-use royalty_ingest::ledger::{
-    Batch, BatchStats, BatchTarget, CommitOutcome, LineToPost, commit_batch,
-};
+use royalty_ingest::ledger::{Batch, LineToPost};
 use royalty_ingest::record::{RecordBytes, SourceRecord};
 use rust_decimal::Decimal;
-use sqlx::PgPool;
 
 fn source(offset: i64, second: i64) -> SourceRecord {
     SourceRecord {
@@ -75,28 +70,6 @@ fn batch() -> Batch {
         dead_letters: vec![letter],
         ..Batch::default()
     }
-}
-
-async fn commit(pool: &PgPool, batch: &Batch) -> BatchStats {
-    let store = SchemaStore::builtin().expect("schemas");
-    let drift = DriftSettings {
-        alerts_topic: "alerts".into(),
-        alert_unknown_isrc: true,
-        alert_schema: store.latest(DRIFT_ALERT).expect("alert schema"),
-    };
-    let target = BatchTarget {
-        group: "g",
-        dlq_topic: "dlq",
-        drift: &drift,
-    };
-    match commit_batch(pool, target, batch).await.expect("commit") {
-        CommitOutcome::Committed(stats) => stats,
-        fenced => panic!("not committed: {fenced:?}"),
-    }
-}
-
-async fn count(pool: &PgPool, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
 }
 
 #[tokio::test]

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::pipeline::{
-    distinct_lines, encode, kill_at_thresholds, ledger_count, publish, publish_in_background,
-    run_args, run_until_idle, spawn_run, wait_exit,
+    commit, distinct_lines, encode, kill_at_thresholds, ledger_count, publish,
+    publish_in_background, run_args, run_until_idle, spawn_run, wait_exit,
 };
 use royalty_ingest::avro::SchemaStore;
 use royalty_ingest::config::RunArgs;
@@ -22,9 +22,7 @@ use royalty_ingest::drift::catalog::{RawCatalogEntry, check_entry};
 use royalty_ingest::drift::detect::detect_line;
 use royalty_ingest::drift::store::{apply_entries, record_drifts, versions_at};
 use royalty_ingest::drift::{DriftAlert, DriftSettings};
-use royalty_ingest::ledger::{
-    Batch, BatchStats, BatchTarget, CommitOutcome, LineToPost, OffsetAdvance, commit_batch,
-};
+use royalty_ingest::ledger::{Batch, LineToPost, OffsetAdvance};
 use royalty_ingest::record::{SourceRecord, TopicPartition};
 use royalty_ingest::sample::{record_key, upc_for};
 use sqlx::PgPool;
@@ -307,24 +305,6 @@ fn one_batch(lines: &[DecodedLine], first_offset: i64, expected: Option<i64>) ->
             next,
         }],
         ..Batch::default()
-    }
-}
-
-async fn commit(pool: &PgPool, batch: &Batch) -> BatchStats {
-    let store = SchemaStore::builtin().expect("schemas");
-    let drift = DriftSettings {
-        alerts_topic: "alerts".into(),
-        alert_unknown_isrc: true,
-        alert_schema: store.latest(DRIFT_ALERT).expect("alert schema"),
-    };
-    let target = BatchTarget {
-        group: "g",
-        dlq_topic: "dlq",
-        drift: &drift,
-    };
-    match commit_batch(pool, target, batch).await.expect("commit") {
-        CommitOutcome::Committed(stats) => stats,
-        fenced => panic!("not committed: {fenced:?}"),
     }
 }
 

@@ -41,14 +41,7 @@ async fn a_ledger_with_rows_migrates_to_the_period_key_and_goes_on_booking_exact
     lines[7] = restated;
 
     // Back to the key-only schema, the rows kept, and a reversal recorded as it was then.
-    sqlx::raw_sql(common::UNDO_LEAN_APPENDS)
-        .execute(&pool)
-        .await
-        .expect("undo the latest migration");
-    sqlx::raw_sql(common::UNDO_LEDGER_BY_PERIOD)
-        .execute(&pool)
-        .await
-        .expect("undo the migration");
+    common::undo_ledger_by_period(&pool).await;
     sqlx::query(
         "INSERT INTO ledger_reversals (line_key, report_id, version_at)
          SELECT line_key, 'R-OLD', source_timestamp FROM royalty_ledger

@@ -372,14 +372,7 @@ async fn an_unreadable_file_is_named_and_the_others_still_go_out() {
 async fn the_identity_migration_moves_nothing_and_lists_what_it_cannot_map() {
     let (url, pool) = common::fresh_database().await;
     // Back to the state before the migration, with lines booked under the old rules.
-    sqlx::raw_sql(common::UNDO_LEAN_APPENDS)
-        .execute(&pool)
-        .await
-        .expect("undo the latest migration");
-    sqlx::raw_sql(common::UNDO_LEDGER_BY_PERIOD)
-        .execute(&pool)
-        .await
-        .expect("undo the later migration");
+    common::undo_ledger_by_period(&pool).await;
     sqlx::raw_sql(
         "DROP TABLE legacy_line_identities; DROP TABLE ledger_reversals;
          DROP INDEX report_summaries_pending;

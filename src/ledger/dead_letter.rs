@@ -204,8 +204,10 @@ pub async fn record(
         return Ok(());
     }
     let now = Utc::now();
+    // A letter's id is a hash of its coordinates: once per letter, for both tables.
+    let ids: Vec<String> = letters.iter().map(DeadLetter::id).collect();
     let mut rows = CopyRows::new(19);
-    for d in letters {
+    for (d, id) in letters.iter().zip(&ids) {
         let line = d.line.as_ref();
         rows.row()
             .text(&d.source.topic)
@@ -222,7 +224,7 @@ pub async fn record(
             // Reasons may quote outside text: make them storable whatever they quote.
             .text(&crate::db::storable_text(&d.reason))
             .opt_text(d.schema_ref.as_deref())
-            .text(&d.id())
+            .text(id)
             .opt_text(d.replay_of().as_deref())
             .opt_bytes(line.map(|l| &l.key.0[..]))
             .opt_text(line.and_then(|l| l.report_id.as_deref()))
@@ -230,13 +232,14 @@ pub async fn record(
             .opt_date(line.map(|l| l.report_period));
     }
     if !copy_unless_taken(conn, QUARANTINE_COPY_SQL, rows).await? {
-        insert_new(conn, group, letters).await?;
+        insert_new(conn, group, letters, &ids).await?;
     }
 
     let messages: Vec<OutboxMessage> = letters
         .iter()
-        .map(|d| OutboxMessage {
-            message_id: d.id(),
+        .zip(ids)
+        .map(|(d, id)| OutboxMessage {
+            message_id: id,
             topic: dlq_topic.to_string(),
             key: d.record.key.clone(),
             payload: d.record.value.clone(),
@@ -261,8 +264,8 @@ async fn insert_new(
     conn: &mut PgConnection,
     group: &str,
     letters: &[DeadLetter],
+    ids: &[String],
 ) -> Result<(), DbFailure> {
-    let ids: Vec<String> = letters.iter().map(DeadLetter::id).collect();
     let topics: Vec<&str> = letters.iter().map(|d| &*d.source.topic).collect();
     let partitions: Vec<i32> = letters.iter().map(|d| d.source.partition).collect();
     let offsets: Vec<i64> = letters.iter().map(|d| d.source.offset).collect();
@@ -329,7 +332,7 @@ async fn insert_new(
     .bind(&classes)
     .bind(&reasons)
     .bind(&schemas)
-    .bind(&ids)
+    .bind(ids)
     .bind(&replays)
     .bind(&line_keys)
     .bind(&report_ids)

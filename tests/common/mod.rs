@@ -87,8 +87,8 @@ pub const UNDO_LEAN_APPENDS: &str = "
         FOREIGN KEY (report_period, line_key) REFERENCES royalty_ledger (report_period, line_key);
     DELETE FROM _sqlx_migrations WHERE version = 20261207000001;";
 
-/// Back to the schema as it was before `20261206000001_ledger_by_period`, rows kept (and
-/// so before every later migration: [`UNDO_LEAN_APPENDS`] first).
+/// Back to the schema as it was before `20261206000001_ledger_by_period`, rows kept, once
+/// [`UNDO_LEAN_APPENDS`] has run ([`undo_ledger_by_period`] runs both).
 pub const UNDO_LEDGER_BY_PERIOD: &str = "
     ALTER TABLE ledger_revisions DROP CONSTRAINT ledger_revisions_line_fkey;
     ALTER TABLE ledger_reversals DROP CONSTRAINT ledger_reversals_line_fkey;
@@ -101,6 +101,17 @@ pub const UNDO_LEDGER_BY_PERIOD: &str = "
     ALTER TABLE ledger_revisions DROP COLUMN report_period;
     ALTER TABLE ledger_reversals DROP COLUMN report_period;
     DELETE FROM _sqlx_migrations WHERE version = 20261206000001;";
+
+/// Takes a test database back to the schema before `20261206000001_ledger_by_period` (and
+/// so before every later migration), rows kept.
+pub async fn undo_ledger_by_period(pool: &PgPool) {
+    for undo in [UNDO_LEAN_APPENDS, UNDO_LEDGER_BY_PERIOD] {
+        sqlx::raw_sql(undo)
+            .execute(pool)
+            .await
+            .expect("undo a migration");
+    }
+}
 
 /// A new empty database with the migrations applied; returns its URL and a pool.
 pub async fn fresh_database_on(admin: &str) -> (String, PgPool) {

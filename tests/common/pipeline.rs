@@ -479,3 +479,28 @@ pub fn publish_in_background(
     let topic = topic.to_string();
     tokio::spawn(async move { publish_records(&producer, &topic, &records).await })
 }
+
+/// Commits `batch` in one transaction as `run` would (group `g`, dead letters to `dlq`,
+/// drift alerts to `alerts`) and returns its statistics; fails the test if it is fenced.
+pub async fn commit(
+    pool: &PgPool,
+    batch: &royalty_ingest::ledger::Batch,
+) -> royalty_ingest::ledger::BatchStats {
+    use royalty_ingest::drift::{DriftSettings, alert::DRIFT_ALERT};
+    use royalty_ingest::ledger::{BatchTarget, CommitOutcome, commit_batch};
+    let store = SchemaStore::builtin().expect("schemas");
+    let drift = DriftSettings {
+        alerts_topic: "alerts".into(),
+        alert_unknown_isrc: true,
+        alert_schema: store.latest(DRIFT_ALERT).expect("alert schema"),
+    };
+    let target = BatchTarget {
+        group: "g",
+        dlq_topic: "dlq",
+        drift: &drift,
+    };
+    match commit_batch(pool, target, batch).await.expect("commit") {
+        CommitOutcome::Committed(stats) => stats,
+        fenced => panic!("not committed: {fenced:?}"),
+    }
+}
