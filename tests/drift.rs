@@ -1035,6 +1035,10 @@ async fn drift_rows_recorded_before_the_lean_appends_migration_are_kept_and_coun
     assert_eq!(lines_counted, 43);
 
     royalty_ingest::db::migrate(&pool).await.expect("migrate");
+    // As `run` after an upgrade: new sessions (the pool's hold statements prepared against
+    // the old column types, which PostgreSQL refuses to reuse).
+    pool.close().await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("reconnect");
 
     let after: Vec<(String, String, String, String, i64, Option<String>)> = sqlx::query_as(events)
         .fetch_all(&pool)
