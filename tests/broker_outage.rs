@@ -64,7 +64,7 @@ async fn the_run_survives_a_broker_restart_and_the_ledger_stays_exact() {
     let quarantined = || {
         let pool = pool.clone();
         async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM quarantine WHERE dead_letter_id IN (SELECT message_id FROM outbox WHERE published_at IS NOT NULL)")
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM quarantine WHERE dead_letter_id NOT IN (SELECT message_id FROM outbox)")
                 .fetch_one(&pool)
                 .await
                 .unwrap_or(0)

@@ -134,6 +134,25 @@ async fn the_same_records_committed_again_leave_every_table_written_once() {
         count(&pool, "SELECT count(*) FROM outbox WHERE topic = 'dlq'").await,
         1
     );
+    let topic: Option<String> = sqlx::query_scalar("SELECT dlq_topic FROM quarantine")
+        .fetch_one(&pool)
+        .await
+        .expect("dlq topic");
+    assert_eq!(
+        topic.as_deref(),
+        Some("dlq"),
+        "quarantine knows the letter's topic"
+    );
+
+    // The relay publishes the letter and deletes its row; the record read again (another
+    // consumer group) is quarantined already, so it is not sent a second time.
+    sqlx::query("DELETE FROM outbox")
+        .execute(&pool)
+        .await
+        .expect("published");
+    commit(&pool, &batch).await;
+    assert_eq!(count(&pool, "SELECT count(*) FROM outbox").await, 0);
+    assert_eq!(count(&pool, "SELECT count(*) FROM quarantine").await, 1);
 }
 
 fn message(id: &str) -> OutboxMessage {

@@ -355,7 +355,7 @@ async fn mixed_faults_lose_and_double_nothing() {
             async move {
                 let (quarantined, unpublished): (i64, i64) = sqlx::query_as(
                     "SELECT (SELECT count(*) FROM quarantine),
-                        (SELECT count(*) FROM outbox WHERE published_at IS NULL)",
+                        (SELECT count(*) FROM outbox)",
                 )
                 .fetch_one(&pool)
                 .await
@@ -491,11 +491,10 @@ async fn mixed_faults_lose_and_double_nothing() {
 async fn outbox_waiting(pool: &sqlx::PgPool, timeout: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
-        let waiting: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                .fetch_one(pool)
-                .await
-                .unwrap_or(0);
+        let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(pool)
+            .await
+            .unwrap_or(0);
         if waiting > 0 {
             return true;
         }

@@ -285,7 +285,7 @@ async fn catalog_import_whose_alerts_cannot_be_published_exits_1_and_says_what_t
         text.contains("wait in the outbox; start `royalty-ingest run`"),
         "{text}"
     );
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
         .fetch_one(&pool)
         .await
         .expect("outbox");

@@ -6,11 +6,13 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use royalty_ingest::commands::dlq::letter::Place;
+use royalty_ingest::commands::dlq::store;
 use royalty_ingest::config::KafkaArgs;
 use royalty_ingest::db::outbox::{OutboxMessage, enqueue};
 use royalty_ingest::observe::Metrics;
@@ -105,24 +107,20 @@ async fn rows_lockable(observer: &PgPool) -> Result<i64, String> {
         .execute(&mut *tx)
         .await
         .expect("lock_timeout");
-    let locked: Result<i64, _> = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE published_at IS NULL FOR UPDATE) s",
-    )
-    .fetch_one(&mut *tx)
-    .await;
+    let locked: Result<i64, _> =
+        sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM outbox FOR UPDATE) s")
+            .fetch_one(&mut *tx)
+            .await;
     tx.rollback().await.expect("rollback");
     locked.map_err(|e| e.to_string())
 }
 
 /// The fewest attempts any of the rows has had, and how many carry an error.
 async fn attempts(observer: &PgPool) -> (i32, i64) {
-    sqlx::query_as(
-        "SELECT coalesce(min(attempts), 0), count(last_error) FROM outbox
-          WHERE published_at IS NULL",
-    )
-    .fetch_one(observer)
-    .await
-    .expect("attempts")
+    sqlx::query_as("SELECT coalesce(min(attempts), 0), count(last_error) FROM outbox")
+        .fetch_one(observer)
+        .await
+        .expect("attempts")
 }
 
 /// The records on `topic` by their stable id header.
@@ -302,10 +300,104 @@ async fn relays_side_by_side_send_each_row_once_and_a_dead_relays_claim_is_taken
         .map(|(id, _)| id)
         .collect();
     assert!(repeated.is_empty(), "sent twice: {repeated:?}");
-    let held: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE claimed_until IS NOT NULL")
-            .fetch_one(&observer)
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&observer)
+        .await
+        .expect("outbox");
+    assert_eq!(left, 0, "a published row leaves the outbox");
+}
+
+/// The schema before `20261208000001_outbox_queue`: published rows were kept and stamped.
+const UNDO_OUTBOX_QUEUE: &str = "
+    DROP INDEX outbox_claim;
+    ALTER TABLE outbox ADD COLUMN published_at timestamptz;
+    CREATE INDEX outbox_unpublished ON outbox (attempts, outbox_id) WHERE published_at IS NULL;
+    ALTER TABLE quarantine DROP COLUMN dlq_topic;
+    DELETE FROM _sqlx_migrations WHERE version = 20261208000001;";
+
+#[tokio::test]
+async fn an_outbox_that_kept_published_rows_keeps_only_the_unpublished_after_the_queue_migration() {
+    let dlq = common::fresh_topic("it.relay.migrated", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    sqlx::raw_sql(UNDO_OUTBOX_QUEUE)
+        .execute(&pool)
+        .await
+        .expect("back to the schema before the migration");
+    // Two dead letters, one published long ago, one the broker refused; an alert published.
+    for (offset, id) in [(1_i64, "dl-published"), (2, "dl-refused")] {
+        sqlx::query(
+            "INSERT INTO quarantine (source_topic, source_partition, source_offset,
+                                     consumer_group, record_value, error_stage, error_class,
+                                     reason, dead_letter_id)
+             VALUES ('raw', 0, $1, 'group', 'bytes', 'decode', 'avro', 'bad bytes', $2)",
+        )
+        .bind(offset)
+        .bind(id)
+        .execute(&pool)
+        .await
+        .expect("quarantine row");
+    }
+    sqlx::query(
+        "INSERT INTO outbox (message_id, topic, payload, published_at, attempts, last_error)
+         VALUES ('dl-published', $1, 'bytes', now() - interval '30 days', 0, NULL),
+                ('dl-refused', $1, 'bytes', NULL, 3, 'MessageSizeTooLarge'),
+                ('alert-1', 'alerts', 'alert', now(), 0, NULL)",
+    )
+    .bind(&dlq)
+    .execute(&pool)
+    .await
+    .expect("outbox rows");
+
+    royalty_ingest::db::migrate(&pool).await.expect("migrate");
+    pool.close().await;
+    let pool = PgPool::connect(&url).await.expect("reconnect");
+
+    let waiting: Vec<(String, i32, Option<String>)> =
+        sqlx::query_as("SELECT message_id, attempts, last_error FROM outbox ORDER BY outbox_id")
+            .fetch_all(&pool)
             .await
-            .expect("claims");
-    assert_eq!(held, 0, "published rows hold no claim");
+            .expect("outbox");
+    assert_eq!(
+        waiting,
+        vec![("dl-refused".into(), 3, Some("MessageSizeTooLarge".into()))],
+        "only the unpublished row is left, with its attempts and error"
+    );
+    let topics: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT dlq_topic FROM quarantine ORDER BY source_offset")
+            .fetch_all(&pool)
+            .await
+            .expect("quarantine");
+    assert_eq!(topics, vec![Some(dlq.clone()), Some(dlq.clone())]);
+    // `dlq list` still tells the published letter from the refused one.
+    let letters = store::letters_off_topic(&pool, &dlq, &HashSet::new())
+        .await
+        .expect("letters");
+    let places: Vec<(String, Place)> = letters.into_iter().map(|l| (l.id, l.place)).collect();
+    assert_eq!(
+        places,
+        vec![
+            ("dl-published".into(), Place::Expired),
+            (
+                "dl-refused".into(),
+                Place::Unpublished {
+                    error: Some("MessageSizeTooLarge".into())
+                }
+            ),
+        ]
+    );
+    let other_topic = store::letters_off_topic(&pool, "another.dlq", &HashSet::new())
+        .await
+        .expect("letters");
+    assert!(other_topic.is_empty(), "letters are listed by their topic");
+
+    // The relay publishes the waiting row and lets it go.
+    let relay = relay_on(&url, "it-relay-migrated", common::kafka_args()).await;
+    assert_eq!(relay.drain().await.expect("drain"), 1);
+    assert_eq!(relay.unpublished().await.expect("count"), 0);
+    let letters = store::letters_off_topic(&pool, &dlq, &HashSet::new())
+        .await
+        .expect("letters");
+    assert!(letters.iter().all(|l| l.place == Place::Expired));
+    let on_topic = common::read_topic(&dlq, 1, Duration::from_secs(30));
+    assert_eq!(on_topic.len(), 1, "the refused letter reached its topic");
 }

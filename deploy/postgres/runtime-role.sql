@@ -23,8 +23,10 @@ GRANT SELECT, INSERT ON ledger_revisions TO royalty_run;
 GRANT SELECT, INSERT, UPDATE ON ledger_reversals TO royalty_run;
 -- Offsets move by compare-and-set.
 GRANT SELECT, INSERT, UPDATE ON consumer_offsets TO royalty_run;
--- Refused records (resolved when a replay is booked) and the outbox the relay stamps.
-GRANT SELECT, INSERT, UPDATE ON quarantine, outbox TO royalty_run;
+-- Refused records (resolved when a replay is booked).
+GRANT SELECT, INSERT, UPDATE ON quarantine TO royalty_run;
+-- The outbox is a queue: the relay claims a row, and deletes it once the broker has it.
+GRANT SELECT, INSERT, UPDATE, DELETE ON outbox TO royalty_run;
 -- Catalog versions (a new version closes the one it supersedes) and drift counts.
 GRANT SELECT, INSERT, UPDATE ON catalog_versions, drift_events TO royalty_run;
 -- Report control totals (the newest replaces an older one).

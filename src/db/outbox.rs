@@ -1,6 +1,8 @@
 //! Writing to `outbox` inside the batch transaction: what the relay will publish once the
 //! transaction commits (dead letters, drift alerts). The stable `message_id` absorbs a
-//! second enqueue of the same message.
+//! second enqueue of the same message while it waits; the relay deletes a row once the
+//! broker has its message, so callers enqueue only what they have not raised before (a
+//! dead letter whose quarantine row is new, a drift alert never raised).
 
 use std::collections::HashSet;
 

@@ -3,6 +3,7 @@
 //! travels in a header; the dead letter is stamped with the refusal time), plus
 //! headers that say why (the facts Kafka Connect's `__connect.errors.*` headers carry).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -206,7 +207,7 @@ pub async fn record(
     let now = Utc::now();
     // A letter's id is a hash of its coordinates: once per letter, for both tables.
     let ids: Vec<String> = letters.iter().map(DeadLetter::id).collect();
-    let mut rows = CopyRows::new(19);
+    let mut rows = CopyRows::new(20);
     for (d, id) in letters.iter().zip(&ids) {
         let line = d.line.as_ref();
         rows.row()
@@ -229,15 +230,21 @@ pub async fn record(
             .opt_bytes(line.map(|l| &l.key.0[..]))
             .opt_text(line.and_then(|l| l.report_id.as_deref()))
             .opt_text(line.map(|l| l.dsp_name.as_str()))
-            .opt_date(line.map(|l| l.report_period));
+            .opt_date(line.map(|l| l.report_period))
+            .text(dlq_topic);
     }
-    if !copy_unless_taken(conn, QUARANTINE_COPY_SQL, rows).await? {
-        insert_new(conn, group, letters, &ids).await?;
-    }
+    // The outbox forgets what it published: only letters new to quarantine are sent.
+    let added: Option<HashSet<String>> =
+        if copy_unless_taken(conn, QUARANTINE_COPY_SQL, rows).await? {
+            None
+        } else {
+            Some(insert_new(conn, group, dlq_topic, letters, &ids).await?)
+        };
 
     let messages: Vec<OutboxMessage> = letters
         .iter()
         .zip(ids)
+        .filter(|(_, id)| added.as_ref().is_none_or(|added| added.contains(id)))
         .map(|(d, id)| OutboxMessage {
             message_id: id,
             topic: dlq_topic.to_string(),
@@ -255,17 +262,19 @@ const QUARANTINE_COPY_SQL: &str = "COPY quarantine (source_topic, source_partiti
                                  source_timestamp, consumer_group, record_key, record_value,
                                  header_names, header_values, error_stage, error_class, reason,
                                  schema_ref, dead_letter_id, replay_of, line_key, report_id,
-                                 dsp_name, report_period)
+                                 dsp_name, report_period, dlq_topic)
                    FROM STDIN (FORMAT binary)";
 
 /// The same letters as one `INSERT … ON CONFLICT DO NOTHING`, for when some record is
-/// quarantined already (by another consumer group, or a re-read).
+/// quarantined already (by another consumer group, or a re-read). Returns the ids of the
+/// letters it added.
 async fn insert_new(
     conn: &mut PgConnection,
     group: &str,
+    dlq_topic: &str,
     letters: &[DeadLetter],
     ids: &[String],
-) -> Result<(), DbFailure> {
+) -> Result<HashSet<String>, DbFailure> {
     let topics: Vec<&str> = letters.iter().map(|d| &*d.source.topic).collect();
     let partitions: Vec<i32> = letters.iter().map(|d| d.source.partition).collect();
     let offsets: Vec<i64> = letters.iter().map(|d| d.source.offset).collect();
@@ -301,24 +310,25 @@ async fn insert_new(
         .iter()
         .map(|d| headers_json(&d.record.headers))
         .collect();
-    sqlx::query(
+    let added: Vec<String> = sqlx::query_scalar(
         "INSERT INTO quarantine (source_topic, source_partition, source_offset, source_timestamp,
                                  consumer_group, record_key, record_value, header_names,
                                  header_values, error_stage, error_class, reason, schema_ref,
                                  dead_letter_id, replay_of, line_key, report_id, dsp_name,
-                                 report_period)
+                                 report_period, dlq_topic)
          SELECT i.topic, i.partition, i.off, i.ts, $1, i.k, i.v,
                 ARRAY(SELECT h->>0 FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
                 ARRAY(SELECT decode(h->>1, 'hex') FROM jsonb_array_elements(i.headers) WITH ORDINALITY e(h, n) ORDER BY n),
                 i.stage, i.class, i.reason, i.schema, i.id, i.replay_of, i.line_key, i.report_id,
-                i.dsp_name, i.report_period
+                i.dsp_name, i.report_period, $19
            FROM unnest($2::text[], $3::int[], $4::bigint[], $5::timestamptz[], $6::bytea[],
                        $7::bytea[], $8::jsonb[], $9::text[], $10::text[], $11::text[],
                        $12::text[], $13::text[], $14::text[], $15::bytea[], $16::text[],
                        $17::text[], $18::date[])
                 AS i(topic, partition, off, ts, k, v, headers, stage, class, reason, schema, id,
                      replay_of, line_key, report_id, dsp_name, report_period)
-         ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING",
+         ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING
+         RETURNING dead_letter_id",
     )
     .bind(group)
     .bind(&topics)
@@ -338,9 +348,10 @@ async fn insert_new(
     .bind(&report_ids)
     .bind(&dsp_names)
     .bind(&report_periods)
-    .execute(&mut *conn)
+    .bind(dlq_topic)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(())
+    Ok(added.into_iter().collect())
 }
 
 /// The dead letter a record replays (its `royalty.replay.of` header), if any.

@@ -1,14 +1,16 @@
 //! The outbox relay: publishes rows of `outbox` (dead letters, drift alerts) with an
-//! idempotent producer and stamps them published. No transaction is open while it talks to
-//! the broker: a claim is one short statement that leases rows (`claimed_until`, taken with
-//! `FOR UPDATE SKIP LOCKED` for the statement's milliseconds only), the sends happen outside
-//! any transaction, and one more short statement stamps each row published, or records its
-//! error and gives it back. So several instances can relay side by side (a row under a
-//! valid lease is sent by its holder only), a broker that does not answer leaves neither a
-//! transaction open nor a row locked, and the rows of a relay that crashed are claimed
-//! again once its lease runs out. A crash between the send and the stamp, or a lease that
-//! runs out while its holder still sends, repeats a publication (subscribers drop it by its
-//! stable id header); nothing is ever lost.
+//! idempotent producer and deletes each row once the broker has its message: the outbox is
+//! a queue, holding only what is still to publish (quarantine keeps every dead letter). No
+//! transaction is open while it talks to the broker: a claim is one short statement that
+//! leases rows (`claimed_until`, taken with `FOR UPDATE SKIP LOCKED` for the statement's
+//! milliseconds only), the sends happen outside any transaction, and one more short
+//! statement deletes the delivered rows, or records each failed one's error and gives it
+//! back. So several instances can relay side by side (a row under a valid lease is sent by
+//! its holder only), a broker that does not answer leaves neither a transaction open nor a
+//! row locked, and the rows of a relay that crashed are claimed again once its lease runs
+//! out. A crash between the send and the delete, or a lease that runs out while its holder
+//! still sends, repeats a publication (subscribers drop it by its stable id header);
+//! nothing is ever lost.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -131,7 +133,7 @@ impl Relay {
     pub async fn release_claims(&self) -> anyhow::Result<u64> {
         let released = sqlx::query(
             "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL
-              WHERE starts_with(claimed_by, $1 || '@') AND published_at IS NULL",
+              WHERE starts_with(claimed_by, $1 || '@')",
         )
         .bind(&self.owner)
         .execute(&self.pool)
@@ -146,7 +148,7 @@ impl Relay {
         let backlog: Result<(i64, f64), _> = sqlx::query_as(
             "SELECT count(*),
                     coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
-               FROM outbox WHERE published_at IS NULL",
+               FROM outbox",
         )
         .fetch_one(&self.pool)
         .await;
@@ -158,7 +160,7 @@ impl Relay {
 
     /// How many outbox rows are still unpublished.
     pub async fn unpublished(&self) -> anyhow::Result<i64> {
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        sqlx::query_scalar("SELECT count(*) FROM outbox")
             .fetch_one(&self.pool)
             .await
             .context("outbox: cannot count unpublished rows")
@@ -177,8 +179,8 @@ impl Relay {
         }
     }
 
-    /// Claims up to [`CLAIM_SIZE`] unpublished rows, publishes them and stamps them, with
-    /// no transaction open while it sends. Returns how many were published.
+    /// Claims up to [`CLAIM_SIZE`] unpublished rows, publishes them and deletes those the
+    /// broker took, with no transaction open while it sends. Returns how many were published.
     pub async fn publish_claim(&self) -> anyhow::Result<u64> {
         self.claim_and_publish(None).await
     }
@@ -208,7 +210,7 @@ impl Relay {
                 }
             }
         }
-        // Stamp what was delivered; a message the broker keeps refusing (too large, topic
+        // Delete what was delivered; a message the broker keeps refusing (too large, topic
         // gone) stays unpublished, keeps its own error and is retried without holding back
         // the others.
         let mut ids: Vec<i64> = Vec::with_capacity(messages.len());
@@ -233,7 +235,7 @@ impl Relay {
                 }
             }
         }
-        self.stamp(&ids, &errors).await?;
+        self.settle(&ids, &errors).await?;
         self.metrics.record_outbox_published(&delivered);
         self.metrics.record_publish_errors(&refused);
         if let Some(first) = failures.first() {
@@ -263,8 +265,7 @@ impl Relay {
                        coalesce(octet_length(payload), 0)
                        + coalesce(octet_length(message_key), 0) AS size
                   FROM outbox
-                 WHERE published_at IS NULL
-                   AND (claimed_until IS NULL OR claimed_until <= now()
+                 WHERE (claimed_until IS NULL OR claimed_until <= now()
                         OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a
                                         WHERE a.pid = substring(outbox.claimed_by
                                                                 FROM '@([0-9]+)$')::int))
@@ -312,27 +313,31 @@ impl Relay {
         Ok(messages)
     }
 
-    /// Stamps a claim's outcome in one statement: a delivered row published (whoever holds
-    /// it now: it is on the topic), a failed one with its error and one more attempt, given
-    /// back only while this relay still holds it (after its lease ran out another relay may
-    /// be sending it).
-    async fn stamp(&self, ids: &[i64], errors: &[Option<String>]) -> anyhow::Result<()> {
+    /// Records a claim's outcome in one statement: a delivered row is deleted (whoever holds
+    /// it now: it is on the topic), a failed one keeps its error and counts one more attempt,
+    /// given back only while this relay still holds it (after its lease ran out another
+    /// relay may be sending it).
+    async fn settle(&self, ids: &[i64], errors: &[Option<String>]) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE outbox o
-                SET published_at = CASE WHEN r.error IS NULL THEN now() END,
-                    attempts = o.attempts + CASE WHEN r.error IS NULL THEN 0 ELSE 1 END,
-                    last_error = coalesce(r.error, o.last_error),
+            "WITH outcome AS (
+                SELECT * FROM unnest($1::bigint[], $2::text[]) AS r(id, error)
+             ), delivered AS (
+                DELETE FROM outbox o USING outcome r
+                 WHERE o.outbox_id = r.id AND r.error IS NULL
+             )
+             UPDATE outbox o
+                SET attempts = o.attempts + 1, last_error = r.error,
                     claimed_until = NULL, claimed_by = NULL
-               FROM unnest($1::bigint[], $2::text[]) AS r(id, error)
-              WHERE o.outbox_id = r.id AND o.published_at IS NULL
-                AND (r.error IS NULL OR starts_with(o.claimed_by, $3 || '@'))",
+               FROM outcome r
+              WHERE o.outbox_id = r.id AND r.error IS NOT NULL
+                AND starts_with(o.claimed_by, $3 || '@')",
         )
         .bind(ids)
         .bind(errors)
         .bind(&self.owner)
         .execute(&self.pool)
         .await
-        .context("outbox: cannot stamp the claimed rows")?;
+        .context("outbox: cannot record what the broker took")?;
         Ok(())
     }
 

@@ -113,9 +113,10 @@ pub async fn letters_off_topic(
         "SELECT q.dead_letter_id, q.error_stage, q.error_class, q.reason, q.source_topic,
                 q.source_partition, q.source_offset, q.source_timestamp, q.quarantined_at,
                 q.schema_ref, q.consumer_group, q.replay_of, q.record_key, q.record_value,
-                q.header_names, q.header_values, o.published_at, o.last_error
-           FROM quarantine q JOIN outbox o ON o.message_id = q.dead_letter_id
-          WHERE o.topic = $1 AND NOT (q.dead_letter_id = ANY($2::text[]))
+                q.header_names, q.header_values, o.outbox_id IS NOT NULL AS unpublished,
+                o.last_error
+           FROM quarantine q LEFT JOIN outbox o ON o.message_id = q.dead_letter_id
+          WHERE q.dlq_topic = $1 AND NOT (q.dead_letter_id = ANY($2::text[]))
           ORDER BY q.quarantine_id",
     )
     .bind(dlq_topic)
@@ -133,7 +134,8 @@ pub async fn letters_by_ids(pool: &PgPool, ids: &[String]) -> anyhow::Result<Vec
         "SELECT q.dead_letter_id, q.error_stage, q.error_class, q.reason, q.source_topic,
                 q.source_partition, q.source_offset, q.source_timestamp, q.quarantined_at,
                 q.schema_ref, q.consumer_group, q.replay_of, q.record_key, q.record_value,
-                q.header_names, q.header_values, o.published_at, o.last_error
+                q.header_names, q.header_values, o.outbox_id IS NOT NULL AS unpublished,
+                o.last_error
            FROM unnest($1::text[]) WITH ORDINALITY AS i(id, n)
            JOIN quarantine q ON q.dead_letter_id = i.id
            LEFT JOIN outbox o ON o.message_id = q.dead_letter_id
@@ -146,15 +148,15 @@ pub async fn letters_by_ids(pool: &PgPool, ids: &[String]) -> anyhow::Result<Vec
     rows.iter().map(letter_from_row).collect()
 }
 
-/// A dead letter from its quarantine row (joined with its outbox row's `published_at` and
-/// `last_error`).
+/// A dead letter from its quarantine row, placed by its outbox row: one still there is
+/// unpublished (with the broker's last refusal); none means the relay published it.
 fn letter_from_row(row: &sqlx::postgres::PgRow) -> anyhow::Result<Letter> {
-    let published_at: Option<DateTime<Utc>> = row.try_get("published_at")?;
-    let place = match published_at {
-        Some(_) => Place::Expired,
-        None => Place::Unpublished {
+    let place = if row.try_get("unpublished")? {
+        Place::Unpublished {
             error: row.try_get("last_error")?,
-        },
+        }
+    } else {
+        Place::Expired
     };
     let names: Vec<String> = row.try_get("header_names")?;
     let values: Vec<Option<Vec<u8>>> = row.try_get("header_values")?;

@@ -29,8 +29,7 @@ pub async fn page(State(console): State<Shared>, headers: HeaderMap) -> PageResu
     let args = &console.args;
     let partitions = partition_lag(pool, &args.kafka, &args.group, WATERMARK_TIMEOUT).await?;
     let backlog: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT topic, count(*), min(created_at) FROM outbox
-          WHERE published_at IS NULL GROUP BY topic ORDER BY topic",
+        "SELECT topic, count(*), min(created_at) FROM outbox GROUP BY topic ORDER BY topic",
     )
     .fetch_all(pool)
     .await
