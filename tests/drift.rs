@@ -256,29 +256,43 @@ async fn an_isrc_missing_from_the_loaded_catalog_is_drift() {
     let args = s.run_args("it-unknown");
     run_until_idle(args).await;
 
-    let found = alerts_on(&s.alerts, 1);
-    assert_eq!(found.len(), 1);
-    assert_eq!(
-        (found[0].kind.as_str(), found[0].isrc.as_str()),
-        ("unknown_isrc", "USRC17607839")
-    );
-    assert_eq!(
-        (found[0].tracks, found[0].isrc_sample.as_slice()),
-        (1, ["USRC17607839".to_string()].as_slice()),
-        "one track, one ISRC"
-    );
-    assert_eq!(common::topic_size(&s.alerts), 1);
+    // Each DSP's report names the track once: an alert per DSP the lines came from.
+    let dsps: HashSet<String> = unknown
+        .iter()
+        .map(|l| l.dsp_name.trim().to_lowercase())
+        .collect();
+    let found = alerts_on(&s.alerts, dsps.len());
+    assert_eq!(found.len(), dsps.len());
+    for alert in &found {
+        assert_eq!(
+            (alert.kind.as_str(), alert.isrc.as_str()),
+            ("unknown_isrc", "USRC17607839")
+        );
+        assert_eq!(
+            (alert.tracks, alert.isrc_sample.as_slice()),
+            (1, ["USRC17607839".to_string()].as_slice()),
+            "one track, one ISRC"
+        );
+    }
+    assert_eq!(common::topic_size(&s.alerts), dsps.len() as i64);
     assert_eq!(ledger_count(&s.pool).await, 5, "drift never blocks booking");
-    // A row per DSP the lines came from; the first one names the alert.
-    let rows: (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE alert_id = $1), sum(occurrences)::bigint
-           FROM drift_events WHERE kind = 'unknown_isrc' AND isrc = 'USRC17607839'",
+    // A row per DSP the lines came from, each naming its DSP's alert.
+    let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT dsp_name, alert_id, occurrences FROM drift_events
+          WHERE kind = 'unknown_isrc' AND isrc = 'USRC17607839' ORDER BY dsp_name",
     )
-    .bind(&found[0].alert_id)
-    .fetch_one(&s.pool)
+    .fetch_all(&s.pool)
     .await
     .expect("the unknown track's rows");
-    assert_eq!(rows, (1, 3), "every line counted, the alert named once");
+    assert_eq!(rows.len(), dsps.len());
+    assert_eq!(
+        rows.iter().map(|r| r.2).sum::<i64>(),
+        3,
+        "every line counted"
+    );
+    let alert_ids: HashSet<&str> = found.iter().map(|a| a.alert_id.as_str()).collect();
+    let named: HashSet<&str> = rows.iter().filter_map(|r| r.1.as_deref()).collect();
+    assert_eq!(named, alert_ids, "each row names its own DSP's alert");
 }
 
 /// `lines` as one batch of partition 0 of `raw`, from `first_offset` on.
@@ -921,10 +935,22 @@ async fn a_catalog_update_with_a_nul_in_its_source_does_not_stop_the_run() {
 }
 
 /// Two lanes that meet the same new drift at once, each finding it unknown, raise and count
-/// one alert between them: the outbox keeps one, and the lane whose transaction waited for
-/// the other's counts none (a 2-partition run under load once counted two).
+/// one alert between them: the lane whose transaction waited for the other's counts none (a
+/// 2-partition run under load once counted two).
 #[tokio::test]
 async fn two_lanes_meeting_the_same_new_drift_at_once_count_one_alert() {
+    two_lanes_meet_one_new_drift(false).await;
+}
+
+/// The same, when the relay published the first lane's alert (and deleted its outbox row)
+/// before the second lane enqueued its own: the second plans again once it meets the first's
+/// rows, and raises nothing.
+#[tokio::test]
+async fn a_lane_meeting_a_drift_another_lane_just_raised_and_published_raises_nothing() {
+    two_lanes_meet_one_new_drift(true).await;
+}
+
+async fn two_lanes_meet_one_new_drift(published_at_once: bool) {
     let (_url, pool) = common::fresh_database().await;
     load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
     let decoded = lines_for(93, 1, 1, ISRC, &upc_for(99)).remove(0);
@@ -977,6 +1003,13 @@ async fn two_lanes_meeting_the_same_new_drift_at_once_count_one_alert() {
         },
     )
     .await;
+    if published_at_once {
+        // As the relay would, the moment the first lane commits.
+        sqlx::query("DELETE FROM outbox")
+            .execute(&mut *first)
+            .await
+            .expect("published");
+    }
     first.commit().await.expect("commit");
     let raised_second = second.await.expect("second lane task");
 
@@ -990,7 +1023,8 @@ async fn two_lanes_meeting_the_same_new_drift_at_once_count_one_alert() {
         .fetch_one(&pool)
         .await
         .expect("outbox");
-    assert_eq!(outbox, 1, "one alert to publish");
+    let waiting = if published_at_once { 0 } else { 1 };
+    assert_eq!(outbox, waiting, "one alert, published or waiting");
     let occurrences: i64 = sqlx::query_scalar("SELECT sum(occurrences)::bigint FROM drift_events")
         .fetch_one(&pool)
         .await

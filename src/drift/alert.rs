@@ -87,18 +87,16 @@ impl DriftAlert {
         }
     }
 
-    /// The alert for tracks first found unknown to the catalog in one DSP's report, `first`
-    /// and then `more` in the order seen: their number and a sample of their ISRCs, the rest
-    /// as for `first`. Its id is derived from theirs (the same tracks, the same id); a single
-    /// track keeps its drift's id, as any other drift.
+    /// The alert for tracks first found unknown to the catalog at one DSP, in one of its
+    /// reports, `first` and then `more` in the order seen: their number and a sample of their
+    /// ISRCs, the rest as for `first`. Its id is derived from the DSP and the tracks' ids (the
+    /// same tracks at the same DSP, the same id; at another DSP, another alert).
     pub fn unknown_tracks(first: &Drift, more: &[&Drift], detected_at: DateTime<Utc>) -> Self {
         let alert = DriftAlert::from_drift(first, detected_at);
-        if more.is_empty() {
-            return alert;
-        }
         let tracks = std::iter::once(first).chain(more.iter().copied());
         let mut hasher = Sha256::new();
-        hasher.update(b"unknown1");
+        hasher.update(b"unknown2|");
+        hasher.update(first.dsp_name.trim().to_lowercase().as_bytes());
         for track in tracks.clone() {
             hasher.update(b"|");
             hasher.update(track.id().as_bytes());
@@ -314,12 +312,15 @@ mod tests {
             alert.alert_id
         );
         let single = DriftAlert::unknown_tracks(&tracks[0], &[], at);
-        assert_eq!(
-            single.alert_id,
-            tracks[0].id(),
-            "one track: its drift's own id"
-        );
+        assert!(single.alert_id.starts_with("drift-unknown-"));
         assert_eq!((single.tracks, single.isrc_sample.len()), (1, 1));
+        let mut at_another_dsp = tracks[0].clone();
+        at_another_dsp.dsp_name = format!("{} Other", at_another_dsp.dsp_name);
+        assert_ne!(
+            DriftAlert::unknown_tracks(&at_another_dsp, &[], at).alert_id,
+            single.alert_id,
+            "the same track at another DSP: another alert"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, Row};
 
 use crate::avro::WriterSchema;
@@ -64,8 +64,8 @@ pub async fn catalog_loaded(conn: &mut PgConnection) -> Result<bool, DbFailure> 
 pub struct CatalogAt {
     /// The version effective at each (ISRC, date) that has one.
     pub versions: HashMap<(String, NaiveDate), CatalogVersion>,
-    /// Of the ISRCs without a version at some date asked for, those with versions at other
-    /// dates (the catalog knows the track but does not cover that period: not unknown).
+    /// The ISRCs asked for that have versions at any date: one without a version at a
+    /// line's date is known, the catalog just does not cover that period.
     pub known: HashSet<String>,
 }
 
@@ -77,9 +77,9 @@ pub async fn versions_at(
     Ok(catalog_at(conn, wanted).await?.versions)
 }
 
-/// The version effective at each (ISRC, date) asked for, and which of the ISRCs without
-/// one at some date have versions at other dates. Two index lookups by ISRC for the batch,
-/// the second only for the ISRCs the first found no version for.
+/// The version effective at each (ISRC, date) asked for, and which of the ISRCs the catalog
+/// knows at all. One index lookup per distinct ISRC of the batch: every version of those
+/// tracks is read (a track has a handful) and the one effective at each date picked here.
 pub async fn catalog_at(
     conn: &mut PgConnection,
     wanted: &[(String, NaiveDate)],
@@ -87,40 +87,38 @@ pub async fn catalog_at(
     if wanted.is_empty() {
         return Ok(CatalogAt::default());
     }
-    let isrcs: Vec<&str> = wanted.iter().map(|(i, _)| i.as_str()).collect();
-    let dates: Vec<NaiveDate> = wanted.iter().map(|(_, d)| *d).collect();
+    let isrcs: HashSet<&str> = wanted.iter().map(|(isrc, _)| isrc.as_str()).collect();
+    let isrcs: Vec<&str> = isrcs.into_iter().collect();
     let rows = sqlx::query(
-        "SELECT DISTINCT ON (i.isrc, i.day) i.day, v.version_id, v.isrc, v.upcs, v.title,
-                v.display_artist, v.label, v.iswc, v.valid_from, v.valid_to
-           FROM unnest($1::text[], $2::date[]) AS i(isrc, day)
-           JOIN catalog_versions v
-             ON v.isrc = i.isrc AND v.valid_from <= i.day
-            AND (v.valid_to IS NULL OR v.valid_to > i.day)
-          ORDER BY i.isrc, i.day, v.valid_from DESC, v.version_id DESC",
+        "SELECT version_id, isrc, upcs, title, display_artist, label, iswc, valid_from, valid_to
+           FROM catalog_versions WHERE isrc = ANY($1)",
     )
     .bind(&isrcs)
-    .bind(&dates)
     .fetch_all(&mut *conn)
     .await?;
+    let mut by_isrc: HashMap<String, Vec<CatalogVersion>> = HashMap::new();
+    for row in &rows {
+        let version = version_from_row(row)?;
+        by_isrc
+            .entry(version.entry.isrc.clone())
+            .or_default()
+            .push(version);
+    }
     let mut out = CatalogAt::default();
-    for row in rows {
-        let version = version_from_row(&row)?;
-        out.versions
-            .insert((version.entry.isrc.clone(), row.try_get("day")?), version);
+    for (isrc, day) in wanted {
+        let Some(versions) = by_isrc.get(isrc) else {
+            continue;
+        };
+        // The latest version to start on or before the day and not closed by then.
+        let effective = versions
+            .iter()
+            .filter(|v| v.entry.valid_from <= *day && v.valid_to.is_none_or(|to| to > *day))
+            .max_by_key(|v| (v.entry.valid_from, v.version_id));
+        if let Some(version) = effective {
+            out.versions.insert((isrc.clone(), *day), version.clone());
+        }
     }
-    let uncovered: Vec<&str> = wanted
-        .iter()
-        .filter(|(isrc, day)| !out.versions.contains_key(&(isrc.clone(), *day)))
-        .map(|(isrc, _)| isrc.as_str())
-        .collect();
-    if !uncovered.is_empty() {
-        let known: Vec<String> =
-            sqlx::query_scalar("SELECT DISTINCT isrc FROM catalog_versions WHERE isrc = ANY($1)")
-                .bind(&uncovered)
-                .fetch_all(&mut *conn)
-                .await?;
-        out.known.extend(known);
-    }
+    out.known.extend(by_isrc.into_keys());
     Ok(out)
 }
 
@@ -251,7 +249,7 @@ pub struct RaisedAlerts {
     pub ids: Vec<String>,
     /// The same, counted per kind (indexed like [`ALL_KINDS`]).
     pub by_kind: [u64; ALL_KINDS.len()],
-    /// Tracks found unknown to the catalog for the first time (what the `unknown_isrc`
+    /// Tracks found unknown to the catalog for the first time at a DSP (what the `unknown_isrc`
     /// alerts announce, each track once).
     pub unknown_tracks: u64,
 }
@@ -299,21 +297,111 @@ impl Planned<'_> {
     fn kind(&self) -> DriftKind {
         self.first.kind
     }
+
+    fn to_alert(&self, now: DateTime<Utc>) -> DriftAlert {
+        match self.kind() {
+            DriftKind::UnknownIsrc => DriftAlert::unknown_tracks(self.first, &self.more, now),
+            _ => DriftAlert::from_drift(self.first, now),
+        }
+    }
 }
 
-/// Decides a batch's alerts: one per drift never seen before (`known`: drift ids that have
-/// rows already; a drift seen at two DSPs of the batch is announced by the first), except
-/// that ISRCs unknown to the catalog are announced together, one alert per DSP, report and
-/// period: the report is what a label's people take up with the DSP or the catalog team,
-/// and a report of new releases can name thousands of tracks. Each event learns its alert.
-fn plan_alerts<'d>(events: &mut [Event<'d>], known: &HashSet<String>) -> Vec<Planned<'d>> {
+/// The drift of a batch that has `drift_events` rows already.
+#[derive(Debug, Default)]
+struct Known {
+    /// Drift ids with a row at some DSP.
+    ids: HashSet<String>,
+    /// The (drift id, DSP) of those rows.
+    at: HashSet<(String, String)>,
+}
+
+impl Known {
+    /// Reads which of these drift ids have rows, and at which DSPs.
+    async fn read(conn: &mut PgConnection, ids: &[&str]) -> Result<Known, DbFailure> {
+        let mut known = Known::default();
+        if ids.is_empty() {
+            return Ok(known);
+        }
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT drift_id, dsp_name FROM drift_events WHERE drift_id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&mut *conn)
+                .await?;
+        for (id, dsp) in rows {
+            known.ids.insert(id.clone());
+            known.at.insert((id, dsp));
+        }
+        Ok(known)
+    }
+
+    /// Whether the event's drift was announced before: a track unknown to the catalog at
+    /// this DSP (each DSP's reports list all of their unknown tracks), other drift at any.
+    fn announced(&self, event: &Event<'_>) -> bool {
+        let id = event.drift.id();
+        match event.drift.kind {
+            DriftKind::UnknownIsrc => self.at.contains(&(id.to_string(), event.dsp.clone())),
+            _ => self.ids.contains(id),
+        }
+    }
+
+    /// Whether the event's row exists (or, for drift known at another DSP, may: the upsert
+    /// tells).
+    fn has_row(&self, event: &Event<'_>) -> bool {
+        self.ids.contains(event.drift.id())
+    }
+}
+
+/// The alert announcing an event, if it raises one.
+fn alert_of<'a>(event: &Event<'_>, alerts: &'a [DriftAlert]) -> Option<&'a str> {
+    event
+        .alert
+        .and_then(|i| alerts.get(i))
+        .map(|a| a.alert_id.as_str())
+}
+
+/// The `drift_events` rows of events never seen before, for [`EVENTS_COPY_SQL`].
+fn event_rows<'e, 'd: 'e>(
+    events: impl Iterator<Item = &'e Event<'d>>,
+    alerts: &[DriftAlert],
+) -> CopyRows {
+    let mut rows = CopyRows::new(12);
+    for e in events {
+        let d = e.drift;
+        rows.row()
+            .text(d.id())
+            .text(&e.dsp)
+            .text(&d.isrc)
+            .text(d.kind.as_str())
+            .opt_text(d.expected.as_deref())
+            .opt_text(d.received.as_deref())
+            .opt_int8(d.catalog_version_id)
+            .int8(e.occurrences)
+            .opt_text(d.report_id.as_deref())
+            .text(&d.source)
+            .opt_date(d.period)
+            .opt_text(alert_of(e, alerts));
+    }
+    rows
+}
+
+/// Decides a batch's alerts: one per drift never seen before (a drift seen at two DSPs of
+/// the batch is announced by the first), except that ISRCs unknown to the catalog are
+/// announced together, one alert per DSP, report and period, naming every track unknown at
+/// that DSP for the first time: the report is what a label's people take up with the DSP or
+/// the catalog team, and a report of new releases can name thousands of tracks. Each event
+/// learns its alert.
+fn plan_alerts<'d>(events: &mut [Event<'d>], known: &Known) -> Vec<Planned<'d>> {
     type Report<'r> = (String, Option<&'r str>, Option<NaiveDate>);
     let mut alerted: HashSet<&'d str> = HashSet::new();
     let mut reports: HashMap<Report<'d>, usize> = HashMap::new();
     let mut planned: Vec<Planned<'d>> = Vec::new();
     for event in events.iter_mut() {
+        event.alert = None;
         let drift: &'d Drift = event.drift;
-        if known.contains(drift.id()) || !alerted.insert(drift.id()) {
+        // Events are distinct per (drift, DSP): only drift other than unknown tracks can
+        // repeat, at another DSP.
+        let repeat = drift.kind != DriftKind::UnknownIsrc && !alerted.insert(drift.id());
+        if repeat || known.announced(event) {
             continue;
         }
         // The alert of this report's unknown tracks, if the batch already has one.
@@ -346,6 +434,14 @@ fn plan_alerts<'d>(events: &mut [Event<'d>], known: &HashSet<String>) -> Vec<Pla
     planned
 }
 
+/// The alerts [`plan_alerts`] decides, built.
+fn planned_alerts(events: &mut [Event<'_>], known: &Known, now: DateTime<Utc>) -> Vec<DriftAlert> {
+    plan_alerts(events, known)
+        .iter()
+        .map(|planned| planned.to_alert(now))
+        .collect()
+}
+
 /// Counts drift occurrences per DSP (a `drift_events` row per drift and DSP, each unknown
 /// track its own) and enqueues the alerts of drift never seen before: one per drift, but
 /// one per DSP, report and period for ISRCs unknown to the catalog ([`plan_alerts`]).
@@ -359,59 +455,42 @@ pub async fn record_drifts(
         return Ok(RaisedAlerts::default());
     }
     let mut events = count_events(drifts);
-    let ids: Vec<&str> = events.iter().map(|e| e.drift.id()).collect();
-    let known: HashSet<String> =
-        sqlx::query_scalar("SELECT DISTINCT drift_id FROM drift_events WHERE drift_id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .collect();
     let now = Utc::now();
-    let alerts: Vec<DriftAlert> = plan_alerts(&mut events, &known)
+    // Whether an unknown track was announced at this DSP is whether its row exists, which
+    // the copy finds out; only other drift is looked up first (it is announced once, at
+    // whichever DSP shows it first).
+    let others: Vec<&str> = events
         .iter()
-        .map(|planned| match planned.kind() {
-            DriftKind::UnknownIsrc => DriftAlert::unknown_tracks(planned.first, &planned.more, now),
-            _ => DriftAlert::from_drift(planned.first, now),
-        })
+        .filter(|e| e.drift.kind != DriftKind::UnknownIsrc)
+        .map(|e| e.drift.id())
         .collect();
-
-    let alert_of = |e: &Event<'_>| {
-        e.alert
-            .and_then(|i| alerts.get(i))
-            .map(|a| a.alert_id.as_str())
+    let mut known = Known::read(conn, &others).await?;
+    let mut complete = false;
+    let alerts = loop {
+        let alerts = planned_alerts(&mut events, &known, now);
+        // Drift never seen before (nearly all of it, when a catalog misses many tracks) is
+        // copied in; what has rows already has its occurrences added.
+        let fresh = events.iter().filter(|e| !known.has_row(e));
+        if copy_unless_taken(conn, EVENTS_COPY_SQL, event_rows(fresh, &alerts)).await? {
+            let seen: Vec<&Event<'_>> = events.iter().filter(|e| known.has_row(e)).collect();
+            upsert_events(conn, &seen, &alerts).await?;
+            break alerts;
+        }
+        // Some rows exist: tracks found unknown at this DSP before, or drift a concurrent
+        // lane recorded and committed (the copy waited for it), raising its alerts. Every
+        // row there is is read and the batch planned again (the relay may have published
+        // the other lane's alerts and let them go from the outbox, which could then not
+        // tell a repeat); met a second time, the rows are a concurrent lane's, and
+        // everything is counted by upsert.
+        let ids: Vec<&str> = events.iter().map(|e| e.drift.id()).collect();
+        known = Known::read(conn, &ids).await?;
+        if std::mem::replace(&mut complete, true) {
+            let alerts = planned_alerts(&mut events, &known, now);
+            let all: Vec<&Event<'_>> = events.iter().collect();
+            upsert_events(conn, &all, &alerts).await?;
+            break alerts;
+        }
     };
-    // Drift never seen before (nearly all of it, when a catalog misses many tracks) is
-    // copied in; what has rows already has its occurrences added.
-    let (fresh, seen): (Vec<&Event<'_>>, Vec<&Event<'_>>) =
-        events.iter().partition(|e| !known.contains(e.drift.id()));
-    let alert_ids = |events: &[&Event<'_>]| -> Vec<Option<&str>> {
-        events.iter().map(|e| alert_of(e)).collect()
-    };
-    let mut rows = CopyRows::new(12);
-    for e in &fresh {
-        let d = e.drift;
-        rows.row()
-            .text(d.id())
-            .text(&e.dsp)
-            .text(&d.isrc)
-            .text(d.kind.as_str())
-            .opt_text(d.expected.as_deref())
-            .opt_text(d.received.as_deref())
-            .opt_int8(d.catalog_version_id)
-            .int8(e.occurrences)
-            .opt_text(d.report_id.as_deref())
-            .text(&d.source)
-            .opt_date(d.period)
-            .opt_text(alert_of(e));
-    }
-    if copy_unless_taken(conn, EVENTS_COPY_SQL, rows).await? {
-        upsert_events(conn, &seen, &alert_ids(&seen)).await?;
-    } else {
-        // A concurrent lane recorded some of them first: count everything by upsert.
-        let all: Vec<&Event<'_>> = events.iter().collect();
-        upsert_events(conn, &all, &alert_ids(&all)).await?;
-    }
 
     let mut messages: Vec<OutboxMessage> = Vec::with_capacity(alerts.len());
     for alert in &alerts {
@@ -460,7 +539,7 @@ const EVENTS_COPY_SQL: &str =
 async fn upsert_events(
     conn: &mut PgConnection,
     events: &[&Event<'_>],
-    alert_ids: &[Option<&str>],
+    alerts: &[DriftAlert],
 ) -> Result<(), DbFailure> {
     if events.is_empty() {
         return Ok(());
@@ -479,6 +558,7 @@ async fn upsert_events(
         .collect();
     let sources: Vec<&str> = events.iter().map(|e| e.drift.source.as_str()).collect();
     let periods: Vec<Option<NaiveDate>> = events.iter().map(|e| e.drift.period).collect();
+    let alert_ids: Vec<Option<&str>> = events.iter().map(|e| alert_of(e, alerts)).collect();
     sqlx::query(
         "INSERT INTO drift_events (drift_id, dsp_name, isrc, kind, expected, received,
                                    catalog_version_id, occurrences, first_report_id, first_source,
@@ -501,7 +581,7 @@ async fn upsert_events(
     .bind(&reports)
     .bind(&sources)
     .bind(&periods)
-    .bind(alert_ids)
+    .bind(&alert_ids)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -567,9 +647,13 @@ mod tests {
         // The same unknown track again at the same DSP, and at another DSP.
         drifts.push(unknown(1, "spotify", "spotify-1"));
         drifts.push(unknown(2, "Deezer", "deezer-1"));
+        // The same UPC drift at another DSP.
+        let mut elsewhere = upc_drift(50);
+        elsewhere.dsp_name = "Deezer".into();
+        drifts.push(elsewhere);
         let mut events = count_events(&drifts);
-        assert_eq!(events.len(), 48, "one event per drift and DSP");
-        let planned = plan_alerts(&mut events, &HashSet::new());
+        assert_eq!(events.len(), 49, "one event per drift and DSP");
+        let planned = plan_alerts(&mut events, &Known::default());
         let shape: Vec<(DriftKind, usize)> = planned
             .iter()
             .map(|p| (p.kind(), 1 + p.more.len()))
@@ -579,7 +663,7 @@ mod tests {
             vec![
                 (DriftKind::UnknownIsrc, 30),
                 (DriftKind::UnknownIsrc, 10),
-                (DriftKind::UnknownIsrc, 5),
+                (DriftKind::UnknownIsrc, 6),
                 (DriftKind::UpcMismatch, 1),
                 (DriftKind::UpcMismatch, 1),
             ]
@@ -594,11 +678,16 @@ mod tests {
             repeated.map(|e| (e.occurrences, e.alert)),
             Some((2, Some(0)))
         );
-        // Track 2 at Deezer too: its own row, but Spotify's alert announced it.
-        let elsewhere = events
+        // Track 2 at Deezer too: its own row, and Deezer's report lists it as well.
+        let deezer = events
             .iter()
             .find(|e| e.drift.isrc == isrc_for(2) && e.dsp == "deezer");
-        assert_eq!(elsewhere.map(|e| e.alert), Some(None));
+        assert_eq!(deezer.map(|e| e.alert), Some(Some(2)));
+        // The UPC drift at Deezer: its own row, announced once (at Spotify).
+        let upc_at_deezer = events
+            .iter()
+            .find(|e| e.drift.kind == DriftKind::UpcMismatch && e.dsp == "deezer");
+        assert_eq!(upc_at_deezer.map(|e| e.alert), Some(None));
     }
 
     #[test]
@@ -606,7 +695,16 @@ mod tests {
         let drifts: Vec<Drift> = (1..=5)
             .map(|n| unknown(n, "Spotify", "spotify-1"))
             .collect();
-        let known: HashSet<String> = drifts[..3].iter().map(|d| d.id().to_string()).collect();
+        // Tracks 1–3 announced at Spotify before, track 4 only at Deezer.
+        let mut known = Known::default();
+        for d in &drifts[..3] {
+            known.ids.insert(d.id().to_string());
+            known.at.insert((d.id().to_string(), "spotify".into()));
+        }
+        known.ids.insert(drifts[3].id().to_string());
+        known
+            .at
+            .insert((drifts[3].id().to_string(), "deezer".into()));
         let mut events = count_events(&drifts);
         let planned = plan_alerts(&mut events, &known);
         assert_eq!(planned.len(), 1);
