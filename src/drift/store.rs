@@ -338,9 +338,12 @@ impl Known {
     /// this DSP (each DSP's reports list all of their unknown tracks), other drift at any.
     fn announced(&self, event: &Event<'_>) -> bool {
         let id = event.drift.id();
+        if !self.ids.contains(id) {
+            return false;
+        }
         match event.drift.kind {
             DriftKind::UnknownIsrc => self.at.contains(&(id.to_string(), event.dsp.clone())),
-            _ => self.ids.contains(id),
+            _ => true,
         }
     }
 
@@ -477,11 +480,11 @@ pub async fn record_drifts(
             break alerts;
         }
         // Some rows exist: tracks found unknown at this DSP before, or drift a concurrent
-        // lane recorded and committed (the copy waited for it), raising its alerts. Every
-        // row there is is read and the batch planned again (the relay may have published
-        // the other lane's alerts and let them go from the outbox, which could then not
-        // tell a repeat); met a second time, the rows are a concurrent lane's, and
-        // everything is counted by upsert.
+        // lane recorded and committed (the copy waited for it), raising its alerts. The
+        // batch's existing rows are read and the batch planned again (the relay may have
+        // published the other lane's alerts and let them go from the outbox, which could
+        // then not tell a repeat); met a second time, the rows are a concurrent lane's,
+        // and everything is counted by upsert.
         let ids: Vec<&str> = events.iter().map(|e| e.drift.id()).collect();
         known = Known::read(conn, &ids).await?;
         if std::mem::replace(&mut complete, true) {
