@@ -805,6 +805,17 @@ struct BatchRun<'a> {
     ceilings: [f64; 4],
 }
 
+/// Starts a checkpoint and waits for it, so that every batch run starts at the same point
+/// of PostgreSQL's checkpoint cycle: a checkpoint the WAL volume triggers inside one run
+/// (and not another) makes that run pay a full-page image for every page it then touches
+/// first; without this, the mixes' ratios moved by ±15% between invocations. Needs
+/// `pg_checkpoint` (`scripts/services` grants it); without it the runs go on, unaligned.
+async fn checkpoint(pool: &PgPool) {
+    if let Err(err) = sqlx::query("CHECKPOINT").execute(pool).await {
+        eprintln!("[bench] note: no CHECKPOINT before the run ({err}); its figures may include one");
+    }
+}
+
 /// Phase 4: `run` from an empty (or prefilled) ledger until it has stored offsets for
 /// every record. Returns its records/s and its JSON.
 async fn batch_phase(
@@ -835,6 +846,7 @@ async fn batch_phase(
         dir.join(format!("{role}.log")),
         format!("--exit-when-idle-ms={IDLE_EXIT_MS}"),
     );
+    checkpoint(&pool).await;
     eprintln!("[bench] run {name}: starting");
     let args = run_args(opts, scratch, &url, &group, topic, &role) + " " + &idle;
     let (before, started) = (CpuSnapshot::take(), Instant::now());
