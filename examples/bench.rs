@@ -812,7 +812,9 @@ struct BatchRun<'a> {
 /// `pg_checkpoint` (`scripts/services` grants it); without it the runs go on, unaligned.
 async fn checkpoint(pool: &PgPool) {
     if let Err(err) = sqlx::query("CHECKPOINT").execute(pool).await {
-        eprintln!("[bench] note: no CHECKPOINT before the run ({err}); its figures may include one");
+        eprintln!(
+            "[bench] note: no CHECKPOINT before the run ({err}); its figures may include one"
+        );
     }
 }
 
