@@ -405,8 +405,8 @@ static REVERSE_SQL: LazyLock<String> = LazyLock::new(|| {
                    old_stream_count, new_stream_count, source_topic, source_partition,
                    source_offset, source_timestamp, reason)
             SELECT g.line_key, g.report_period, true, ARRAY['stream_count', 'royalty_amount'],
-                   v.old_values, v.old_values || jsonb_build_object(
-                       'stream_count', 0, 'royalty_amount', '0'),
+                   v.old_values::json, (v.old_values || jsonb_build_object(
+                       'stream_count', 0, 'royalty_amount', '0'))::json,
                    g.royalty_amount, 0, g.stream_count, 0, $6, $7, $8, $5, $9
               FROM gone g
              CROSS JOIN LATERAL (SELECT {old_values} AS old_values) v

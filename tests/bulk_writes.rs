@@ -197,3 +197,89 @@ async fn enqueue_reports_only_the_messages_it_added_in_a_transaction_or_not() {
         "empty header arrays"
     );
 }
+
+/// Back to the schema before `20261209000001_journal_json`, rows kept.
+const UNDO_JOURNAL_JSON: &str = "
+    ALTER TABLE ledger_revisions
+        ALTER COLUMN old_values TYPE jsonb USING old_values::jsonb,
+        ALTER COLUMN new_values TYPE jsonb USING new_values::jsonb;
+    DELETE FROM _sqlx_migrations WHERE version = 20261209000001;";
+
+/// Every journal entry's documents, as text of their `jsonb` form (key order normalised,
+/// so documents from before and after the migration compare by content).
+async fn journal_documents(pool: &sqlx::PgPool) -> Vec<(i64, String, String)> {
+    sqlx::query_as(
+        "SELECT source_offset, old_values::jsonb::text, new_values::jsonb::text
+           FROM ledger_revisions ORDER BY revision_id",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("journal documents")
+}
+
+#[tokio::test]
+async fn journal_entries_written_as_jsonb_keep_their_values_through_the_journal_json_migration() {
+    let (url, pool) = common::fresh_database().await;
+    let mut batch = batch();
+    batch.dead_letters.clear();
+    commit(&pool, &batch).await;
+    sqlx::raw_sql(UNDO_JOURNAL_JSON)
+        .execute(&pool)
+        .await
+        .expect("back to the schema before the migration");
+    let before = journal_documents(&pool).await;
+    assert_eq!(before.len(), 1, "the restatement's entry");
+    assert!(
+        before[0].2.contains("\"royalty_amount\""),
+        "{:?}",
+        before[0]
+    );
+
+    let output = common::pipeline::royalty_ingest(&["migrate"], &url).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let types: Vec<String> = sqlx::query_scalar(
+        "SELECT data_type::text FROM information_schema.columns
+          WHERE table_name = 'ledger_revisions' AND column_name IN ('old_values', 'new_values')",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("column types");
+    assert_eq!(types, ["json", "json"]);
+    assert_eq!(
+        journal_documents(&pool).await,
+        before,
+        "every document kept"
+    );
+
+    // The batch path journals into the migrated table: a second restatement of the line.
+    let mut again = batch.lines[1].clone();
+    again.line.royalty_amount += Decimal::new(1, 2);
+    again.source = source(3, 3);
+    let stats = commit(
+        &pool,
+        &Batch {
+            lines: vec![again.clone()],
+            ..Batch::default()
+        },
+    )
+    .await;
+    assert_eq!(stats.post.restated, 1);
+    let latest: (String, String) = sqlx::query_as(
+        "SELECT old_values->>'royalty_amount', new_values->>'royalty_amount'
+           FROM ledger_revisions WHERE source_offset = 3",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the new entry");
+    assert_eq!(
+        latest,
+        (
+            batch.lines[1].line.royalty_amount.to_string(),
+            again.line.royalty_amount.to_string()
+        )
+    );
+}

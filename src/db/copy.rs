@@ -101,12 +101,16 @@ impl CopyRows {
         self.field(&[u8::from(value)])
     }
 
-    /// A `jsonb` field (format version 1, then the JSON text).
-    pub fn jsonb(&mut self, value: &serde_json::Value) -> &mut Self {
-        let mut encoded = vec![1_u8];
+    /// A `json` field (its binary format is the JSON text), written in place: the length
+    /// is filled in once the text is.
+    pub fn json(&mut self, value: &serde_json::Value) -> &mut Self {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[0; 4]);
         // Writing a Value into a Vec cannot fail (no I/O, keys are strings).
-        let _ = serde_json::to_writer(&mut encoded, value);
-        self.field(&encoded)
+        let _ = serde_json::to_writer(&mut self.buf, value);
+        let len = i32::try_from(self.buf.len() - start - 4).unwrap_or(i32::MAX);
+        self.buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        self
     }
 
     /// A `text[]` field (one dimension, no NULL elements).

@@ -298,8 +298,8 @@ async fn write_revisions(
             .bytes(&key.0)
             .bool(r.applied)
             .text_array(r.changed_fields.iter().copied())
-            .jsonb(&values_json(&r.old))
-            .jsonb(&values_json(&r.new))
+            .json(&values_json(&r.old))
+            .json(&values_json(&r.new))
             .numeric(r.old.royalty_amount)
             .numeric(r.new.royalty_amount)
             .int8(r.old.stream_count)
@@ -355,7 +355,7 @@ async fn insert_revisions(
         "INSERT INTO ledger_revisions (line_key, applied, changed_fields, old_values, new_values,
                 old_royalty_amount, new_royalty_amount, old_stream_count, new_stream_count,
                 source_topic, source_partition, source_offset, source_timestamp, report_period)
-         SELECT i.k, i.applied, string_to_array(i.changed, ','), i.old, i.new, i.oa, i.na,
+         SELECT i.k, i.applied, string_to_array(i.changed, ','), i.old::json, i.new::json, i.oa, i.na,
                 i.oc, i.nc, i.topic, i.partition, i.off, i.ts, i.period
            FROM unnest($1::bytea[], $2::bool[], $3::text[], $4::jsonb[], $5::jsonb[],
                        $6::numeric[], $7::numeric[], $8::bigint[], $9::bigint[], $10::text[],
