@@ -22,6 +22,11 @@ use royalty_ingest::db;
 use royalty_ingest::observe::LogFormat;
 use royalty_ingest::{kafka, observe, output, pipeline, shutdown};
 
+/// A batch allocates and frees a few dozen small strings per line on several threads, and
+/// glibc's allocator spent a third of `run`'s CPU on them (BENCHMARKS.md, "Session 12").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exactly-once ingestion of DSP royalty report lines from Kafka into a PostgreSQL ledger.
 ///
 /// Start the local services first (scripts/services up); every option has an environment
