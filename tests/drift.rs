@@ -956,7 +956,7 @@ async fn two_lanes_meet_one_new_drift(published_at_once: bool) {
     let decoded = lines_for(93, 1, 1, ISRC, &upc_for(99)).remove(0);
     let line = validate::validate(&decoded).expect("valid line");
     let mut conn = pool.acquire().await.expect("connection");
-    let versions = versions_at(&mut conn, &[(ISRC.to_string(), line.report_period)])
+    let versions = versions_at(&mut conn, &[(ISRC, line.report_period)])
         .await
         .expect("versions");
     drop(conn);

@@ -102,7 +102,7 @@ impl DriftAlert {
             hasher.update(track.id().as_bytes());
         }
         DriftAlert {
-            alert_id: format!("drift-unknown-{}", &hex::encode(hasher.finalize())[..32]),
+            alert_id: format!("drift-unknown-{}", hex::encode(&hasher.finalize()[..16])),
             tracks: 1 + more.len() as u64,
             isrc_sample: tracks
                 .take(UNKNOWN_ISRC_SAMPLE)

@@ -99,23 +99,26 @@ impl Drift {
         &self.id
     }
 
-    /// This drift with its id computed from the fields that identify it.
+    /// This drift with its id computed from the fields that identify it: the first 16 bytes
+    /// of the SHA-256 of `drift1|isrc|kind|expected|received|catalog version`, in hex.
     fn identified(mut self) -> Drift {
+        let version = self.catalog_version_id.map(|v| v.to_string());
+        let parts = [
+            "drift1",
+            &self.isrc,
+            self.kind.as_str(),
+            self.expected.as_deref().unwrap_or(""),
+            self.received.as_deref().unwrap_or(""),
+            version.as_deref().unwrap_or(""),
+        ];
         let mut hasher = Sha256::new();
-        hasher.update(
-            format!(
-                "drift1|{}|{}|{}|{}|{}",
-                self.isrc,
-                self.kind.as_str(),
-                self.expected.as_deref().unwrap_or(""),
-                self.received.as_deref().unwrap_or(""),
-                self.catalog_version_id
-                    .map(|v| v.to_string())
-                    .unwrap_or_default()
-            )
-            .as_bytes(),
-        );
-        self.id = format!("drift-{}", &hex::encode(hasher.finalize())[..32]);
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                hasher.update(b"|");
+            }
+            hasher.update(part.as_bytes());
+        }
+        self.id = format!("drift-{}", hex::encode(&hasher.finalize()[..16]));
         self
     }
 }

@@ -63,9 +63,9 @@ pub async fn check_lines(
     if !store::catalog_loaded(conn).await? {
         return Ok(vec![LineCheck::default(); lines.len()]);
     }
-    let wanted: Vec<(String, chrono::NaiveDate)> = lines
+    let wanted: Vec<(&str, chrono::NaiveDate)> = lines
         .iter()
-        .map(|l| (l.line.isrc.clone(), l.line.report_period))
+        .map(|l| (l.line.isrc.as_str(), l.line.report_period))
         .collect();
     // ISRCs without a version at the line's date but with versions at other dates are not
     // unknown: the catalog just does not cover that period.
@@ -73,8 +73,9 @@ pub async fn check_lines(
     let loaded = true; // see above
     Ok(lines
         .iter()
-        .map(|l| {
-            let version = versions.get(&(l.line.isrc.clone(), l.line.report_period));
+        .zip(&versions)
+        .map(|(l, version)| {
+            let version = version.as_ref();
             let alert_unknown = settings.alert_unknown_isrc && !known.contains(&l.line.isrc);
             let source = l.source.to_string();
             // At most one drift per kind: a short scan, by ids computed at detection.

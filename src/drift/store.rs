@@ -62,8 +62,9 @@ pub async fn catalog_loaded(conn: &mut PgConnection) -> Result<bool, DbFailure> 
 /// What the catalog says of some lines' tracks ([`catalog_at`]).
 #[derive(Debug, Default)]
 pub struct CatalogAt {
-    /// The version effective at each (ISRC, date) that has one.
-    pub versions: HashMap<(String, NaiveDate), CatalogVersion>,
+    /// The version effective at each (ISRC, date) asked for, in the order asked (None: no
+    /// version at that date).
+    pub versions: Vec<Option<CatalogVersion>>,
     /// The ISRCs asked for that have versions at any date: one without a version at a
     /// line's date is known, the catalog just does not cover that period.
     pub known: HashSet<String>,
@@ -72,9 +73,14 @@ pub struct CatalogAt {
 /// The version effective at each (ISRC, date) asked for.
 pub async fn versions_at(
     conn: &mut PgConnection,
-    wanted: &[(String, NaiveDate)],
+    wanted: &[(&str, NaiveDate)],
 ) -> Result<HashMap<(String, NaiveDate), CatalogVersion>, DbFailure> {
-    Ok(catalog_at(conn, wanted).await?.versions)
+    let found = catalog_at(conn, wanted).await?.versions;
+    Ok(wanted
+        .iter()
+        .zip(found)
+        .filter_map(|((isrc, day), version)| Some(((isrc.to_string(), *day), version?)))
+        .collect())
 }
 
 /// The version effective at each (ISRC, date) asked for, and which of the ISRCs the catalog
@@ -82,12 +88,12 @@ pub async fn versions_at(
 /// tracks is read (a track has a handful) and the one effective at each date picked here.
 pub async fn catalog_at(
     conn: &mut PgConnection,
-    wanted: &[(String, NaiveDate)],
+    wanted: &[(&str, NaiveDate)],
 ) -> Result<CatalogAt, DbFailure> {
     if wanted.is_empty() {
         return Ok(CatalogAt::default());
     }
-    let isrcs: HashSet<&str> = wanted.iter().map(|(isrc, _)| isrc.as_str()).collect();
+    let isrcs: HashSet<&str> = wanted.iter().map(|(isrc, _)| *isrc).collect();
     let isrcs: Vec<&str> = isrcs.into_iter().collect();
     let rows = sqlx::query(
         "SELECT version_id, isrc, upcs, title, display_artist, label, iswc, valid_from, valid_to
@@ -104,22 +110,22 @@ pub async fn catalog_at(
             .or_default()
             .push(version);
     }
-    let mut out = CatalogAt::default();
-    for (isrc, day) in wanted {
-        let Some(versions) = by_isrc.get(isrc) else {
-            continue;
-        };
-        // The latest version to start on or before the day and not closed by then.
-        let effective = versions
-            .iter()
-            .filter(|v| v.entry.valid_from <= *day && v.valid_to.is_none_or(|to| to > *day))
-            .max_by_key(|v| (v.entry.valid_from, v.version_id));
-        if let Some(version) = effective {
-            out.versions.insert((isrc.clone(), *day), version.clone());
-        }
-    }
-    out.known.extend(by_isrc.into_keys());
-    Ok(out)
+    let versions = wanted
+        .iter()
+        .map(|(isrc, day)| {
+            // The latest version to start on or before the day and not closed by then.
+            by_isrc
+                .get(*isrc)?
+                .iter()
+                .filter(|v| v.entry.valid_from <= *day && v.valid_to.is_none_or(|to| to > *day))
+                .max_by_key(|v| (v.entry.valid_from, v.version_id))
+                .cloned()
+        })
+        .collect();
+    Ok(CatalogAt {
+        versions,
+        known: by_isrc.into_keys().collect(),
+    })
 }
 
 fn version_from_row(row: &sqlx::postgres::PgRow) -> Result<CatalogVersion, sqlx::Error> {
@@ -257,8 +263,9 @@ pub struct RaisedAlerts {
 /// One drift at one DSP in this batch: its first observation and how many lines showed it.
 struct Event<'d> {
     drift: &'d Drift,
-    /// The DSP as the line key spells it (lower-cased, trimmed).
-    dsp: String,
+    /// The DSP as the line key spells it (lower-cased, trimmed), shared by the batch's
+    /// events of that DSP.
+    dsp: Arc<str>,
     occurrences: i64,
     /// The alert announcing it, if this event raises one (index into the planned alerts).
     alert: Option<usize>,
@@ -266,10 +273,15 @@ struct Event<'d> {
 
 /// Each distinct (drift, DSP) of `drifts` once, in order of first appearance.
 fn count_events(drifts: &[Drift]) -> Vec<Event<'_>> {
-    let mut index: HashMap<(&str, String), usize> = HashMap::with_capacity(drifts.len());
+    // A batch names a handful of DSPs: each is spelled as the key spells it once.
+    let mut dsps: HashMap<&str, Arc<str>> = HashMap::new();
+    let mut index: HashMap<(&str, Arc<str>), usize> = HashMap::with_capacity(drifts.len());
     let mut events: Vec<Event<'_>> = Vec::with_capacity(drifts.len());
     for drift in drifts {
-        let dsp = drift.dsp_name.trim().to_lowercase();
+        let dsp = dsps
+            .entry(drift.dsp_name.as_str())
+            .or_insert_with(|| Arc::from(drift.dsp_name.trim().to_lowercase()))
+            .clone();
         match index.entry((drift.id(), dsp)) {
             Entry::Occupied(seen) => events[*seen.get()].occurrences += 1,
             Entry::Vacant(new) => {
@@ -342,7 +354,7 @@ impl Known {
             return false;
         }
         match event.drift.kind {
-            DriftKind::UnknownIsrc => self.at.contains(&(id.to_string(), event.dsp.clone())),
+            DriftKind::UnknownIsrc => self.at.contains(&(id.to_string(), event.dsp.to_string())),
             _ => true,
         }
     }
@@ -394,7 +406,7 @@ fn event_rows<'e, 'd: 'e>(
 /// the catalog team, and a report of new releases can name thousands of tracks. Each event
 /// learns its alert.
 fn plan_alerts<'d>(events: &mut [Event<'d>], known: &Known) -> Vec<Planned<'d>> {
-    type Report<'r> = (String, Option<&'r str>, Option<NaiveDate>);
+    type Report<'r> = (Arc<str>, Option<&'r str>, Option<NaiveDate>);
     let mut alerted: HashSet<&'d str> = HashSet::new();
     let mut reports: HashMap<Report<'d>, usize> = HashMap::new();
     let mut planned: Vec<Planned<'d>> = Vec::new();
@@ -548,7 +560,7 @@ async fn upsert_events(
         return Ok(());
     }
     let ids: Vec<&str> = events.iter().map(|e| e.drift.id()).collect();
-    let dsps: Vec<&str> = events.iter().map(|e| e.dsp.as_str()).collect();
+    let dsps: Vec<&str> = events.iter().map(|e| &*e.dsp).collect();
     let isrcs: Vec<&str> = events.iter().map(|e| e.drift.isrc.as_str()).collect();
     let kinds: Vec<&str> = events.iter().map(|e| e.drift.kind.as_str()).collect();
     let expected: Vec<Option<&str>> = events.iter().map(|e| e.drift.expected.as_deref()).collect();
@@ -676,7 +688,7 @@ mod tests {
         // Track 1 was seen twice at Spotify: one event, two lines, announced once.
         let repeated = events
             .iter()
-            .find(|e| e.drift.isrc == isrc_for(1) && e.dsp == "spotify");
+            .find(|e| e.drift.isrc == isrc_for(1) && &*e.dsp == "spotify");
         assert_eq!(
             repeated.map(|e| (e.occurrences, e.alert)),
             Some((2, Some(0)))
@@ -684,12 +696,12 @@ mod tests {
         // Track 2 at Deezer too: its own row, and Deezer's report lists it as well.
         let deezer = events
             .iter()
-            .find(|e| e.drift.isrc == isrc_for(2) && e.dsp == "deezer");
+            .find(|e| e.drift.isrc == isrc_for(2) && &*e.dsp == "deezer");
         assert_eq!(deezer.map(|e| e.alert), Some(Some(2)));
         // The UPC drift at Deezer: its own row, announced once (at Spotify).
         let upc_at_deezer = events
             .iter()
-            .find(|e| e.drift.kind == DriftKind::UpcMismatch && e.dsp == "deezer");
+            .find(|e| e.drift.kind == DriftKind::UpcMismatch && &*e.dsp == "deezer");
         assert_eq!(upc_at_deezer.map(|e| e.alert), Some(None));
     }
 

@@ -246,22 +246,25 @@ impl Effects for CatalogApplied {
 /// The reports this batch's lines and summaries belong to: only their replacements can
 /// have become due when it commits (see [`report::settle_replacements`]).
 pub fn touched_reports(batch: &Batch) -> std::collections::HashSet<report::ReportRef> {
+    // Thousands of lines name a few reports: deduplicated as written, then spelled as the
+    // key spells them.
     let lines = batch.lines.iter().filter_map(|l| {
-        let report = l.line.report_id.clone()?;
-        Some((
-            l.line.dsp_name.trim().to_lowercase(),
-            l.line.report_period,
-            report,
-        ))
+        let report = l.line.report_id.as_deref()?;
+        Some((l.line.dsp_name.as_str(), l.line.report_period, report))
     });
     let summaries = batch.summaries.iter().map(|s| {
         (
-            s.item.dsp_name.trim().to_lowercase(),
+            s.item.dsp_name.as_str(),
             s.item.report_period,
-            s.item.report_id.clone(),
+            s.item.report_id.as_str(),
         )
     });
-    lines.chain(summaries).collect()
+    let written: std::collections::HashSet<(&str, chrono::NaiveDate, &str)> =
+        lines.chain(summaries).collect();
+    written
+        .into_iter()
+        .map(|(dsp, period, report)| (dsp.trim().to_lowercase(), period, report.to_string()))
+        .collect()
 }
 
 /// Stores report summaries (for [`write_isolating`]).
