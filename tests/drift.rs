@@ -1032,16 +1032,18 @@ async fn two_lanes_meet_one_new_drift(published_at_once: bool) {
     assert_eq!(occurrences, 2, "both lanes' lines counted");
 }
 
-/// Migration `20261207000001_lean_appends` on drift tables with rows: every event, count and
-/// acknowledgement kept, the tracks still listed by alert and by report, and the next batch
-/// counts onto the same rows.
+/// Migrations `20261207000001_lean_appends` and `20261209000002_drift_events_lean` on drift
+/// tables with rows: every event, count and acknowledgement kept, the tracks still listed by
+/// alert and by report, and the next batch counts onto the same rows.
 #[tokio::test]
 async fn drift_rows_recorded_before_the_lean_appends_migration_are_kept_and_counted_on() {
     let (url, pool) = common::fresh_database().await;
-    sqlx::raw_sql(common::UNDO_LEAN_APPENDS)
-        .execute(&pool)
-        .await
-        .expect("back to the schema before the migration");
+    for undo in [common::UNDO_DRIFT_EVENTS_LEAN, common::UNDO_LEAN_APPENDS] {
+        sqlx::raw_sql(undo)
+            .execute(&pool)
+            .await
+            .expect("back to the schema before the migrations");
+    }
     load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
     let mut lines = unknown_report(41, 1, 40, "Spotify");
     lines.extend(lines_for(42, 5_000, 3, ISRC, &upc_for(9)));
@@ -1090,6 +1092,20 @@ async fn drift_rows_recorded_before_the_lean_appends_migration_are_kept_and_coun
     .expect("schema");
     assert_eq!(indexes, vec!["drift_events_alert", "drift_events_pkey"]);
     assert_eq!(fk, 0, "the journal's foreign key is gone");
+    // And 20261209000002: the alert index hashed, the catalog foreign key gone.
+    let (alert_index, catalog_fk): (String, i64) = sqlx::query_as(
+        "SELECT (SELECT indexdef FROM pg_indexes WHERE indexname = 'drift_events_alert'),
+                (SELECT count(*) FROM pg_constraint
+                  WHERE conrelid = 'drift_events'::regclass AND contype = 'f')",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("drift_events schema");
+    assert!(
+        alert_index.contains("USING hash (alert_id)"),
+        "{alert_index}"
+    );
+    assert_eq!(catalog_fk, 0);
     let drifts = royalty_ingest::drift::review::drifts(&pool, None, Some(true), 10)
         .await
         .expect("acknowledged drift");

@@ -75,7 +75,16 @@ pub fn unique_suffix() -> String {
     format!("{:012x}", hasher.finish() & 0xffff_ffff_ffff)
 }
 
-/// Back to the schema as it was before `20261207000001_lean_appends`, rows kept.
+/// Back to the schema as it was before `20261209000002_drift_events_lean`, rows kept.
+pub const UNDO_DRIFT_EVENTS_LEAN: &str = "
+    DROP INDEX drift_events_alert;
+    CREATE INDEX drift_events_alert ON drift_events (alert_id) WHERE alert_id IS NOT NULL;
+    ALTER TABLE drift_events ADD CONSTRAINT drift_events_catalog_version_id_fkey
+        FOREIGN KEY (catalog_version_id) REFERENCES catalog_versions (version_id);
+    DELETE FROM _sqlx_migrations WHERE version = 20261209000002;";
+
+/// Back to the schema as it was before `20261207000001_lean_appends`, rows kept, once
+/// [`UNDO_DRIFT_EVENTS_LEAN`] has run.
 pub const UNDO_LEAN_APPENDS: &str = "
     ALTER TABLE drift_events
         ALTER COLUMN drift_id TYPE text COLLATE \"default\",
