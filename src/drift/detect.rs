@@ -141,12 +141,13 @@ fn same_text(a: &str, b: &str) -> bool {
 
 /// Compares a posted line with the catalog version current at its period. `catalog_loaded`
 /// says whether any catalog exists at all (before that, every ISRC would be "unknown").
-pub fn detect_line(
+/// `source` is written out only for a drift found: most lines show none.
+pub fn detect_line<S: std::fmt::Display + ?Sized>(
     line: &RoyaltyLine,
     version: Option<&CatalogVersion>,
     catalog_loaded: bool,
     alert_unknown_isrc: bool,
-    source: &str,
+    source: &S,
 ) -> Vec<Drift> {
     let drift = |kind, expected: Option<String>, received: Option<String>| {
         Drift {

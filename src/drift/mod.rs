@@ -77,15 +77,14 @@ pub async fn check_lines(
         .map(|(l, version)| {
             let version = version.as_ref();
             let alert_unknown = settings.alert_unknown_isrc && !known.contains(&l.line.isrc);
-            let source = l.source.to_string();
             // At most one drift per kind: a short scan, by ids computed at detection.
             let already: Vec<Drift> = l
                 .previous
-                .map(|old| detect::detect_line(old, version, loaded, alert_unknown, &source))
+                .map(|old| detect::detect_line(old, version, loaded, alert_unknown, l.source))
                 .unwrap_or_default();
             LineCheck {
                 catalog_version_id: version.map(|v| v.version_id),
-                drifts: detect::detect_line(l.line, version, loaded, alert_unknown, &source)
+                drifts: detect::detect_line(l.line, version, loaded, alert_unknown, l.source)
                     .into_iter()
                     .filter(|d| !already.iter().any(|a| a.id() == d.id()))
                     .collect(),
