@@ -263,6 +263,52 @@ pub async fn missing_topics(kafka: &KafkaArgs, topics: &[&str]) -> anyhow::Resul
     Ok(missing)
 }
 
+/// The partition ids of `topic`, or `None` if the broker says it does not exist. A topic
+/// listed with an error (its leader being elected, say) or without partitions is asked
+/// about again until `timeout`, then refused with the broker's reason: read as "no
+/// partitions", it would make a reader conclude that nothing was ever published there.
+/// Blocks (call it from blocking code).
+pub fn topic_partitions<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> anyhow::Result<Option<Vec<i32>>> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let metadata = consumer
+            .fetch_metadata(Some(topic), left.max(Duration::from_millis(100)))
+            .with_context(|| {
+                format!("cannot read the partitions of {topic} (is the broker up?)")
+            })?;
+        let listed = metadata.topics().iter().find(|t| t.name() == topic);
+        let problem = match listed {
+            None => "the broker did not list it".to_string(),
+            Some(t) => match t.error().map(RDKafkaErrorCode::from) {
+                Some(RDKafkaErrorCode::UnknownTopicOrPartition) => return Ok(None),
+                Some(code) => format!("the broker answered {code}"),
+                None if t.partitions().is_empty() => "the broker listed no partitions".into(),
+                None => match t.partitions().iter().find_map(|p| p.error()) {
+                    Some(code) => {
+                        format!("a partition's answer was {}", RDKafkaErrorCode::from(code))
+                    }
+                    None => {
+                        let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+                        ids.sort_unstable();
+                        return Ok(Some(ids));
+                    }
+                },
+            },
+        };
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "cannot read the partitions of {topic} within {} s: {problem}",
+            timeout.as_secs_f64()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Creates each topic that does not exist yet (replication 1 on a single broker,
 /// otherwise the broker default). Existing topics are left as they are; a name given
 /// twice is created once (librdkafka crashes on a repeated name in one request).
@@ -402,5 +448,48 @@ mod tests {
         assert_eq!(config.get("request.required.acks"), None);
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("linger.ms"), Some("20"), "other properties pass");
+    }
+
+    /// A mock cluster (librdkafka's) stages what a real broker cannot be made to answer on
+    /// demand: a topic listed with an error.
+    #[test]
+    fn a_topic_listed_with_an_error_is_never_read_as_one_without_partitions() {
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::types::RDKafkaRespErr;
+
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("summaries", 3, 1).expect("topic");
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", "partitions-test")
+            .create()
+            .expect("consumer");
+        let wait = Duration::from_secs(2);
+        let found = topic_partitions(&consumer, "summaries", wait).expect("partitions");
+        assert_eq!(found, Some(vec![0, 1, 2]));
+
+        let electing = RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
+        cluster.topic_error("summaries", electing).expect("staged");
+        let err = topic_partitions(&consumer, "summaries", wait).expect_err("refused");
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("cannot read the partitions of summaries within 2 s"),
+            "{err}"
+        );
+        assert!(err.contains("Leader not available"), "{err}");
+
+        cluster
+            .topic_error("summaries", RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR)
+            .expect("cleared");
+        let found = topic_partitions(&consumer, "summaries", wait).expect("partitions again");
+        assert_eq!(found, Some(vec![0, 1, 2]));
+
+        let unknown = RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        cluster.topic_error("summaries", unknown).expect("staged");
+        let missing = topic_partitions(&consumer, "summaries", wait).expect("an answer");
+        assert_eq!(
+            missing, None,
+            "a topic the broker does not know has no partitions"
+        );
     }
 }

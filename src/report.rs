@@ -25,7 +25,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use crate::avro::{SchemaStore, encode_record_single_object};
 use crate::config::KafkaArgs;
 use crate::db::DbFailure;
-use crate::kafka::client_config;
+use crate::kafka::{BROKER_PROBE_TIMEOUT, client_config, topic_partitions};
 use crate::record::SourceRecord;
 
 /// Full name of the Avro record.
@@ -216,17 +216,12 @@ pub fn read_summaries(
         .set("enable.auto.commit", "false")
         .create()
         .context("failed to create a Kafka client")?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .with_context(|| format!("cannot read the partitions of {topic}"))?;
+    // A topic that does not exist yet has nothing published.
+    let partitions = topic_partitions(&consumer, topic, BROKER_PROBE_TIMEOUT)?.unwrap_or_default();
     let mut list = TopicPartitionList::new();
     // Each partition is read up to its end as it is now (its high watermark).
     let mut ends: Vec<(i32, i64)> = Vec::new();
-    for partition in metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-    {
+    for partition in partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, Duration::from_secs(10))
             .with_context(|| format!("cannot read the end of {topic}[{partition}]"))?;

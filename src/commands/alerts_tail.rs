@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::avro::SchemaStore;
 use crate::config::{DatabaseArgs, KafkaArgs, checked_topic_name};
 use crate::db;
-use crate::kafka::{BROKER_PROBE_TIMEOUT, client_config, missing_topics};
+use crate::kafka::{BROKER_PROBE_TIMEOUT, client_config, missing_topics, topic_partitions};
 use crate::output;
 use crate::retry::Backoff;
 
@@ -239,16 +239,12 @@ async fn partitions_from(
     topic: &str,
     offset: Offset,
 ) -> anyhow::Result<TopicPartitionList> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), BROKER_PROBE_TIMEOUT)
-        .with_context(|| format!("cannot read the partitions of {topic} (is the broker up?)"))?;
+    let partitions = topic_partitions(consumer, topic, BROKER_PROBE_TIMEOUT)?
+        .with_context(|| format!("topic {topic} does not exist"))?;
     let mut assignment = TopicPartitionList::new();
-    for topic in metadata.topics() {
-        for partition in topic.partitions() {
-            assignment.add_partition_offset(topic.name(), partition.id(), offset)?;
-        }
+    for partition in partitions {
+        assignment.add_partition_offset(topic, partition, offset)?;
     }
-    anyhow::ensure!(assignment.count() > 0, "topic {topic} has no partitions");
     Ok(assignment)
 }
 
@@ -263,14 +259,12 @@ async fn anchor_group(config: &ClientConfig, topic: &str) -> anyhow::Result<()> 
         .context("failed to create the alerts consumer")?;
     let topic = topic.to_string();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), BROKER_PROBE_TIMEOUT)
-            .with_context(|| format!("cannot read the partitions of {topic}"))?;
+        let Some(partitions) = topic_partitions(&consumer, &topic, BROKER_PROBE_TIMEOUT)? else {
+            return Ok(());
+        };
         let mut wanted = TopicPartitionList::new();
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                wanted.add_partition(t.name(), p.id());
-            }
+        for partition in partitions {
+            wanted.add_partition(&topic, partition);
         }
         let committed = consumer
             .committed_offsets(wanted, BROKER_PROBE_TIMEOUT)

@@ -11,7 +11,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::letter::{Letter, Place};
 use crate::config::KafkaArgs;
-use crate::kafka::{BROKER_PROBE_TIMEOUT, client_config};
+use crate::kafka::{BROKER_PROBE_TIMEOUT, client_config, topic_partitions};
 
 /// How long the reader waits for the next record of a partition it knows is not done.
 const STALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,20 +43,12 @@ impl TopicReader {
         let consumer: StreamConsumer = config
             .create()
             .context("failed to create the dead-letter reader")?;
-        let metadata = tokio::task::block_in_place(|| {
-            consumer.fetch_metadata(Some(topic), BROKER_PROBE_TIMEOUT)
-        })
-        .with_context(|| format!("cannot read the metadata of {topic}"))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        anyhow::ensure!(
-            !partitions.is_empty(),
-            "the dead-letter topic {topic} does not exist (nothing was refused yet, or check --dlq-topic)"
-        );
+        let partitions = tokio::task::block_in_place(|| {
+            topic_partitions(&consumer, topic, BROKER_PROBE_TIMEOUT)
+        })?
+        .with_context(|| {
+            format!("the dead-letter topic {topic} does not exist (nothing was refused yet, or check --dlq-topic)")
+        })?;
         let mut ends = HashMap::new();
         let mut assignment = TopicPartitionList::new();
         let mut records_total = 0;
