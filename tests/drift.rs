@@ -1148,6 +1148,117 @@ async fn drift_rows_recorded_before_the_lean_appends_migration_are_kept_and_coun
     assert_eq!(counts, (before.len() as i64, 2 * lines_counted));
 }
 
+/// Migration `20261210000001_unknown_track_ids` on drift tables with rows recorded under the
+/// hashed ids: each unknown track's row gets its new id and keeps everything else, its
+/// acknowledgement moves along, other drift keeps its id, the report's alert still lists
+/// its tracks, and the next lines of the same tracks are counted on the same rows with
+/// nothing announced again.
+#[tokio::test]
+async fn unknown_tracks_recorded_under_hashed_ids_keep_their_rows_and_acknowledgements() {
+    let (url, pool) = common::fresh_database().await;
+    load_catalog(&pool, &[entry(ISRC, &upc_for(1), "2026-01-01")]).await;
+    let mut lines = unknown_report(43, 1, 30, "Spotify");
+    lines.extend(lines_for(44, 5_000, 3, ISRC, &upc_for(9)));
+    let stats = commit(&pool, &one_batch(&lines, 0, None)).await;
+    assert_eq!((stats.drift_alerts, stats.unknown_tracks), (2, 30));
+    sqlx::raw_sql(common::UNDO_UNKNOWN_TRACK_IDS)
+        .execute(&pool)
+        .await
+        .expect("back to hashed ids");
+    let (hashed, hashed_isrc): (String, String) = sqlx::query_as(
+        "SELECT drift_id, isrc FROM drift_events WHERE kind = 'unknown_isrc'
+          ORDER BY isrc LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("an unknown track");
+    assert!(
+        hashed.starts_with("drift-") && hashed.len() == 38,
+        "recorded as before: {hashed}"
+    );
+    assert!(
+        royalty_ingest::drift::review::acknowledge(&pool, &hashed, "ops", "catalog team told")
+            .await
+            .expect("acknowledge")
+    );
+    let rows = "SELECT isrc, dsp_name, kind, occurrences, alert_id, first_report_id,
+                       first_source, first_period::text
+                  FROM drift_events ORDER BY isrc, kind";
+    type Row = (
+        String,
+        String,
+        String,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let before: Vec<Row> = sqlx::query_as(rows).fetch_all(&pool).await.expect("events");
+    let other_ids = "SELECT array_agg(drift_id ORDER BY drift_id) FROM drift_events
+                      WHERE kind <> 'unknown_isrc'";
+    let others_before: Vec<String> = sqlx::query_scalar(other_ids)
+        .fetch_one(&pool)
+        .await
+        .expect("other drift");
+
+    royalty_ingest::db::migrate(&pool).await.expect("migrate");
+
+    let after: Vec<Row> = sqlx::query_as(rows).fetch_all(&pool).await.expect("events");
+    assert_eq!(after, before, "every row kept as it was");
+    let misnamed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM drift_events
+          WHERE kind = 'unknown_isrc' AND drift_id <> 'drift-unknown-isrc-' || isrc",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("ids");
+    assert_eq!(misnamed, 0, "every unknown track under its new id");
+    let others_after: Vec<String> = sqlx::query_scalar(other_ids)
+        .fetch_one(&pool)
+        .await
+        .expect("other drift");
+    assert_eq!(
+        others_after, others_before,
+        "other drift keeps its hashed id"
+    );
+    let acknowledged = royalty_ingest::drift::review::drifts(&pool, None, Some(true), 10)
+        .await
+        .expect("acknowledged drift");
+    assert_eq!(
+        acknowledged
+            .iter()
+            .map(|d| d.drift_id.clone())
+            .collect::<Vec<_>>(),
+        vec![format!("drift-unknown-isrc-{hashed_isrc}")],
+        "the acknowledgement moved with its drift"
+    );
+    let alert_id = before
+        .iter()
+        .find_map(|e| e.4.clone().filter(|_| e.2 == "unknown_isrc"))
+        .expect("the report's alert");
+    assert_eq!(
+        unknown_tracks(&url, &["--alert", &alert_id]).await.len(),
+        30
+    );
+
+    // More lines of the same tracks: counted onto the same rows, nothing announced.
+    let mut more = lines.clone();
+    for line in &mut more {
+        line.transaction_id = format!("{}-B", line.transaction_id);
+    }
+    let next = lines.len() as i64;
+    let again = commit(&pool, &one_batch(&more, next, Some(next))).await;
+    assert_eq!((again.drift_alerts, again.unknown_tracks), (0, 0));
+    let counts: (i64, i64) =
+        sqlx::query_as("SELECT count(*), sum(occurrences)::bigint FROM drift_events")
+            .fetch_one(&pool)
+            .await
+            .expect("counts");
+    let lines_counted: i64 = before.iter().map(|e| e.3).sum();
+    assert_eq!(counts, (before.len() as i64, 2 * lines_counted));
+}
+
 /// A track the catalog knows only from a later date is not unknown in an earlier period
 /// (the catalog does not cover that period); a track it does not know at all is, in the
 /// same batch, from the same lookup.

@@ -75,6 +75,20 @@ pub fn unique_suffix() -> String {
     format!("{:012x}", hasher.finish() & 0xffff_ffff_ffff)
 }
 
+/// Back to the drift ids as `20261210000001_unknown_track_ids` found them (an unknown
+/// track's id a hash of its ISRC, as detect.rs spelled it before), rows kept.
+pub const UNDO_UNKNOWN_TRACK_IDS: &str = "
+    UPDATE drift_acknowledgements a
+       SET drift_id = 'drift-' || left(encode(sha256(convert_to(
+                          'drift1|' || e.isrc || '|unknown_isrc|||', 'UTF8')), 'hex'), 32)
+      FROM (SELECT DISTINCT drift_id, isrc FROM drift_events WHERE kind = 'unknown_isrc') e
+     WHERE a.drift_id = e.drift_id;
+    UPDATE drift_events
+       SET drift_id = 'drift-' || left(encode(sha256(convert_to(
+                          'drift1|' || isrc || '|unknown_isrc|||', 'UTF8')), 'hex'), 32)
+     WHERE kind = 'unknown_isrc';
+    DELETE FROM _sqlx_migrations WHERE version = 20261210000001;";
+
 /// Back to the schema as it was before `20261209000002_drift_events_lean`, rows kept.
 pub const UNDO_DRIFT_EVENTS_LEAN: &str = "
     DROP INDEX drift_events_alert;
