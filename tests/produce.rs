@@ -310,12 +310,13 @@ async fn refused_lines_explain_only_the_currency_row_they_belong_to() {
             "INSERT INTO quarantine (source_topic, source_partition, source_offset,
                                      consumer_group, record_value, error_stage, error_class,
                                      reason, dead_letter_id)
-             VALUES ($1, 0, $2, 'it-produce', $3, 'decode', 'unknown_fingerprint', 'test', $4)",
+             VALUES ($1, 0, $2, $5, $3, 'decode', 'unknown_fingerprint', 'test', $4)",
         )
         .bind(&s.raw)
         .bind(1_000_000 + i64::try_from(n).expect("small"))
         .bind(common::pipeline::encode(3, &line))
         .bind(format!("dl-test-{txn}"))
+        .bind(&s.group)
         .execute(&s.pool)
         .await
         .expect("quarantine row");

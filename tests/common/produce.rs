@@ -24,15 +24,17 @@ pub struct Setup {
     pub url: String,
     /// A pool on it.
     pub pool: PgPool,
-    /// The consumer group of `run` and `reconcile`.
-    pub group: &'static str,
+    /// The consumer group of `run` and `reconcile`: `group` and a suffix of its own, so
+    /// that tests running at once never share a group (a member joining another test's
+    /// group makes both rebalance).
+    pub group: String,
     /// Arguments every `produce` gets before the test's own.
     pub produce_args: Vec<&'static str>,
 }
 
 impl Setup {
-    /// Fresh topics named after `prefix` and a fresh database; `group` is the consumer
-    /// group `ingest` and `reconcile` use.
+    /// Fresh topics named after `prefix` and a fresh database; `ingest` and `reconcile`
+    /// use a consumer group named after `group`.
     pub async fn new(prefix: &str, group: &'static str) -> Setup {
         let raw = super::fresh_topic(&format!("it.{prefix}.raw"), 2).await;
         let summaries = super::fresh_topic(&format!("it.{prefix}.sum"), 1).await;
@@ -46,7 +48,7 @@ impl Setup {
             alerts,
             url,
             pool,
-            group,
+            group: format!("{group}-{}", super::unique_suffix()),
             produce_args: Vec::new(),
         }
     }
@@ -73,7 +75,7 @@ impl Setup {
 
     /// `run` in-process over the lines and summaries until it is caught up and idle.
     pub async fn ingest(&self) {
-        let mut args = run_args(&self.raw, &self.dlq, &self.url, self.group);
+        let mut args = run_args(&self.raw, &self.dlq, &self.url, &self.group);
         args.summaries_topic = self.summaries.clone();
         args.alerts_topic = self.alerts.clone();
         run_until_idle(args).await;
@@ -84,7 +86,7 @@ impl Setup {
         let mut args = vec![
             "reconcile",
             "--group",
-            self.group,
+            &self.group,
             "--summaries-topic",
             &self.summaries,
         ];

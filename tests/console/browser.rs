@@ -220,7 +220,7 @@ async fn a_drift_is_acknowledged_and_a_report_that_does_not_reconcile_shows_its_
         &s.url,
         &[
             "--group",
-            s.group,
+            &s.group,
             "--summaries-topic",
             &s.summaries,
             "--dlq-topic",
