@@ -191,7 +191,7 @@ pub async fn tail(args: &TailArgs, shutdown: CancellationToken) -> anyhow::Resul
         let consumer: StreamConsumer = config
             .create()
             .context("failed to create the alerts consumer")?;
-        let assignment = partitions_from(&consumer, &args.alerts_topic, Offset::Beginning).await?;
+        let assignment = partitions_from(&consumer, &args.alerts_topic, Offset::Beginning)?;
         consumer.assign(&assignment)?;
         return print_alerts(args, &filter, &store, &consumer, &shutdown).await;
     }
@@ -234,13 +234,16 @@ async fn wait_for_topic(args: &TailArgs, shutdown: &CancellationToken) -> anyhow
 }
 
 /// Every partition of `topic` at `offset`.
-async fn partitions_from(
+fn partitions_from(
     consumer: &StreamConsumer,
     topic: &str,
     offset: Offset,
 ) -> anyhow::Result<TopicPartitionList> {
-    let partitions = topic_partitions(consumer, topic, BROKER_PROBE_TIMEOUT)?
-        .with_context(|| format!("topic {topic} does not exist"))?;
+    // The metadata calls block (and are retried while the broker lists the topic with an
+    // error): keep them off the async workers.
+    let partitions =
+        tokio::task::block_in_place(|| topic_partitions(consumer, topic, BROKER_PROBE_TIMEOUT))?
+            .with_context(|| format!("topic {topic} does not exist"))?;
     let mut assignment = TopicPartitionList::new();
     for partition in partitions {
         assignment.add_partition_offset(topic, partition, offset)?;
