@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+#[cfg(test)]
+use chrono::TimeZone;
 use chrono::{DateTime, Utc};
 
 /// A topic and one of its partitions.
@@ -39,13 +41,33 @@ pub struct SourceRecord {
     pub partition: i32,
     /// Offset within the partition.
     pub offset: i64,
-    /// The Kafka record timestamp; decides which of two versions of a line is newer.
+    /// When the report was made: the record's [`REPORT_TIME_HEADER`], or without one its
+    /// Kafka timestamp; decides which of two versions of a line is newer.
     pub timestamp: DateTime<Utc>,
 }
 
 /// A record's headers, in order: name and value (a header may have no value, which is not
 /// an empty one).
 pub type RecordHeaders = Vec<(String, Option<Vec<u8>>)>;
+
+/// The header carrying the time the report was made (RFC 3339), which versions the line
+/// instead of the record timestamp. A producer that puts it there publishes with the
+/// current time, so the topic's retention counts from publication: a monthly report is
+/// weeks old when it is delivered, and a broker deletes records older than its retention
+/// (7 days by default) within minutes, before `run` may have read them.
+pub const REPORT_TIME_HEADER: &str = "royalty.report.time";
+
+/// The report time of a record's [`REPORT_TIME_HEADER`]: None without one, the header's
+/// text when it is not an RFC 3339 time (the record is refused, never versioned by a guess).
+pub fn report_time(headers: &RecordHeaders) -> Option<Result<DateTime<Utc>, String>> {
+    let (_, value) = headers.iter().find(|(n, _)| n == REPORT_TIME_HEADER)?;
+    let text = String::from_utf8_lossy(value.as_deref().unwrap_or_default());
+    Some(
+        DateTime::parse_from_rfc3339(text.trim())
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|_| text.into_owned()),
+    )
+}
 
 /// The bytes of a source record, kept so a refused record is dead-lettered unchanged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,6 +88,8 @@ pub struct RecordBytes {
 pub enum NotRead {
     /// A header name is not UTF-8: the headers are left out.
     HeaderName,
+    /// The [`REPORT_TIME_HEADER`] is not a time (its text).
+    ReportTime(String),
     /// The record is larger than the configured limit (`--max-record-kib`): its value and
     /// headers are not copied out of the client's buffer, and its key only when short.
     TooLarge {
@@ -85,7 +109,7 @@ impl NotRead {
     /// Machine-readable class of the dead letter.
     pub fn class(&self) -> &'static str {
         match self {
-            NotRead::HeaderName => "invalid_header",
+            NotRead::HeaderName | NotRead::ReportTime(_) => "invalid_header",
             NotRead::TooLarge { .. } => Self::TOO_LARGE_CLASS,
         }
     }
@@ -94,6 +118,10 @@ impl NotRead {
     pub fn reason(&self, source: &SourceRecord) -> String {
         match self {
             NotRead::HeaderName => "a header name is not valid UTF-8".to_string(),
+            NotRead::ReportTime(text) => format!(
+                "the {REPORT_TIME_HEADER} header {text:?} is not an RFC 3339 time (when the \
+                 report was made, e.g. 2026-10-01T09:00:00Z): the line's version is not guessed"
+            ),
             NotRead::TooLarge {
                 bytes,
                 limit,
@@ -129,5 +157,37 @@ impl std::fmt::Display for SourceRecord {
     /// sources.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}[{}]@{}", self.topic, self.partition, self.offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: Option<&str>) -> RecordHeaders {
+        vec![
+            ("other".into(), Some(b"x".to_vec())),
+            (
+                REPORT_TIME_HEADER.into(),
+                value.map(|v| v.as_bytes().to_vec()),
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_report_time_header_is_an_rfc_3339_time_or_a_refusal() {
+        assert_eq!(report_time(&Vec::new()), None);
+        let at = report_time(&with(Some("2026-10-01T09:30:00.250+02:00")));
+        let expected = Utc.with_ymd_and_hms(2026, 10, 1, 7, 30, 0).single();
+        let expected = expected.map(|t| t + chrono::Duration::milliseconds(250));
+        assert_eq!(at.and_then(Result::ok), expected);
+        for bad in ["1759311000000", "2026-10-01", "yesterday", ""] {
+            assert_eq!(
+                report_time(&with(Some(bad))),
+                Some(Err(bad.to_string())),
+                "{bad:?} is refused, not guessed"
+            );
+        }
+        assert_eq!(report_time(&with(None)), Some(Err(String::new())));
     }
 }

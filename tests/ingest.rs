@@ -418,3 +418,83 @@ async fn a_batch_job_logs_what_its_batches_did() {
     assert_eq!(sum("restated"), 1, "{stderr}");
     assert_eq!(sum("records"), 13, "{stderr}");
 }
+
+/// A line carrying its report's time in the `royalty.report.time` header is versioned by
+/// it, whatever the record's own timestamp (its producer's publication time): a correction
+/// made later wins, an older version published after it is stale. A header that is not an
+/// RFC 3339 time is refused with the reason, never read as a guess.
+#[tokio::test]
+async fn the_report_time_header_versions_a_line_and_a_malformed_one_is_refused() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+
+    let topic = common::fresh_topic("it.reporttime.raw", 1).await;
+    let dlq = common::fresh_topic("it.reporttime.dlq", 1).await;
+    let (url, pool) = common::fresh_database().await;
+    let line = distinct_lines(91, 1, 1).remove(0);
+    let mut corrected = line.clone();
+    corrected.royalty_amount = Decimal::new(75, 1);
+    let mut malformed = distinct_lines(91, 2, 1).remove(0);
+    malformed.report_id = Some("R-91".into());
+    let producer = common::producer();
+    // In publication order: the correction (made 2026-10-20), the original (made
+    // 2026-10-05) published after it, and a line whose header says "last Tuesday".
+    let sends = [
+        (&corrected, "2026-10-20T08:00:00Z"),
+        (&line, "2026-10-05T08:00:00Z"),
+        (&malformed, "last Tuesday"),
+    ];
+    for (l, made) in sends {
+        let value = encode(3, l);
+        let key = record_key(l);
+        producer
+            .send(
+                FutureRecord::to(&topic)
+                    .key(key.as_bytes())
+                    .payload(&value)
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: "royalty.report.time",
+                        value: Some(made),
+                    })),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(err, _)| err)
+            .expect("sent");
+    }
+
+    run_until_idle(run_args(&topic, &dlq, &url, "it-reporttime")).await;
+
+    let (amount, stamped): (Decimal, chrono::DateTime<chrono::Utc>) = sqlx::query_as(
+        "SELECT royalty_amount, source_timestamp FROM royalty_ledger WHERE transaction_id = $1",
+    )
+    .bind(&line.transaction_id)
+    .fetch_one(&pool)
+    .await
+    .expect("the line");
+    assert_eq!(amount, Decimal::new(75, 1), "the later report wins");
+    assert_eq!(stamped.to_rfc3339(), "2026-10-20T08:00:00+00:00");
+    let stale = count(
+        &pool,
+        "SELECT count(*) FROM ledger_revisions WHERE NOT applied",
+    )
+    .await;
+    assert_eq!(stale, 1, "the older version is journaled as stale");
+    let refused: (String, String) = sqlx::query_as("SELECT error_class, reason FROM quarantine")
+        .fetch_one(&pool)
+        .await
+        .expect("one dead letter");
+    assert_eq!(refused.0, "invalid_header");
+    assert!(
+        refused
+            .1
+            .contains("royalty.report.time header \"last Tuesday\" is not an RFC 3339 time"),
+        "{}",
+        refused.1
+    );
+    assert_eq!(
+        ledger_totals(&pool).await.0,
+        1,
+        "the malformed line is not booked"
+    );
+}

@@ -53,8 +53,31 @@ impl Setup {
 #[tokio::test]
 async fn a_corrected_dsr_resend_restates_its_lines_and_an_old_copy_changes_nothing() {
     let s = setup("dsrv").await;
+    let started = chrono::Utc::now().timestamp_millis();
     s.produce_ok(&[&fixture("DSR_StreamCo_GB_2026-09_original.tsv")])
         .await;
+    // The report's time (MessageCreatedDateTime, two months back) travels in a header; the
+    // records carry the time they were published, which the topic's retention counts from
+    // (stamped with the report's own time, a broker's 7-day retention deleted them within
+    // minutes, before `run` read them: this test's old flake).
+    let raw = tokio::task::spawn_blocking({
+        let topic = s.raw.clone();
+        move || common::read_topic(&topic, 5, std::time::Duration::from_secs(30))
+    })
+    .await
+    .expect("reader");
+    assert_eq!(raw.len(), 5);
+    for record in &raw {
+        assert_eq!(
+            record.header("royalty.report.time").as_deref(),
+            Some("2026-10-05T08:00:00.000Z")
+        );
+        assert!(
+            record.timestamp.is_some_and(|at| at >= started - 60_000),
+            "published with the time it was sent: {:?}",
+            record.timestamp
+        );
+    }
     s.ingest().await;
     assert_eq!(s.ledger("").await, (5, 15000, dec("5000.00")));
 

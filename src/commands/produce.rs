@@ -16,6 +16,7 @@ use clap::Args;
 use clap::builder::BoolishValueParser;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rust_decimal::Decimal;
 
@@ -30,6 +31,7 @@ use crate::produce::profile::Profile;
 use crate::produce::{
     FileItem, Format, ReportTotals, content_sha256, delimited, detect, dsr, ensure_text, open,
 };
+use crate::record::REPORT_TIME_HEADER;
 use crate::report::{self, ReportSummary};
 use crate::sample::record_key;
 
@@ -68,8 +70,9 @@ pub struct ProduceArgs {
     )]
     pub summaries_topic: String,
 
-    /// When the report was made (RFC 3339), for files that do not say: its version, and the
-    /// timestamp of every published line. A later version of a report replaces an earlier
+    /// When the report was made (RFC 3339), for files that do not say: its version, which
+    /// every published line carries in its `royalty.report.time` header (the record
+    /// timestamp is the publication time). A later version of a report replaces an earlier
     /// one; an older one published later changes nothing. A DSR file's own
     /// MessageCreatedDateTime, or a profile's `report_time` column, comes first; a delimited
     /// file with neither needs this option (a file's modification time is never used: a
@@ -475,6 +478,11 @@ async fn produce_file(
             })
         })
     };
+    // The report's time versions its lines; it travels in a header and the records carry
+    // the time they are published, so the topic's retention counts from now (a report is
+    // weeks old when it is delivered: stamped with its own time, a broker's 7-day
+    // retention would delete its lines within minutes).
+    let made = timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut check = ItemCheck::new(sink.schema.clone());
     let mut progress = Progress::new("lines published", lines);
     let mut in_flight = FuturesUnordered::new();
@@ -484,13 +492,17 @@ async fn produce_file(
             continue;
         };
         let topic = sink.topic.clone();
+        let headers = OwnedHeaders::new().insert(Header {
+            key: REPORT_TIME_HEADER,
+            value: Some(made.as_str()),
+        });
         in_flight.push(async move {
             producer
                 .send(
                     FutureRecord::to(&topic)
                         .key(ready.key.as_bytes())
                         .payload(&ready.value)
-                        .timestamp(timestamp.timestamp_millis()),
+                        .headers(headers),
                     Duration::from_secs(60),
                 )
                 .await
@@ -589,10 +601,10 @@ async fn publish_summaries(
         let record_key = summary.record_key();
         producer
             .send(
+                // Versioned by `created_at` inside; stamped with the time it is published.
                 FutureRecord::to(topic)
                     .key(record_key.as_bytes())
-                    .payload(&value)
-                    .timestamp(created_at.timestamp_millis()),
+                    .payload(&value),
                 Duration::from_secs(60),
             )
             .await

@@ -28,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{RunArgs, StartPolicy};
 use crate::kafka::client_config;
 use crate::ledger::offsets;
-use crate::record::{NotRead, RecordBytes, RecordHeaders, SourceRecord, TopicPartition};
+use crate::record::{
+    NotRead, RecordBytes, RecordHeaders, SourceRecord, TopicPartition, report_time,
+};
 
 /// Most often the stored offsets are mirrored into the Kafka group (for lag tools only).
 const MIRROR_INTERVAL: Duration = Duration::from_secs(1);
@@ -824,6 +826,13 @@ fn owned(message: &BorrowedMessage<'_>, max_bytes: usize) -> SourceMessage {
             headers,
             not_read,
         )
+    };
+    // A record carrying its report's time is versioned by it (its producer publishes with
+    // the current time); a malformed one is refused rather than versioned by a guess.
+    let (timestamp, not_read) = match report_time(&headers) {
+        None => (timestamp, not_read),
+        Some(Ok(made)) => (made, not_read),
+        Some(Err(text)) => (timestamp, not_read.or(Some(NotRead::ReportTime(text)))),
     };
     SourceMessage {
         source: SourceRecord {
