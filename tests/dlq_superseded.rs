@@ -9,6 +9,7 @@ use std::process::Output;
 use chrono::NaiveDate;
 use common::pipeline::{encode, royalty_ingest};
 use common::produce::dec;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use royalty_ingest::domain::DecodedLine;
 use royalty_ingest::sample::record_key;
@@ -202,15 +203,16 @@ async fn a_corrected_resend_closes_the_dead_letter_of_the_line_it_corrects() {
         artist: None,
         report_id: Some("ST-12".into()),
     };
-    let first_version = chrono::DateTime::parse_from_rfc3339("2026-10-01T00:00:00Z")
-        .expect("time")
-        .timestamp_millis();
+    // Versioned as a producer does: the report's time in a header, published now.
     common::producer()
         .send(
             FutureRecord::to(&s.0.raw)
                 .key(record_key(&old_copy).as_bytes())
                 .payload(&encode(4, &old_copy))
-                .timestamp(first_version),
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: "royalty.report.time",
+                    value: Some("2026-10-01T00:00:00Z"),
+                })),
             std::time::Duration::from_secs(30),
         )
         .await

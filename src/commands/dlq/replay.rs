@@ -23,7 +23,7 @@ use super::{DlqSource, Filters, select};
 use crate::commands::progress::Progress;
 use crate::config::{KafkaArgs, checked_topic_name};
 use crate::kafka::{Client, idempotent_producer_config, missing_topics, refuse_unsafe_properties};
-use crate::record::NotRead;
+use crate::record::{NotRead, REPORT_TIME_HEADER};
 
 /// Most sends in flight at once.
 const WINDOW: usize = 500;
@@ -366,7 +366,13 @@ async fn send_one(producer: &FutureProducer, send: &Send<'_>) -> anyhow::Result<
     if let Some(value) = &letter.value {
         record = record.payload(value.as_slice());
     }
-    if let Some(ts) = letter.original_timestamp {
+    // A record versioned by its `royalty.report.time` header keeps the header and is
+    // stamped with the time it is replayed, so the topic's retention counts from now; one
+    // versioned by its timestamp needs that timestamp back.
+    let versioned_by_header = header_list
+        .iter()
+        .any(|(name, _)| name.as_str() == REPORT_TIME_HEADER);
+    if let Some(ts) = letter.original_timestamp.filter(|_| !versioned_by_header) {
         record = record.timestamp(ts.timestamp_millis());
     }
     let delivery = producer
