@@ -1106,15 +1106,9 @@ async fn drift_rows_recorded_before_the_lean_appends_migration_are_kept_and_coun
         "{alert_index}"
     );
     assert_eq!(catalog_fk, 0);
-    let drifts = royalty_ingest::drift::review::drifts(&pool, None, Some(true), 10)
-        .await
-        .expect("acknowledged drift");
     assert_eq!(
-        drifts
-            .iter()
-            .map(|d| d.drift_id.as_str())
-            .collect::<Vec<_>>(),
-        vec![upc_drift.as_str()],
+        acknowledged_ids(&pool).await,
+        vec![upc_drift.clone()],
         "the acknowledgement still joins its drift"
     );
     let alert_id = before
@@ -1133,19 +1127,39 @@ async fn drift_rows_recorded_before_the_lean_appends_migration_are_kept_and_coun
     );
 
     // More lines of the same tracks: counted onto the same rows, nothing announced.
-    let mut more = lines.clone();
+    let (again, counts) = the_same_tracks_again(&pool, &lines).await;
+    assert_eq!(again.drift_alerts, 0);
+    assert_eq!(counts, (before.len() as i64, 2 * lines_counted));
+}
+
+/// Commits other lines of the same tracks after `lines` (their transaction ids suffixed),
+/// and returns the batch's statistics and the `drift_events` rows and occurrences after it.
+async fn the_same_tracks_again(
+    pool: &PgPool,
+    lines: &[DecodedLine],
+) -> (royalty_ingest::ledger::BatchStats, (i64, i64)) {
+    let mut more = lines.to_vec();
     for line in &mut more {
         line.transaction_id = format!("{}-B", line.transaction_id);
     }
     let next = lines.len() as i64;
-    let again = commit(&pool, &one_batch(&more, next, Some(next))).await;
-    assert_eq!(again.drift_alerts, 0);
+    let again = commit(pool, &one_batch(&more, next, Some(next))).await;
     let counts: (i64, i64) =
         sqlx::query_as("SELECT count(*), sum(occurrences)::bigint FROM drift_events")
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await
             .expect("counts");
-    assert_eq!(counts, (before.len() as i64, 2 * lines_counted));
+    (again, counts)
+}
+
+/// The ids of the drift acknowledged so far, as the review lists them.
+async fn acknowledged_ids(pool: &PgPool) -> Vec<String> {
+    royalty_ingest::drift::review::drifts(pool, None, Some(true), 10)
+        .await
+        .expect("acknowledged drift")
+        .into_iter()
+        .map(|d| d.drift_id)
+        .collect()
 }
 
 /// Migration `20261210000001_unknown_track_ids` on drift tables with rows recorded under the
@@ -1222,14 +1236,8 @@ async fn unknown_tracks_recorded_under_hashed_ids_keep_their_rows_and_acknowledg
         others_after, others_before,
         "other drift keeps its hashed id"
     );
-    let acknowledged = royalty_ingest::drift::review::drifts(&pool, None, Some(true), 10)
-        .await
-        .expect("acknowledged drift");
     assert_eq!(
-        acknowledged
-            .iter()
-            .map(|d| d.drift_id.clone())
-            .collect::<Vec<_>>(),
+        acknowledged_ids(&pool).await,
         vec![format!("drift-unknown-isrc-{hashed_isrc}")],
         "the acknowledgement moved with its drift"
     );
@@ -1243,18 +1251,8 @@ async fn unknown_tracks_recorded_under_hashed_ids_keep_their_rows_and_acknowledg
     );
 
     // More lines of the same tracks: counted onto the same rows, nothing announced.
-    let mut more = lines.clone();
-    for line in &mut more {
-        line.transaction_id = format!("{}-B", line.transaction_id);
-    }
-    let next = lines.len() as i64;
-    let again = commit(&pool, &one_batch(&more, next, Some(next))).await;
+    let (again, counts) = the_same_tracks_again(&pool, &lines).await;
     assert_eq!((again.drift_alerts, again.unknown_tracks), (0, 0));
-    let counts: (i64, i64) =
-        sqlx::query_as("SELECT count(*), sum(occurrences)::bigint FROM drift_events")
-            .fetch_one(&pool)
-            .await
-            .expect("counts");
     let lines_counted: i64 = before.iter().map(|e| e.3).sum();
     assert_eq!(counts, (before.len() as i64, 2 * lines_counted));
 }
