@@ -193,3 +193,103 @@ async fn the_batch_lookup_probes_the_primary_key_whatever_the_statistics() {
         assert!(!plan.contains(whole_table), "{plan}");
     }
 }
+
+/// The batch's UPDATE goes straight to where the loader found each row (its `ctid`, kept
+/// there by the loader's lock) instead of probing the primary key again, and overwrites
+/// nothing that is not there: a location whose row moved, or that holds another line,
+/// updates nothing (the batch counts the rows it updated and plans again when one is
+/// missing).
+#[tokio::test]
+async fn the_batch_update_finds_rows_where_the_loader_locked_them_and_nowhere_else() {
+    use royalty_ingest::ledger::columns::{LOAD_SQL, STORED_AT, UPDATE_SQL, bind_update, load_row};
+    use sqlx::Row;
+
+    let (_url, pool) = common::fresh_database().await;
+    let mut tx = pool.begin().await.expect("transaction");
+    sqlx::raw_sql(
+        "INSERT INTO royalty_ledger (line_key, dsp_name, report_period, transaction_id, isrc,
+                stream_count, royalty_amount, currency, source_topic, source_partition,
+                source_offset, source_timestamp)
+         SELECT sha256(int8send(n)), 'StreamCo', date '2026-07-01', 'T-' || n, 'GBQZA2400001',
+                1, 1, 'GBP', 'raw', 0, n, now()
+           FROM generate_series(1, 5000) AS n;
+         ANALYZE royalty_ledger;",
+    )
+    .execute(&mut *tx)
+    .await
+    .expect("a filled ledger");
+    let keys: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT sha256(int8send(n)) FROM generate_series(1, 3) AS n")
+            .fetch_all(&mut *tx)
+            .await
+            .expect("keys");
+    let periods = vec![chrono::NaiveDate::from_ymd_opt(2026, 7, 1).expect("date"); keys.len()];
+    let loaded = sqlx::query(LOAD_SQL.as_str())
+        .bind(&periods)
+        .bind(&keys)
+        .fetch_all(&mut *tx)
+        .await
+        .expect("loaded rows");
+    let mut rows: Vec<(String, royalty_ingest::ledger::post::LedgerRow)> = loaded
+        .iter()
+        .map(|r| {
+            let at: String = r.try_get(STORED_AT).expect("location");
+            (at, load_row(r).expect("a ledger row"))
+        })
+        .collect();
+    assert_eq!(rows.len(), 3);
+    for (_, row) in &mut rows {
+        row.line.royalty_amount = Decimal::new(2, 0);
+        row.version = 2;
+    }
+    let update = |rows: &[(&str, &royalty_ingest::ledger::post::LedgerRow)]| {
+        bind_update(sqlx::query(UPDATE_SQL.as_str()), rows)
+    };
+
+    let explain = format!("EXPLAIN (FORMAT TEXT) {}", UPDATE_SQL.as_str());
+    let plan: Vec<String> = bind_update(
+        sqlx::query(sqlx::AssertSqlSafe(explain)),
+        &rows
+            .iter()
+            .map(|(at, r)| (at.as_str(), r))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .expect("plan")
+    .iter()
+    .map(|r| r.get::<String, _>(0))
+    .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("Tid Scan on royalty_ledger"), "{plan}");
+    assert!(!plan.contains("Seq Scan on royalty_ledger"), "{plan}");
+
+    // The first two where they were read: both updated.
+    let first_two: Vec<(&str, &_)> = rows[..2].iter().map(|(at, r)| (at.as_str(), r)).collect();
+    let done = update(&first_two).execute(&mut *tx).await.expect("update");
+    assert_eq!(done.rows_affected(), 2);
+    // Their old locations now hold dead versions: nothing there to update again.
+    let again = update(&first_two).execute(&mut *tx).await.expect("update");
+    assert_eq!(again.rows_affected(), 0);
+    // The third row's line at the first row's old location: not overwritten.
+    let misplaced = [(rows[0].0.as_str(), &rows[2].1)];
+    let none = update(&misplaced).execute(&mut *tx).await.expect("update");
+    assert_eq!(none.rows_affected(), 0);
+
+    let amounts: Vec<(i32, Decimal)> = sqlx::query_as(
+        "SELECT version, royalty_amount FROM royalty_ledger
+          WHERE line_key = ANY($1) ORDER BY source_offset",
+    )
+    .bind(&keys)
+    .fetch_all(&mut *tx)
+    .await
+    .expect("amounts");
+    assert_eq!(
+        amounts,
+        vec![
+            (2, Decimal::new(2, 0)),
+            (2, Decimal::new(2, 0)),
+            (1, Decimal::new(1, 0))
+        ]
+    );
+}

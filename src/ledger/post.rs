@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 
 use super::columns::{self, changed_fields, learns_unknown, merge_unknown, values_json};
 use super::{LineToPost, SourceRecord};
@@ -157,6 +157,8 @@ pub struct KeyPlan<'a> {
     pub versions: Vec<&'a LineToPost>,
     /// What the fold decided (the row to write, revisions, counts).
     pub folded: Folded,
+    /// Where the stored row lies (its `ctid`, locked by the loader), if there is one.
+    pub stored_at: Option<String>,
     /// Drift the written row newly shows (none when nothing is written).
     pub drifts: Vec<Drift>,
 }
@@ -178,10 +180,11 @@ pub async fn plan<'a>(
     let mut plans = Vec::with_capacity(groups.len());
     let mut previous_lines = Vec::with_capacity(groups.len());
     for ((_, key), versions) in keys.iter().zip(groups) {
-        let previous = stored.remove(key);
+        let (stored_at, previous) = stored.remove(key).unzip();
         previous_lines.push(previous.as_ref().map(|p| p.line.clone()));
         plans.push(KeyPlan {
             folded: fold(previous, &versions),
+            stored_at,
             versions,
             drifts: Vec::new(),
         });
@@ -216,13 +219,15 @@ pub async fn plan<'a>(
 /// Writes planned lines: new rows with one COPY, changed rows with one UPDATE, revisions
 /// with one INSERT.
 pub async fn write(conn: &mut PgConnection, plans: &[KeyPlan<'_>]) -> Result<(), DbFailure> {
-    let rows = |new: bool| -> Vec<&LedgerRow> {
-        plans
-            .iter()
-            .filter(|p| p.folded.is_new == new)
-            .filter_map(|p| p.folded.row.as_ref())
-            .collect()
-    };
+    let new_rows: Vec<&LedgerRow> = plans
+        .iter()
+        .filter(|p| p.folded.is_new)
+        .filter_map(|p| p.folded.row.as_ref())
+        .collect();
+    let changed_rows: Vec<(&str, &LedgerRow)> = plans
+        .iter()
+        .filter_map(|p| Some((p.stored_at.as_deref()?, p.folded.row.as_ref()?)))
+        .collect();
     let revisions: Vec<(LineKey, &Revision)> = plans
         .iter()
         .flat_map(|p| {
@@ -233,16 +238,17 @@ pub async fn write(conn: &mut PgConnection, plans: &[KeyPlan<'_>]) -> Result<(),
                 .filter_map(move |r| key.map(|k| (k, r)))
         })
         .collect();
-    insert_rows(conn, &rows(true)).await?;
-    update_rows(conn, &rows(false)).await?;
+    insert_rows(conn, &new_rows).await?;
+    update_rows(conn, &changed_rows).await?;
     write_revisions(conn, &revisions).await
 }
 
-/// Reads and locks the stored rows of the given lines (period and key: the primary key).
+/// Reads and locks the stored rows of the given lines (period and key: the primary key),
+/// each with where it lies.
 async fn load_rows(
     conn: &mut PgConnection,
     keys: &[(NaiveDate, LineKey)],
-) -> Result<HashMap<LineKey, LedgerRow>, DbFailure> {
+) -> Result<HashMap<LineKey, (String, LedgerRow)>, DbFailure> {
     let periods: Vec<NaiveDate> = keys.iter().map(|(period, _)| *period).collect();
     let key_bytes: Vec<&[u8]> = keys.iter().map(|(_, k)| &k.0[..]).collect();
     let rows = sqlx::query(columns::LOAD_SQL.as_str())
@@ -252,8 +258,9 @@ async fn load_rows(
         .await?;
     let mut out = HashMap::with_capacity(rows.len());
     for row in rows {
+        let stored_at: String = row.try_get(columns::STORED_AT)?;
         let row = columns::load_row(&row)?;
-        out.insert(row.line.key, row);
+        out.insert(row.line.key, (stored_at, row));
     }
     Ok(out)
 }
@@ -272,14 +279,27 @@ async fn insert_rows(conn: &mut PgConnection, rows: &[&LedgerRow]) -> Result<(),
     Ok(())
 }
 
-/// Overwrites changed rows, one statement for all of them.
-async fn update_rows(conn: &mut PgConnection, rows: &[&LedgerRow]) -> Result<(), DbFailure> {
+/// Overwrites changed rows (each with where the loader found it), one statement for all
+/// of them.
+async fn update_rows(
+    conn: &mut PgConnection,
+    rows: &[(&str, &LedgerRow)],
+) -> Result<(), DbFailure> {
     if rows.is_empty() {
         return Ok(());
     }
-    columns::bind_update(sqlx::query(columns::UPDATE_SQL.as_str()), rows)
+    let updated = columns::bind_update(sqlx::query(columns::UPDATE_SQL.as_str()), rows)
         .execute(&mut *conn)
-        .await?;
+        .await?
+        .rows_affected();
+    // The loader's locks keep every row where it was read; if one moved all the same, the
+    // batch is planned again from fresh reads rather than written with a row missing.
+    if updated != rows.len() as u64 {
+        return Err(DbFailure::Retryable(sqlx::Error::Protocol(format!(
+            "{updated} of {} ledger rows were where the batch read them; planning it again",
+            rows.len()
+        ))));
+    }
     Ok(())
 }
 
