@@ -283,3 +283,67 @@ async fn journal_entries_written_as_jsonb_keep_their_values_through_the_journal_
         )
     );
 }
+
+/// Back to the journal's unique key as it was before `20261211000001_journal_by_source`
+/// (line key first), rows kept.
+const UNDO_JOURNAL_BY_SOURCE: &str = "
+    ALTER TABLE ledger_revisions
+        DROP CONSTRAINT ledger_revisions_source_line,
+        ADD UNIQUE (line_key, source_topic, source_partition, source_offset);
+    DELETE FROM _sqlx_migrations WHERE version = 20261211000001;";
+
+/// The columns of the journal's unique keys, each key's in its order.
+async fn journal_unique_keys(pool: &sqlx::PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint
+          WHERE conrelid = 'ledger_revisions'::regclass AND contype = 'u'",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("the journal's unique keys")
+}
+
+#[tokio::test]
+async fn a_journal_with_entries_keeps_them_and_its_one_entry_per_record_through_the_journal_by_source_migration()
+ {
+    let (url, pool) = common::fresh_database().await;
+    let mut batch = batch();
+    batch.dead_letters.clear();
+    commit(&pool, &batch).await;
+    sqlx::raw_sql(UNDO_JOURNAL_BY_SOURCE)
+        .execute(&pool)
+        .await
+        .expect("back to the schema before the migration");
+    assert_eq!(
+        journal_unique_keys(&pool).await,
+        ["UNIQUE (line_key, source_topic, source_partition, source_offset)"]
+    );
+    let before = journal_documents(&pool).await;
+    assert_eq!(before.len(), 1, "the restatement's entry");
+
+    let output = common::pipeline::royalty_ingest(&["migrate"], &url).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        journal_unique_keys(&pool).await,
+        ["UNIQUE (source_offset, source_partition, source_topic, line_key)"]
+    );
+    assert_eq!(journal_documents(&pool).await, before, "every entry kept");
+
+    // The same records again, twice: the stale version is journaled once, the restatement
+    // is not journaled again.
+    for _ in 0..2 {
+        let stats = commit(&pool, &batch).await;
+        assert_eq!((stats.post.stale, stats.post.duplicates), (1, 1));
+    }
+    let journal: Vec<(i64, bool)> = sqlx::query_as(
+        "SELECT source_offset, applied FROM ledger_revisions ORDER BY source_offset",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("journal");
+    assert_eq!(journal, vec![(0, false), (1, true)]);
+}
