@@ -286,3 +286,73 @@ async fn superseding_fetches_each_letter_by_address_whatever_the_statistics() {
         assert!(!plan.contains(every_letter), "{plan}");
     }
 }
+
+/// The open letters of a batch's lines are found one probe per key, also when the
+/// statistics still describe an empty ledger and quarantine and every join but a nested
+/// loop is made the cheapest: a line the batch only refused is looked up in quarantine
+/// only if the ledger holds its row, found by the primary key, never by reading the ledger.
+#[tokio::test]
+async fn superseding_candidates_are_probed_by_key_whatever_the_statistics() {
+    let (_url, pool) = common::fresh_database().await;
+    let mut conn = pool.acquire().await.expect("connection");
+    sqlx::raw_sql(
+        "ALTER TABLE quarantine SET (autovacuum_enabled = false);
+         ALTER TABLE royalty_ledger SET (autovacuum_enabled = false);
+         ANALYZE quarantine;
+         ANALYZE royalty_ledger;
+         INSERT INTO quarantine (source_topic, source_partition, source_offset, consumer_group,
+                                 error_stage, error_class, reason, dead_letter_id, line_key,
+                                 report_period)
+         SELECT 'raw', 0, n, 'g', 'validate', 'isrc_format', 'bad ISRC', 'dl-' || n,
+                sha256(int8send(n)), date '2026-07-01'
+           FROM generate_series(1, 20000) AS n;
+         INSERT INTO royalty_ledger (line_key, dsp_name, report_period, transaction_id, isrc,
+                stream_count, royalty_amount, currency, source_topic, source_partition,
+                source_offset, source_timestamp)
+         SELECT sha256(int8send(n)), 'StreamCo', date '2026-07-01', 'T-' || n, 'GBQZA2400001',
+                1, 1, 'GBP', 'raw', 1, n, now()
+           FROM generate_series(1, 20000) AS n;
+         SET enable_nestloop = off;",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("letters and lines the statistics do not know of");
+    let keys = |from: i64| -> Vec<Vec<u8>> {
+        (from..from + 60)
+            .map(|n| {
+                use sha2::Digest;
+                sha2::Sha256::digest(n.to_be_bytes()).to_vec()
+            })
+            .collect()
+    };
+    let periods = vec![chrono::NaiveDate::from_ymd_opt(2026, 7, 1).expect("date"); 60];
+    let explain = format!(
+        "EXPLAIN (FORMAT TEXT) {}",
+        royalty_ingest::ledger::dead_letter::SUPERSEDE_CANDIDATES_SQL
+    );
+    let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
+        .bind(&periods)
+        .bind(keys(1))
+        .bind(&periods)
+        .bind(keys(19_000))
+        .fetch_all(&mut *conn)
+        .await
+        .expect("plan");
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("using royalty_ledger_pkey on royalty_ledger"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("using quarantine_open_line on quarantine"),
+        "{plan}"
+    );
+    for whole_table in [
+        "Seq Scan on royalty_ledger",
+        "Seq Scan on quarantine",
+        "Hash Join",
+        "Merge Join",
+    ] {
+        assert!(!plan.contains(whole_table), "{plan}");
+    }
+}

@@ -160,8 +160,8 @@ pub async fn commit_batch(
         record_dead_letters(&mut tx, target, &letters).await?;
     }
     // Last: the lines booked and the letters written above both count.
-    let keys = superseding_keys(batch, &poisoned);
-    dead_letter::supersede(&mut tx, &keys).await?;
+    let (booked, refused) = superseding_keys(batch, &poisoned);
+    dead_letter::supersede(&mut tx, &booked, &refused).await?;
     tx.commit().await?;
     Ok(CommitOutcome::Committed(BatchStats {
         post: posted.stats,
@@ -296,24 +296,24 @@ fn write_plans<'c, 'p>(
 }
 
 /// The lines (period and key) whose open dead letters this batch may have made obsolete:
-/// the lines it booked and the lines it refused (a refused copy may be older than what is
-/// booked).
-fn superseding_keys(batch: &Batch, poisoned: &[DeadLetter]) -> Vec<(NaiveDate, LineKey)> {
-    let mut keys = std::collections::HashSet::new();
-    keys.extend(
-        batch
-            .lines
-            .iter()
-            .map(|l| (l.line.report_period, l.line.key)),
-    );
-    keys.extend(
-        batch
-            .dead_letters
-            .iter()
-            .chain(poisoned)
-            .filter_map(|d| d.line.as_ref().map(|l| (l.report_period, l.key))),
-    );
-    keys.into_iter().collect()
+/// its lines (booked, or refused by the database), and apart from them the lines it only
+/// refused (a refused copy may be older than what the ledger holds).
+type SupersedingKeys = (Vec<(NaiveDate, LineKey)>, Vec<(NaiveDate, LineKey)>);
+
+fn superseding_keys(batch: &Batch, poisoned: &[DeadLetter]) -> SupersedingKeys {
+    let booked: std::collections::HashSet<(NaiveDate, LineKey)> = batch
+        .lines
+        .iter()
+        .map(|l| (l.line.report_period, l.line.key))
+        .collect();
+    let refused: std::collections::HashSet<(NaiveDate, LineKey)> = batch
+        .dead_letters
+        .iter()
+        .chain(poisoned)
+        .filter_map(|d| d.line.as_ref().map(|l| (l.report_period, l.key)))
+        .filter(|key| !booked.contains(key))
+        .collect();
+    (booked.into_iter().collect(), refused.into_iter().collect())
 }
 
 /// A dead letter for something the database refused (`line`: the line it is, when it is

@@ -164,16 +164,18 @@ impl DeadLetter {
         replay_of(&self.record)
     }
 
-    /// The headers of the published dead letter: the originals, then ours.
+    /// The headers of the published dead letter: the originals, then ours (`id`: its
+    /// [`DeadLetter::id`]; `refused_at`: an RFC 3339 time, formatted once per batch).
     pub fn outgoing_headers(
         &self,
+        id: &str,
         group: &str,
-        refused_at: DateTime<Utc>,
+        refused_at: &str,
     ) -> Vec<(String, Option<Vec<u8>>)> {
         let mut out = self.record.headers.clone();
         let mut add =
             |name: &str, value: String| out.push((name.to_string(), Some(value.into_bytes())));
-        add(headers::ID, self.id());
+        add(headers::ID, id.to_string());
         add(headers::STAGE, self.stage.to_string());
         add(headers::CLASS, self.class.clone());
         add(headers::REASON, self.reason.clone());
@@ -188,7 +190,7 @@ impl DeadLetter {
             add(headers::SCHEMA, schema.clone());
         }
         add(headers::GROUP, group.to_string());
-        add(headers::TIME, refused_at.to_rfc3339());
+        add(headers::TIME, refused_at.to_string());
         out
     }
 }
@@ -241,16 +243,17 @@ pub async fn record(
             Some(insert_new(conn, group, dlq_topic, letters, &ids).await?)
         };
 
+    let refused_at = now.to_rfc3339();
     let messages: Vec<OutboxMessage> = letters
         .iter()
         .zip(ids)
         .filter(|(_, id)| added.as_ref().is_none_or(|added| added.contains(id)))
         .map(|(d, id)| OutboxMessage {
+            headers: d.outgoing_headers(&id, group, &refused_at),
             message_id: id,
             topic: dlq_topic.to_string(),
             key: d.record.key.clone(),
             payload: d.record.value.clone(),
-            headers: d.outgoing_headers(group, now),
             timestamp: Some(now),
         })
         .collect();
@@ -410,7 +413,7 @@ pub async fn resolve(conn: &mut PgConnection, booked: &[BookedReplay]) -> Result
     Ok(())
 }
 
-/// Closes, as superseded, the open dead letters of the lines `keys` whose newer version
+/// Closes, as superseded, the open dead letters of the given lines whose newer version
 /// the ledger now holds: the same line identity, the same report (or none named by
 /// either), and a version newer than the refused record's (a later report time, or the
 /// same report time read later from the same partition). A DSP's corrected resend thus
@@ -419,37 +422,27 @@ pub async fn resolve(conn: &mut PgConnection, booked: &[BookedReplay]) -> Result
 /// was read, its time (`superseded_version`) and a note saying so; when that version is
 /// the reversal of the line (a newer report version no longer has it), the note says it
 /// was withdrawn. Call it in the batch transaction, after the lines and dead letters are
-/// written, with the lines of both (period and key: the ledger's primary key). Returns
-/// how many letters it closed.
+/// written, with the lines of both (period and key: the ledger's primary key): `booked`,
+/// the batch's lines, and `refused`, the other lines of its dead letters. Returns how many
+/// letters it closed.
 pub async fn supersede(
     conn: &mut PgConnection,
-    lines: &[(NaiveDate, LineKey)],
+    booked: &[(NaiveDate, LineKey)],
+    refused: &[(NaiveDate, LineKey)],
 ) -> Result<u64, DbFailure> {
-    if lines.is_empty() {
+    if booked.is_empty() && refused.is_empty() {
         return Ok(0);
     }
-    let periods: Vec<NaiveDate> = lines.iter().map(|(period, _)| *period).collect();
-    let keys: Vec<&[u8]> = lines.iter().map(|(_, key)| &key.0[..]).collect();
-    // The open letters of these keys, one index probe per key: nearly every batch has
-    // none. Written so that the plan cannot be a scan of every open letter filtered by
-    // the key array (OFFSET 0 keeps the lookup per key): while a run fills quarantine its
-    // statistics lag, the planner took the few open letters it expected for a scan of all
-    // of them, and each batch then cost open letters × batch lines comparisons (measured:
-    // 85 CPU-s of PostgreSQL instead of 16 for 1M records).
-    // The period comes from the line, not the letter: a letter refused before quarantine
-    // recorded periods has none. Each letter found is locked: nobody can resolve or move it
-    // before this transaction ends, so the update below reaches it by its physical address.
-    let candidates: Vec<(i64, String, NaiveDate, Vec<u8>)> = sqlx::query_as(
-        "SELECT o.quarantine_id, o.ctid::text, k.report_period, k.line_key
-           FROM unnest($1::date[], $2::bytea[]) AS k(report_period, line_key)
-           CROSS JOIN LATERAL (SELECT quarantine_id, ctid FROM quarantine
-                                WHERE line_key = k.line_key AND resolved_at IS NULL
-                               OFFSET 0 FOR UPDATE) AS o",
-    )
-    .bind(&periods)
-    .bind(&keys)
-    .fetch_all(&mut *conn)
-    .await?;
+    let (booked_periods, booked_keys) = super::primary_key_arrays(booked);
+    let (refused_periods, refused_keys) = super::primary_key_arrays(refused);
+    let candidates: Vec<(i64, String, NaiveDate, Vec<u8>)> =
+        sqlx::query_as(SUPERSEDE_CANDIDATES_SQL)
+            .bind(&booked_periods)
+            .bind(&booked_keys)
+            .bind(&refused_periods)
+            .bind(&refused_keys)
+            .fetch_all(&mut *conn)
+            .await?;
     if candidates.is_empty() {
         return Ok(0);
     }
@@ -471,6 +464,40 @@ pub async fn supersede(
         .await?;
     Ok(closed.rows_affected())
 }
+
+/// The open letters of the lines `supersede` is given, found and locked ($1, $2 the periods
+/// and keys of the booked lines; $3, $4 of the refused ones): one index probe per key, and
+/// nearly every batch has none.
+///
+/// Written so that the plan cannot be a scan of every open letter filtered by the key
+/// array (OFFSET 0 keeps the lookup per key): while a run fills quarantine its statistics
+/// lag, the planner took the few open letters it expected for a scan of all of them, and
+/// each batch then cost open letters × batch lines comparisons (measured: 85 CPU-s of
+/// PostgreSQL instead of 16 for 1M records). The period comes from the line, not the
+/// letter: a letter refused before quarantine recorded periods has none. Each letter found
+/// is locked: nobody can resolve or move it before this transaction ends, so the update
+/// reaches it by its physical address.
+///
+/// Only a line the ledger holds can close a letter, and a line the batch only refused
+/// mostly is not in it (an invalid line of a new track): those are looked up in quarantine
+/// only when the ledger has their row (a probe of its primary key, LIMIT 1 keeping it one).
+/// Otherwise each of them found its own letter, just written, locked it, and had the
+/// update compare it with nothing (measured: 2 of 35 PostgreSQL CPU-s for 1M records with
+/// a fifth refused). Public for the plan test.
+pub const SUPERSEDE_CANDIDATES_SQL: &str =
+    "SELECT o.quarantine_id, o.ctid::text, k.report_period, k.line_key
+   FROM (SELECT b.report_period, b.line_key
+           FROM unnest($1::date[], $2::bytea[]) AS b(report_period, line_key)
+         UNION ALL
+         SELECT r.report_period, r.line_key
+           FROM unnest($3::date[], $4::bytea[]) AS r(report_period, line_key)
+           CROSS JOIN LATERAL (SELECT 1 FROM royalty_ledger l
+                                WHERE l.report_period = r.report_period
+                                  AND l.line_key = r.line_key
+                                LIMIT 1) AS held) AS k
+   CROSS JOIN LATERAL (SELECT quarantine_id, ctid FROM quarantine
+                        WHERE line_key = k.line_key AND resolved_at IS NULL
+                       OFFSET 0 FOR UPDATE) AS o";
 
 /// Closes the letters `supersede` found and locked ($1 ids, $2 their TIDs) whose line's
 /// booked version ($3 period, $4 key) is newer, same report. Public for the plan test.

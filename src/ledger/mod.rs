@@ -17,7 +17,8 @@ pub mod isolate;
 pub mod offsets;
 pub mod post;
 
-use crate::domain::RoyaltyLine;
+use crate::domain::{LineKey, RoyaltyLine};
+use chrono::NaiveDate;
 use std::sync::Arc;
 
 use crate::record::{RecordBytes, SourceRecord};
@@ -37,4 +38,13 @@ pub struct LineToPost {
     pub source: SourceRecord,
     /// The record's bytes, in case PostgreSQL refuses the line.
     pub record: Arc<RecordBytes>,
+}
+
+/// Lines by the ledger's primary key (period, key) as the two arrays a statement binds to
+/// `unnest($n::date[], $m::bytea[])`.
+pub(crate) fn primary_key_arrays(lines: &[(NaiveDate, LineKey)]) -> (Vec<NaiveDate>, Vec<&[u8]>) {
+    lines
+        .iter()
+        .map(|(period, key)| (*period, &key.0[..]))
+        .unzip()
 }

@@ -249,8 +249,7 @@ async fn load_rows(
     conn: &mut PgConnection,
     keys: &[(NaiveDate, LineKey)],
 ) -> Result<HashMap<LineKey, (String, LedgerRow)>, DbFailure> {
-    let periods: Vec<NaiveDate> = keys.iter().map(|(period, _)| *period).collect();
-    let key_bytes: Vec<&[u8]> = keys.iter().map(|(_, k)| &k.0[..]).collect();
+    let (periods, key_bytes) = super::primary_key_arrays(keys);
     let rows = sqlx::query(columns::LOAD_SQL.as_str())
         .bind(&periods)
         .bind(&key_bytes)
