@@ -111,6 +111,12 @@ struct Opts {
     /// list (0: an empty ledger, the clean run every scenario is compared with).
     #[arg(long, value_delimiter = ',', default_value = "0")]
     prefill: Vec<u64>,
+    /// Batch runs of every scenario, in rounds (clean, then each other scenario, again
+    /// and again): a scenario's ratio is the median of its rounds' ratios to the clean run
+    /// of the same round. One run's rate moves by ±5% on a shared machine, and a round
+    /// pairs runs minutes apart.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
     /// Keep the scratch databases and topics for inspection.
     #[arg(long)]
     keep: bool,
@@ -295,8 +301,8 @@ async fn all_phases(opts: &Opts, scratch: &Scratch) -> anyhow::Result<()> {
     let names: Vec<String> = scenarios.iter().map(|s| s.name()).collect();
     let names = names.join("; ");
     eprintln!(
-        "[bench] {} records, {} partitions, batch runs: {names}; {machine}",
-        opts.records, opts.partitions
+        "[bench] {} records, {} partitions, batch runs: {names} ({} round(s)); {machine}",
+        opts.records, opts.partitions, opts.rounds
     );
     let mut results = Results::default();
     results.json.insert("machine".into(), json_machine);
@@ -304,7 +310,7 @@ async fn all_phases(opts: &Opts, scratch: &Scratch) -> anyhow::Result<()> {
     let options = json!({ "records": o.records, "partitions": o.partitions, "steady_rate": o.steady_rate,
                           "producer_linger_ms": o.producer_linger_ms, "steady_seconds": o.steady_seconds, "skip_steady": o.skip_steady,
                           "mix": o.mix.iter().map(|m| m.name()).collect::<Vec<_>>(),
-                          "prefill": o.prefill });
+                          "prefill": o.prefill, "rounds": o.rounds });
     results.json.insert("options".into(), options);
 
     let mut topics: Vec<(Mix, String)> = Vec::new();
@@ -323,31 +329,55 @@ async fn all_phases(opts: &Opts, scratch: &Scratch) -> anyhow::Result<()> {
     let (records, consumer_rate) = consumer_phase(opts, scratch, clean_topic, &mut results).await?;
     let [bare, keyed, ledger] = copy_phase(scratch, opts.records, &mut results).await?;
     let ceilings = [consumer_rate, bare, keyed, ledger];
-    let mut runs: Vec<(Scenario, f64, Value)> = Vec::new();
-    for &scenario in &scenarios {
-        let topic = topics.iter().find(|(mix, _)| *mix == scenario.mix);
-        let topic = &topic.context("every mix was published")?.1;
-        let phase = BatchRun {
-            scenario,
-            topic,
-            total: records,
-            ceilings,
-        };
-        let (rate, json) = batch_phase(opts, scratch, phase, &dir, &mut results).await?;
-        runs.push((scenario, rate, json));
+    // Each round's runs, in the order of `scenarios` (the clean baseline first).
+    let mut rounds: Vec<Vec<(f64, Value)>> = Vec::new();
+    for n in 1..=opts.rounds {
+        let mut round = Vec::new();
+        for &scenario in &scenarios {
+            let topic = topics.iter().find(|(mix, _)| *mix == scenario.mix);
+            let topic = &topic.context("every mix was published")?.1;
+            let phase = BatchRun {
+                scenario,
+                round: (n, opts.rounds),
+                topic,
+                total: records,
+                ceilings,
+            };
+            round.push(batch_phase(opts, scratch, phase, &dir, &mut results).await?);
+        }
+        rounds.push(round);
     }
-    let baseline = runs[0].1;
     let mut table = Vec::new();
-    for (scenario, rate, json) in runs {
-        let ratio = rate / baseline;
+    for (i, scenario) in scenarios.iter().enumerate() {
+        // (ratio to the round's clean run, rate, the run's JSON), by ratio.
+        let mut runs: Vec<(f64, f64, &Value)> = rounds
+            .iter()
+            .map(|round| (round[i].0 / round[0].0, round[i].0, &round[i].1))
+            .collect();
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let (ratio, rate, json) = runs[runs.len() / 2];
+        let each: Vec<String> = rounds
+            .iter()
+            .map(|round| format!("{:.2}", round[i].0 / round[0].0))
+            .collect();
+        let spread = match opts.rounds {
+            1 => String::new(),
+            _ => format!(" (median of rounds {})", each.join(" / ")),
+        };
         results.row(
             format!("scenario {}", scenario.name()),
-            format!("{}/s, {ratio:.2}x clean", human(rate)),
+            format!("{}/s, {ratio:.2}x clean{spread}", human(rate)),
         );
+        let per_round: Vec<Value> = rounds
+            .iter()
+            .map(|round| {
+                json!({ "records_per_s": round[i].0, "ratio_to_clean": round[i].0 / round[0].0 })
+            })
+            .collect();
         table.push(
             json!({ "scenario": scenario.name(), "mix": scenario.mix.name(),
                            "prefill": scenario.prefill, "records_per_s": rate,
-                           "ratio_to_clean": ratio, "run": json }),
+                           "ratio_to_clean": ratio, "rounds": per_round, "run": json }),
         );
     }
     results.json.insert("runs".into(), Value::Array(table));
@@ -801,6 +831,8 @@ where
 /// One batch run to measure.
 struct BatchRun<'a> {
     scenario: Scenario,
+    /// Which round (from 1) of how many.
+    round: (u32, u32),
     /// The topic its mix was published to.
     topic: &'a str,
     /// Records on it.
@@ -850,12 +882,18 @@ async fn batch_phase(
 ) -> anyhow::Result<(f64, Value)> {
     let BatchRun {
         scenario,
+        round,
         topic,
         total,
         ceilings,
     } = phase;
-    let role = scenario.role();
-    let name = scenario.name();
+    let (role, name) = match round {
+        (_, 1) => (scenario.role(), scenario.name()),
+        (n, of) => (
+            format!("{}_r{n}", scenario.role()),
+            format!("{} (round {n} of {of})", scenario.name()),
+        ),
+    };
     let url = scratch.database(&role).await?;
     let group = scratch.group(&role);
     if scenario.mix == Mix::DriftHeavy {
