@@ -6,8 +6,10 @@
 -- ordered by offset). A partition's offsets only grow, so ordered by offset first, a batch's
 -- entries land together at the index's right edge whatever the journal's size. Nothing the
 -- tool runs reads the journal by line key; where auditors look lines up one by one in a
--- large journal, an index on line_key serves them (README, "Upgrading").
+-- large journal, an index on line_key serves them (README, "Upgrading"). The period ends
+-- the key: the line key already determines it, so the key means the same, and a journal
+-- partitioned by period (ARCHITECTURE.md, the scale-out plan) can keep it as it is.
 ALTER TABLE ledger_revisions
     DROP CONSTRAINT ledger_revisions_line_key_source_topic_source_partition_sou_key,
     ADD CONSTRAINT ledger_revisions_source_line
-        UNIQUE (source_offset, source_partition, source_topic, line_key);
+        UNIQUE (source_offset, source_partition, source_topic, line_key, report_period);

@@ -329,7 +329,7 @@ async fn a_journal_with_entries_keeps_them_and_its_one_entry_per_record_through_
     );
     assert_eq!(
         journal_unique_keys(&pool).await,
-        ["UNIQUE (source_offset, source_partition, source_topic, line_key)"]
+        ["UNIQUE (source_offset, source_partition, source_topic, line_key, report_period)"]
     );
     assert_eq!(journal_documents(&pool).await, before, "every entry kept");
 

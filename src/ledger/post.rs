@@ -381,7 +381,8 @@ async fn insert_revisions(
                        $11::int[], $12::bigint[], $13::timestamptz[], $14::date[])
                 AS i(k, applied, changed, old, new, oa, na, oc, nc, topic, partition, off, ts,
                      period)
-         ON CONFLICT (source_offset, source_partition, source_topic, line_key) DO NOTHING",
+         ON CONFLICT (source_offset, source_partition, source_topic, line_key, report_period)
+             DO NOTHING",
     )
     .bind(&keys)
     .bind(&applied)
