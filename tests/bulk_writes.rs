@@ -30,6 +30,14 @@ fn source(offset: i64, second: i64) -> SourceRecord {
     }
 }
 
+/// The journal's entries: each one's source offset and whether it was applied, by offset.
+async fn journal_entries(pool: &sqlx::PgPool) -> Vec<(i64, bool)> {
+    sqlx::query_as("SELECT source_offset, applied FROM ledger_revisions ORDER BY source_offset")
+        .fetch_all(pool)
+        .await
+        .expect("journal")
+}
+
 /// A line, its restatement, and a refused record, with no offsets to move: committing it
 /// again is what a second reader of the same records does.
 fn batch() -> Batch {
@@ -88,13 +96,11 @@ async fn the_same_records_committed_again_leave_every_table_written_once() {
     assert_eq!((third.post.stale, third.post.duplicates), (1, 1));
 
     assert_eq!(count(&pool, "SELECT count(*) FROM royalty_ledger").await, 1);
-    let journal: Vec<(i64, bool)> = sqlx::query_as(
-        "SELECT source_offset, applied FROM ledger_revisions ORDER BY source_offset",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("journal");
-    assert_eq!(journal, vec![(0, false), (1, true)]);
+    assert_eq!(
+        journal_entries(&pool).await,
+        vec![(0, false), (1, true)],
+        "the restatement and the stale version, each once"
+    );
     let changed: Vec<String> =
         sqlx::query_scalar("SELECT unnest(changed_fields) FROM ledger_revisions WHERE applied")
             .fetch_all(&pool)
@@ -217,30 +223,45 @@ async fn journal_documents(pool: &sqlx::PgPool) -> Vec<(i64, String, String)> {
     .expect("journal documents")
 }
 
-#[tokio::test]
-async fn journal_entries_written_as_jsonb_keep_their_values_through_the_journal_json_migration() {
+/// A journal holding the restatement entry of [`batch`] (committed without its dead
+/// letter), taken back by `undo` to the schema before a migration: the database's URL and
+/// pool, the batch, and the entry's documents.
+async fn journal_before(
+    undo: &'static str,
+) -> (String, sqlx::PgPool, Batch, Vec<(i64, String, String)>) {
     let (url, pool) = common::fresh_database().await;
     let mut batch = batch();
     batch.dead_letters.clear();
     commit(&pool, &batch).await;
-    sqlx::raw_sql(UNDO_JOURNAL_JSON)
+    sqlx::raw_sql(undo)
         .execute(&pool)
         .await
         .expect("back to the schema before the migration");
     let before = journal_documents(&pool).await;
     assert_eq!(before.len(), 1, "the restatement's entry");
+    (url, pool, batch, before)
+}
+
+/// `royalty-ingest migrate` on the database at `url`, which must succeed.
+async fn migrate(url: &str) {
+    let output = common::pipeline::royalty_ingest(&["migrate"], url).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn journal_entries_written_as_jsonb_keep_their_values_through_the_journal_json_migration() {
+    let (url, pool, batch, before) = journal_before(UNDO_JOURNAL_JSON).await;
     assert!(
         before[0].2.contains("\"royalty_amount\""),
         "{:?}",
         before[0]
     );
 
-    let output = common::pipeline::royalty_ingest(&["migrate"], &url).await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    migrate(&url).await;
     let types: Vec<String> = sqlx::query_scalar(
         "SELECT data_type::text FROM information_schema.columns
           WHERE table_name = 'ledger_revisions' AND column_name IN ('old_values', 'new_values')",
@@ -306,27 +327,13 @@ async fn journal_unique_keys(pool: &sqlx::PgPool) -> Vec<String> {
 #[tokio::test]
 async fn a_journal_with_entries_keeps_them_and_its_one_entry_per_record_through_the_journal_by_source_migration()
  {
-    let (url, pool) = common::fresh_database().await;
-    let mut batch = batch();
-    batch.dead_letters.clear();
-    commit(&pool, &batch).await;
-    sqlx::raw_sql(UNDO_JOURNAL_BY_SOURCE)
-        .execute(&pool)
-        .await
-        .expect("back to the schema before the migration");
+    let (url, pool, batch, before) = journal_before(UNDO_JOURNAL_BY_SOURCE).await;
     assert_eq!(
         journal_unique_keys(&pool).await,
         ["UNIQUE (line_key, source_topic, source_partition, source_offset)"]
     );
-    let before = journal_documents(&pool).await;
-    assert_eq!(before.len(), 1, "the restatement's entry");
 
-    let output = common::pipeline::royalty_ingest(&["migrate"], &url).await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    migrate(&url).await;
     assert_eq!(
         journal_unique_keys(&pool).await,
         ["UNIQUE (source_offset, source_partition, source_topic, line_key, report_period)"]
@@ -339,11 +346,9 @@ async fn a_journal_with_entries_keeps_them_and_its_one_entry_per_record_through_
         let stats = commit(&pool, &batch).await;
         assert_eq!((stats.post.stale, stats.post.duplicates), (1, 1));
     }
-    let journal: Vec<(i64, bool)> = sqlx::query_as(
-        "SELECT source_offset, applied FROM ledger_revisions ORDER BY source_offset",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("journal");
-    assert_eq!(journal, vec![(0, false), (1, true)]);
+    assert_eq!(
+        journal_entries(&pool).await,
+        vec![(0, false), (1, true)],
+        "the restatement and the stale version, each once"
+    );
 }

@@ -240,6 +240,16 @@ async fn a_corrected_resend_closes_the_dead_letter_of_the_line_it_corrects() {
     assert_eq!((superseded, by_hand), (3, 0));
 }
 
+/// 20,000 open letters of lines of one period (keys: SHA-256 of 1…20,000), for the plan
+/// tests.
+const OPEN_LETTERS: &str = "
+         INSERT INTO quarantine (source_topic, source_partition, source_offset, consumer_group,
+                                 error_stage, error_class, reason, dead_letter_id, line_key,
+                                 report_period)
+         SELECT 'raw', 0, n, 'g', 'validate', 'isrc_format', 'bad ISRC', 'dl-' || n,
+                sha256(int8send(n)), date '2026-07-01'
+           FROM generate_series(1, 20000) AS n;";
+
 /// The superseding update reaches each open letter it found by the letter's address, also
 /// when the statistics still describe an empty quarantine: joined by id, PostgreSQL hashed
 /// every open letter for each batch (6 ms a batch at 9,000 open letters, growing with them).
@@ -250,17 +260,15 @@ async fn superseding_fetches_each_letter_by_address_whatever_the_statistics() {
     sqlx::raw_sql(
         "SET enable_seqscan = off;
          ALTER TABLE quarantine SET (autovacuum_enabled = false);
-         ANALYZE quarantine;
-         INSERT INTO quarantine (source_topic, source_partition, source_offset, consumer_group,
-                                 error_stage, error_class, reason, dead_letter_id, line_key,
-                                 report_period)
-         SELECT 'raw', 0, n, 'g', 'validate', 'isrc_format', 'bad ISRC', 'dl-' || n,
-                sha256(int8send(n)), date '2026-07-01'
-           FROM generate_series(1, 20000) AS n;",
+         ANALYZE quarantine;",
     )
     .execute(&mut *conn)
     .await
-    .expect("open letters the statistics do not know of");
+    .expect("statistics of an empty quarantine");
+    sqlx::raw_sql(OPEN_LETTERS)
+        .execute(&mut *conn)
+        .await
+        .expect("open letters the statistics do not know of");
     let letters: Vec<(i64, String, chrono::NaiveDate, Vec<u8>)> = sqlx::query_as(
         "SELECT quarantine_id, ctid::text, report_period, line_key FROM quarantine
           ORDER BY quarantine_id DESC LIMIT 60",
@@ -299,14 +307,17 @@ async fn superseding_candidates_are_probed_by_key_whatever_the_statistics() {
         "ALTER TABLE quarantine SET (autovacuum_enabled = false);
          ALTER TABLE royalty_ledger SET (autovacuum_enabled = false);
          ANALYZE quarantine;
-         ANALYZE royalty_ledger;
-         INSERT INTO quarantine (source_topic, source_partition, source_offset, consumer_group,
-                                 error_stage, error_class, reason, dead_letter_id, line_key,
-                                 report_period)
-         SELECT 'raw', 0, n, 'g', 'validate', 'isrc_format', 'bad ISRC', 'dl-' || n,
-                sha256(int8send(n)), date '2026-07-01'
-           FROM generate_series(1, 20000) AS n;
-         INSERT INTO royalty_ledger (line_key, dsp_name, report_period, transaction_id, isrc,
+         ANALYZE royalty_ledger;",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("statistics of an empty ledger and quarantine");
+    sqlx::raw_sql(OPEN_LETTERS)
+        .execute(&mut *conn)
+        .await
+        .expect("open letters");
+    sqlx::raw_sql(
+        "INSERT INTO royalty_ledger (line_key, dsp_name, report_period, transaction_id, isrc,
                 stream_count, royalty_amount, currency, source_topic, source_partition,
                 source_offset, source_timestamp)
          SELECT sha256(int8send(n)), 'StreamCo', date '2026-07-01', 'T-' || n, 'GBQZA2400001',
@@ -316,7 +327,7 @@ async fn superseding_candidates_are_probed_by_key_whatever_the_statistics() {
     )
     .execute(&mut *conn)
     .await
-    .expect("letters and lines the statistics do not know of");
+    .expect("lines the statistics do not know of");
     let keys = |from: i64| -> Vec<Vec<u8>> {
         (from..from + 60)
             .map(|n| {
